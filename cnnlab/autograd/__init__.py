@@ -1,0 +1,13 @@
+"""Reverse-mode automatic differentiation over NumPy arrays."""
+from cnnlab.autograd.tensor import (
+    DEFAULT_DTYPE,
+    Function,
+    Tensor,
+    enable_grad,
+    is_grad_enabled,
+    no_grad,
+    tensor,
+)
+
+__all__ = ["DEFAULT_DTYPE", "Function", "Tensor", "enable_grad", "is_grad_enabled", "no_grad",
+           "tensor"]

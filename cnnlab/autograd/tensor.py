@@ -1,0 +1,496 @@
+"""The autograd ``Tensor``, the ``Function`` node and the reverse-mode engine.
+
+A ``Tensor`` wraps a NumPy array (``.data``).  Every differentiable operation is
+a :class:`Function` subclass with an explicit ``forward`` (ndarrays in, ndarray
+out) and ``backward`` (upstream gradient in, one gradient per input out).  When
+any input requires a gradient, :meth:`Function.apply` records the node on the
+output; :meth:`Tensor.backward` then walks the recorded graph in reverse
+topological order and accumulates gradients with ``+`` so a tensor used twice
+receives the sum of both contributions.
+
+The arithmetic ``Function``s live in :mod:`cnnlab.autograd.basic`; the neural
+network ones (conv, pooling, ...) in :mod:`cnnlab.autograd.nn_ops`.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+DEFAULT_DTYPE = np.float32
+
+_grad_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    """True unless inside a :func:`no_grad` block."""
+    return getattr(_grad_state, "enabled", True)
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Context manager that disables graph recording (like ``torch.no_grad``)."""
+    previous = is_grad_enabled()
+    _grad_state.enabled = False
+    try:
+        yield
+    finally:
+        _grad_state.enabled = previous
+
+
+@contextlib.contextmanager
+def enable_grad() -> Iterator[None]:
+    """Context manager that re-enables graph recording inside ``no_grad``."""
+    previous = is_grad_enabled()
+    _grad_state.enabled = True
+    try:
+        yield
+    finally:
+        _grad_state.enabled = previous
+
+
+def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """Convert user data to an ndarray.
+
+    Python scalars and lists of floats become the default dtype (float32),
+    integer data stays integer, and existing float arrays keep their dtype
+    (so float64 flows through untouched).
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        return np.asarray(data, dtype=dtype)
+    if isinstance(data, np.ndarray):
+        return data
+    if isinstance(data, np.generic):
+        return np.asarray(data)
+    arr = np.asarray(data)
+    if arr.dtype == np.float64 or arr.dtype == np.float16:
+        # Python floats: follow torch and use the default dtype.
+        arr = arr.astype(DEFAULT_DTYPE)
+    return arr
+
+
+class Function:
+    """One node of the graph: an operation with an explicit backward.
+
+    Subclasses implement ``forward(*arrays, **kwargs) -> ndarray`` and
+    ``backward(grad_out) -> tuple`` returning one gradient (or ``None``) per
+    tensor input, each with that input's shape.  State needed by backward is
+    stored on ``self`` during ``forward``.
+    """
+
+    def __init__(self) -> None:
+        self.inputs: tuple[Tensor, ...] = ()
+        self.needs_input_grad: tuple[bool, ...] = ()
+        self.released = False
+
+    def release(self) -> None:
+        """Drop everything saved for backward (called after backward has run)."""
+        keep = {"inputs": (), "needs_input_grad": self.needs_input_grad, "released": True}
+        self.__dict__.clear()
+        self.__dict__.update(keep)
+
+    def forward(self, *args: np.ndarray, **kwargs: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, grad_out: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs: Tensor, **kwargs: Any) -> Tensor:
+        """Run ``forward`` on the inputs' arrays and record the node if needed.
+
+        An optional input (a conv without bias, say) may be passed as ``None``;
+        ``forward`` then receives ``None`` and its gradient is never asked for.
+        """
+        fn = cls()
+        out_data = fn.forward(*(None if t is None else t.data for t in inputs), **kwargs)
+        needs = tuple(t is not None and t.requires_grad for t in inputs)
+        requires = is_grad_enabled() and any(needs)
+        out = Tensor(out_data, requires_grad=requires)
+        if requires:
+            fn.inputs = inputs
+            fn.needs_input_grad = needs
+            out._ctx = fn
+        return out
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+
+class Tensor:
+    """An n-dimensional array with reverse-mode automatic differentiation.
+
+    Parameters
+    ----------
+    data : array_like
+        The values.  A float ndarray keeps its dtype; Python floats become
+        float32 (the default dtype), integers stay integers.
+    requires_grad : bool
+        Whether gradients with respect to this tensor should be computed.
+    dtype : numpy dtype, optional
+        Force a dtype.
+    """
+
+    __array_priority__ = 1000  # make ``ndarray + Tensor`` call Tensor.__radd__
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
+        self.data: np.ndarray = _as_array(data, dtype)
+        if requires_grad and not np.issubdtype(self.data.dtype, np.floating):
+            raise TypeError(
+                f"only floating point tensors can require gradients, got dtype {self.data.dtype}"
+            )
+        self.requires_grad: bool = bool(requires_grad)
+        self.grad: np.ndarray | None = None
+        self._ctx: Function | None = None
+
+    # ------------------------------------------------------------------ info
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    @property
+    def grad_fn(self) -> Function | None:
+        return self._ctx
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied), like ``Tensor.numpy()``."""
+        return self.data
+
+    def item(self) -> float | int:
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        return self.data.tolist()
+
+    def detach(self) -> Tensor:
+        """A new tensor sharing the data, cut from the graph."""
+        return Tensor(self.data)
+
+    def clone(self) -> Tensor:
+        return _basic.Clone.apply(self)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and not np.issubdtype(self.data.dtype, np.floating):
+            raise TypeError(f"only floating point tensors can require gradients, got {self.dtype}")
+        self.requires_grad = requires_grad
+        return self
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    def astype(self, dtype: Any) -> Tensor:
+        return _basic.Cast.apply(self, dtype=np.dtype(dtype))
+
+    def float(self) -> Tensor:
+        return self.astype(np.float32)
+
+    def double(self) -> Tensor:
+        return self.astype(np.float64)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, precision=4, separator=", ", threshold=50)
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        if self._ctx is not None:
+            extra = f", grad_fn={type(self._ctx).__name__}"
+        return f"Tensor({body}, dtype={self.dtype}{extra})"
+
+    # -------------------------------------------------------------- backward
+    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that
+        requires a gradient.
+
+        ``grad`` defaults to 1 for a single-element tensor, as in PyTorch;
+        otherwise it must be given and have ``self.shape``.  Unless
+        ``retain_graph`` is set, the saved state of every node is released as
+        soon as its backward has run, so activations do not outlive the step.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() on a tensor that does not require grad")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"grad can be implicitly created only for scalar outputs, got shape {self.shape}"
+                )
+            grad_arr = np.ones_like(self.data)
+        else:
+            grad_arr = _as_array(grad, self.dtype)
+            if grad_arr.shape != self.shape:
+                raise ValueError(f"grad shape must match tensor shape, {grad_arr.shape} != {self.shape}")
+
+        order = _topological_order(self)
+        grads: dict[int, np.ndarray] = {id(self): grad_arr}
+        for node in order:
+            g = grads.pop(id(node), None)
+            fn = node._ctx
+            if fn is None:
+                if g is not None and node.requires_grad:
+                    node.grad = g if node.grad is None else node.grad + g
+                continue
+            if fn.released:
+                raise RuntimeError(
+                    f"trying to backward through {fn} a second time; its saved arrays were "
+                    "released after the first backward (pass retain_graph=True)"
+                )
+            if g is None:
+                continue
+            in_grads = fn.backward(g)
+            if len(in_grads) != len(fn.inputs):
+                raise RuntimeError(f"{fn} returned {len(in_grads)} grads for {len(fn.inputs)} inputs")
+            for t, tg, needed in zip(fn.inputs, in_grads, fn.needs_input_grad):
+                if not needed or tg is None:
+                    continue
+                if tg.shape != t.shape:
+                    raise RuntimeError(
+                        f"{fn}: grad shape must match input shape, {tg.shape} != {t.shape}"
+                    )
+                prev = grads.get(id(t))
+                grads[id(t)] = tg if prev is None else prev + tg
+            if not retain_graph:
+                fn.release()
+
+    # ------------------------------------------------------------ arithmetic
+    def __add__(self, other: Any) -> Tensor:
+        return _basic.Add.apply(self, _lift(other, self))
+
+    def __radd__(self, other: Any) -> Tensor:
+        return _basic.Add.apply(_lift(other, self), self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return _basic.Sub.apply(self, _lift(other, self))
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return _basic.Sub.apply(_lift(other, self), self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return _basic.Mul.apply(self, _lift(other, self))
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return _basic.Mul.apply(_lift(other, self), self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return _basic.Div.apply(self, _lift(other, self))
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return _basic.Div.apply(_lift(other, self), self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return _basic.MatMul.apply(self, _lift(other, self))
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return _basic.MatMul.apply(_lift(other, self), self)
+
+    def __pow__(self, exponent: Any) -> Tensor:
+        if isinstance(exponent, Tensor):
+            raise TypeError("Tensor ** Tensor is not supported; use a Python number exponent")
+        return _basic.Pow.apply(self, exponent=float(exponent))
+
+    def __neg__(self) -> Tensor:
+        return _basic.Neg.apply(self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    # comparisons give plain boolean tensors without gradient
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return Tensor(self.data == _raw(other))
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return Tensor(self.data != _raw(other))
+
+    def __lt__(self, other: Any) -> Tensor:
+        return Tensor(self.data < _raw(other))
+
+    def __le__(self, other: Any) -> Tensor:
+        return Tensor(self.data <= _raw(other))
+
+    def __gt__(self, other: Any) -> Tensor:
+        return Tensor(self.data > _raw(other))
+
+    def __ge__(self, other: Any) -> Tensor:
+        return Tensor(self.data >= _raw(other))
+
+    __hash__ = object.__hash__
+
+    # ------------------------------------------------------------ reductions
+    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return _basic.Sum.apply(self, axis=_norm_axis(axis, self.ndim), keepdims=keepdims)
+
+    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return _basic.Mean.apply(self, axis=_norm_axis(axis, self.ndim), keepdims=keepdims)
+
+    def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return _basic.Max.apply(self, axis=_norm_axis(axis, self.ndim), keepdims=keepdims)
+
+    def argmax(self, axis: int | None = None) -> Tensor:
+        return Tensor(self.data.argmax(axis=axis))
+
+    # --------------------------------------------------------- elementwise
+    def exp(self) -> Tensor:
+        return _basic.Exp.apply(self)
+
+    def log(self) -> Tensor:
+        return _basic.Log.apply(self)
+
+    def sqrt(self) -> Tensor:
+        return self ** 0.5
+
+    def abs(self) -> Tensor:
+        return _basic.Abs.apply(self)
+
+    def relu(self) -> Tensor:
+        return _nn_ops.ReLU.apply(self)
+
+    def sigmoid(self) -> Tensor:
+        return _nn_ops.Sigmoid.apply(self)
+
+    def tanh(self) -> Tensor:
+        return _nn_ops.Tanh.apply(self)
+
+    # --------------------------------------------------------------- shapes
+    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _basic.Reshape.apply(self, shape=tuple(int(s) for s in shape))
+
+    def view(self, *shape: int | Sequence[int]) -> Tensor:
+        return self.reshape(*shape)
+
+    def transpose(self, *axes: int | Sequence[int]) -> Tensor:
+        """Permute axes.
+
+        ``t.transpose()`` reverses them (NumPy), ``t.transpose(0, 2, 1)`` or
+        ``t.transpose((0, 2, 1))`` permutes them, and ``t.transpose(a, b)`` on a
+        tensor with more than two dimensions swaps ``a`` and ``b`` (PyTorch).
+        """
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        nd = self.ndim
+        if len(axes) == 0:
+            perm = tuple(reversed(range(nd)))
+        elif len(axes) == 2 and nd != 2:
+            a, b = (int(ax) % nd for ax in axes)
+            p = list(range(nd))
+            p[a], p[b] = p[b], p[a]
+            perm = tuple(p)
+        else:
+            perm = tuple(int(ax) % nd for ax in axes)
+            if sorted(perm) != list(range(nd)):
+                raise ValueError(f"transpose axes {axes} are not a permutation of {nd} dimensions")
+        return _basic.Transpose.apply(self, axes=perm)
+
+    def permute(self, *axes: int) -> Tensor:
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return _basic.Transpose.apply(self, axes=tuple(int(a) % self.ndim for a in axes))
+
+    @property
+    def T(self) -> Tensor:
+        return self.transpose()
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        nd = self.ndim
+        if nd == 0:
+            return self.reshape(1)
+        s, e = start_dim % nd, end_dim % nd
+        if s > e:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        shp = self.shape
+        new = shp[:s] + (int(np.prod(shp[s : e + 1], dtype=np.int64)),) + shp[e + 1 :]
+        return self.reshape(new)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        if isinstance(index, Tensor):
+            index = index.data
+        elif isinstance(index, tuple):
+            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        return _basic.Index.apply(self, index=index)
+
+
+def _raw(x: Any) -> Any:
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _lift(x: Any, like: Tensor) -> Tensor:
+    """Turn a Python number or array into a constant Tensor of ``like``'s float dtype."""
+    if isinstance(x, Tensor):
+        return x
+    arr = np.asarray(x)
+    if np.issubdtype(like.dtype, np.floating) and not (
+        np.issubdtype(arr.dtype, np.floating) and arr.ndim > 0
+    ):
+        arr = arr.astype(like.dtype)
+    return Tensor(arr)
+
+
+def _norm_axis(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ...] | None:
+    if axis is None:
+        return None
+    if isinstance(axis, (int, np.integer)):
+        axis = (int(axis),)
+    out = []
+    for a in axis:
+        if not -ndim <= a < max(ndim, 1):
+            raise IndexError(f"axis {a} is out of range for a tensor of {ndim} dimensions")
+        out.append(int(a) % max(ndim, 1))
+    return tuple(out)
+
+
+def _topological_order(root: Tensor) -> list[Tensor]:
+    """Nodes reachable from ``root``, each before its inputs (iterative DFS)."""
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        if node._ctx is not None:
+            for t in node._ctx.inputs:
+                if t is not None and t.requires_grad and id(t) not in seen:
+                    stack.append((t, False))
+    order.reverse()
+    return order
+
+
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+    """Build a Tensor (``torch.tensor`` style)."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+# The op modules import Function and Tensor from here, so they come last.
+from cnnlab.autograd import basic as _basic  # noqa: E402
+from cnnlab.autograd import nn_ops as _nn_ops  # noqa: E402

@@ -1,0 +1,221 @@
+"""conv2d and pooling: parity with torch (float64), gradcheck, the notes' formulas."""
+import numpy as np
+import pytest
+from helpers import _torch, check_op, leaves
+
+import cnnlab
+import cnnlab.nn.functional as F
+from cnnlab.kernels import conv as conv_k
+from cnnlab.kernels import reference as ref
+
+torch = _torch()
+TF = torch.nn.functional
+
+# (N, C, H, W, O, KH, KW, stride, padding, dilation, groups)
+CONV_CASES = [
+    (1, 1, 5, 5, 1, 3, 3, 1, 0, 1, 1),          # batch 1, single channel
+    (2, 3, 9, 9, 4, 3, 3, 1, 1, 1, 1),          # 'same'-like padding
+    (2, 3, 10, 11, 5, 3, 3, 2, 1, 1, 1),        # stride 2, odd width
+    (3, 4, 12, 12, 6, 5, 3, (2, 1), (2, 1), 1, 1),  # non-square kernel, stride, padding
+    (2, 4, 11, 11, 4, 3, 3, 1, 2, 2, 1),        # dilation 2
+    (2, 4, 11, 9, 6, 3, 2, (1, 2), (0, 1), (2, 3), 2),  # dilation pair + groups
+    (2, 6, 8, 8, 6, 3, 3, 1, 1, 1, 6),          # depthwise
+    (2, 4, 7, 7, 8, 1, 1, 1, 0, 1, 1),          # 1x1
+    (2, 3, 13, 13, 4, 11, 11, 4, 0, 1, 1),      # AlexNet-like 11x11 stride 4 (small)
+    (1, 2, 6, 6, 2, 4, 4, 3, 1, 1, 2),          # stride 3 with remainder, groups
+]
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv2d_matches_torch(case):
+    N, C, H, W, O, KH, KW, s, p, d, g = case
+    rng = np.random.default_rng(hash(case) % 2**32)
+    x = rng.standard_normal((N, C, H, W))
+    w = rng.standard_normal((O, C // g, KH, KW))
+    b = rng.standard_normal(O)
+    check_op(lambda x, w, b: F.conv2d(x, w, b, stride=s, padding=p, dilation=d, groups=g),
+             lambda x, w, b: TF.conv2d(x, w, b, stride=s, padding=p, dilation=d, groups=g),
+             [x, w, b])
+
+
+def test_conv2d_without_bias_and_unbatched():
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((3, 7, 7)), rng.standard_normal((5, 3, 3, 3))
+    check_op(lambda x, w: F.conv2d(x, w, padding=1), lambda x, w: TF.conv2d(x, w, padding=1),
+             [x, w])
+
+
+@pytest.mark.parametrize("mode", ["valid", "same"])
+@pytest.mark.parametrize("k,d", [(3, 1), (4, 1), (3, 2)])
+def test_conv2d_string_padding_matches_torch(mode, k, d):
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((2, 2, 9, 8)), rng.standard_normal((3, 2, k, k))
+    check_op(lambda x, w: F.conv2d(x, w, padding=mode, dilation=d),
+             lambda x, w: TF.conv2d(x, w, padding=mode, dilation=d), [x, w])
+
+
+def test_conv2d_full_padding_is_true_full_convolution():
+    # 'full' pads F - 1 on every side: the output is W + F - 1 and equals the
+    # explicit symmetric padding F - 1.
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((1, 1, 6, 5)), rng.standard_normal((1, 1, 3, 2))
+    y = F.conv2d(cnnlab.Tensor(x), cnnlab.Tensor(w), padding="full")
+    assert y.shape == (1, 1, 8, 6)
+    yt = TF.conv2d(torch.tensor(x), torch.tensor(w), padding=(2, 1))
+    np.testing.assert_allclose(y.data, yt.numpy(), atol=1e-12, rtol=0)
+    # and on a single channel it is MATLAB's conv2(x, rot180(w), 'full')
+    np.testing.assert_allclose(y.data[0, 0], ref.conv2d_full(x[0, 0], w[0, 0, ::-1, ::-1]),
+                               atol=1e-12, rtol=0)
+
+
+def test_strided_same_padding_follows_tensorflow_rule():
+    # output = ceil(W / S), extra pixel on the far side
+    x = cnnlab.Tensor(np.ones((1, 1, 7, 8)))
+    w = cnnlab.Tensor(np.ones((1, 1, 3, 3)))
+    y = F.conv2d(x, w, stride=2, padding="same")
+    assert y.shape == (1, 1, 4, 4)
+    assert F.conv_padding("same", (3, 3), (2, 2), (1, 1), (7, 8)) == (1, 1, 0, 1)
+
+
+@pytest.mark.parametrize("case", CONV_CASES[:7])
+def test_conv2d_fast_kernel_matches_naive_loops(case):
+    N, C, H, W, O, KH, KW, s, p, d, g = case
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((N, C, H, W))
+    w = rng.standard_normal((O, C // g, KH, KW))
+    b = rng.standard_normal(O)
+    s2, d2 = F._pair(s, "s"), F._pair(d, "d")
+    p2 = F.conv_padding(p, (KH, KW), s2, d2, (H, W))
+    fast, _ = conv_k.conv2d_forward(x, w, b, s2, p2, d2, g)
+    slow = ref.conv2d_naive(x, w, b, s2, p2, d2, g)
+    np.testing.assert_allclose(fast, slow, atol=1e-12, rtol=0)
+
+
+def test_conv2d_backward_is_the_notes_full_and_valid_convolutions():
+    # delta_i = sum_j conv2(delta_j, k_ij, 'full');  dk = conv2(x, rot180(delta), 'valid')
+    rng = np.random.default_rng(6)
+    x, w, b = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal(4)
+    y, cache = conv_k.conv2d_forward(x, w, b, (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    delta = rng.standard_normal(y.shape)
+    dx, dw, db = conv_k.conv2d_backward(delta, cache)
+    dx_ref, dw_ref, db_ref = ref.conv2d_backward_notes(x, w, delta)
+    np.testing.assert_allclose(dx, dx_ref, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(dw, dw_ref, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(db, db_ref, atol=1e-12, rtol=0)
+
+
+def test_conv2d_im2col_shapes_of_the_notes_alexnet_example():
+    # X 227x227x3, 96 filters 11x11x3, stride 4: X_col 3025 x 363, output 55x55x96
+    x = np.zeros((1, 3, 227, 227), dtype=np.float32)
+    w = np.zeros((96, 3, 11, 11), dtype=np.float32)
+    y, cache = conv_k.conv2d_forward(x, w, None, (4, 4), (0, 0, 0, 0), (1, 1), 1)
+    assert cache.cols.shape == (3025, 1, 363)
+    assert cache.w_mat.shape == (1, 96, 363)
+    assert y.shape == (1, 96, 55, 55)
+
+
+@pytest.mark.parametrize("s,p,d,g", [(1, 0, 1, 1), (2, 1, 1, 1), (1, 1, 2, 1), (2, 2, 1, 2)])
+def test_conv2d_gradcheck(s, p, d, g):
+    rng = np.random.default_rng(7)
+    x, w, b = leaves(rng.standard_normal((2, 4, 7, 6)), rng.standard_normal((4, 4 // g, 3, 2)),
+                     rng.standard_normal(4))
+    cnnlab.gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=s, padding=p, dilation=d, groups=g),
+                     [x, w, b])
+
+
+def test_conv2d_float32_stays_float32():
+    x = cnnlab.Tensor(np.ones((1, 2, 5, 5), dtype=np.float32), requires_grad=True)
+    w = cnnlab.Tensor(np.ones((3, 2, 3, 3), dtype=np.float32), requires_grad=True)
+    y = F.conv2d(x, w, padding=1)
+    y.sum().backward()
+    assert y.dtype == np.float32 and x.grad.dtype == np.float32 and w.grad.dtype == np.float32
+
+
+def test_conv_output_size_and_invalid_settings():
+    assert cnnlab.conv_output_size(227, 11, 4) == 55
+    assert cnnlab.conv_output_size(32, 5) == 28
+    assert cnnlab.conv_output_size(28, 5, padding=2) == 28
+    assert cnnlab.conv_output_size(10, 3, stride=2, strict=False) == 4
+    with pytest.raises(ValueError, match="not an integer"):
+        cnnlab.conv_output_size(10, 3, stride=2)
+    with pytest.raises(ValueError, match="does not fit"):
+        cnnlab.conv_output_size(3, 5)
+
+
+def test_conv2d_errors_name_shapes():
+    x = cnnlab.Tensor(np.zeros((2, 1, 8, 8)))
+    w = cnnlab.Tensor(np.zeros((4, 3, 3, 3)))
+    with pytest.raises(ValueError, match=r"expects input \(N, 3, H, W\), got \(2, 1, 8, 8\)"):
+        F.conv2d(x, w)
+    with pytest.raises(ValueError, match="smaller than the effective kernel"):
+        F.conv2d(cnnlab.Tensor(np.zeros((1, 3, 2, 2))), w)
+    with pytest.raises(TypeError, match="dtype"):
+        F.conv2d(cnnlab.Tensor(np.zeros((1, 3, 5, 5), dtype=np.float32)), w)
+
+
+# ------------------------------------------------------------------- pooling
+POOL_CASES = [
+    # (shape, kernel, stride, padding)
+    ((2, 3, 8, 8), 2, None, 0),
+    ((1, 2, 7, 9), 3, 2, 0),        # overlapping 3x3/2
+    ((2, 2, 7, 7), 3, 2, 1),        # with padding
+    ((2, 1, 9, 6), (3, 2), (2, 1), (1, 0)),
+    ((1, 1, 5, 5), 2, 2, 0),        # remainder dropped (floor)
+]
+
+
+@pytest.mark.parametrize("shape,k,s,p", POOL_CASES)
+def test_max_pool2d_matches_torch(shape, k, s, p):
+    x = np.random.default_rng(8).standard_normal(shape)
+    check_op(lambda x: F.max_pool2d(x, k, s, p), lambda x: TF.max_pool2d(x, k, s, p), [x])
+
+
+@pytest.mark.parametrize("shape,k,s,p", POOL_CASES)
+def test_avg_pool2d_matches_torch(shape, k, s, p):
+    x = np.random.default_rng(9).standard_normal(shape)
+    check_op(lambda x: F.avg_pool2d(x, k, s, p), lambda x: TF.avg_pool2d(x, k, s, p), [x])
+    check_op(lambda x: F.avg_pool2d(x, k, s, p, count_include_pad=False),
+             lambda x: TF.avg_pool2d(x, k, s, p, count_include_pad=False), [x])
+
+
+@pytest.mark.parametrize("k,s", [(2, 2), (3, 2), (3, 1)])
+def test_max_pool2d_ties_match_torch(k, s):
+    # integer-valued inputs in a small range give many ties in every window
+    x = np.random.default_rng(10).integers(0, 3, size=(2, 3, 9, 9)).astype(np.float64)
+    check_op(lambda x: F.max_pool2d(x, k, s), lambda x: TF.max_pool2d(x, k, s), [x])
+    # a constant input: every window is one big tie, the first position wins
+    c = np.ones((1, 1, 4, 4))
+    xt = cnnlab.Tensor(c, requires_grad=True)
+    F.max_pool2d(xt, 2).sum().backward()
+    assert xt.grad[0, 0].tolist() == [[1, 0, 1, 0], [0, 0, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]]
+
+
+def test_max_pool_backward_routes_to_argmax_as_in_the_notes():
+    # the notes' window [1, 2, 3, 2]: backward gives [0, 0, g, 0]
+    x = cnnlab.Tensor(np.array([[[[1.0, 2.0], [3.0, 2.0]]]]), requires_grad=True)
+    y = F.max_pool2d(x, 2)
+    assert y.item() == 3.0
+    y.backward(np.array([[[[3.0]]]]))
+    assert x.grad.reshape(-1).tolist() == [0.0, 0.0, 3.0, 0.0]
+
+
+def test_max_pool_matches_naive_reference():
+    x = np.random.default_rng(11).integers(-2, 3, size=(2, 2, 7, 8)).astype(np.float64)
+    y = F.max_pool2d(cnnlab.Tensor(x), 3, 2, 1)
+    y_ref, _ = ref.max_pool2d_naive(x, (3, 3), (2, 2), (1, 1))
+    np.testing.assert_array_equal(y.data, y_ref)
+
+
+@pytest.mark.parametrize("fn", [lambda x: F.max_pool2d(x, 3, 2, 1),
+                                lambda x: F.avg_pool2d(x, 2),
+                                lambda x: F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)])
+def test_pool_gradcheck(fn):
+    (x,) = leaves(np.random.default_rng(12).standard_normal((2, 2, 6, 7)))
+    cnnlab.gradcheck(fn, [x])
+
+
+def test_pool_errors():
+    with pytest.raises(ValueError, match=r"expected input \(N, C, H, W\)"):
+        F.max_pool2d(cnnlab.Tensor(np.zeros((4, 4))), 2)
+    with pytest.raises(ValueError, match="padding"):
+        F.max_pool2d(cnnlab.Tensor(np.zeros((1, 1, 4, 4))), 2, padding=2)
