@@ -9,6 +9,7 @@ reproduces torch's update formulas exactly.  Schedulers live in the
     opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     sched = optim.lr_scheduler.StepLR(opt, step_size=30, gamma=0.1)
 """
+
 from __future__ import annotations
 
 from cnnlab.optim import lr_scheduler
@@ -17,11 +18,11 @@ from cnnlab.optim.optimizer import Optimizer
 from cnnlab.optim.sgd import SGD, sgd_update
 
 __all__ = [
-    "Optimizer",
     "SGD",
     "Adam",
     "AdamW",
-    "sgd_update",
+    "Optimizer",
     "adam_update",
     "lr_scheduler",
+    "sgd_update",
 ]

@@ -3,6 +3,7 @@
 :func:`adam_update` is the pure update rule on ndarrays; :class:`Adam` and
 :class:`AdamW` are the stateful optimizers that apply it.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -184,9 +185,13 @@ class Adam(Optimizer):
             raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
         for i, beta in enumerate(betas):
             if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
-                raise TypeError(f"{name}: beta parameter at index {i} must be a real number, got {beta!r}")
+                raise TypeError(
+                    f"{name}: beta parameter at index {i} must be a real number, got {beta!r}"
+                )
             if not 0.0 <= beta < 1.0:
-                raise ValueError(f"{name}: invalid beta parameter at index {i}: {beta} (must be in [0, 1))")
+                raise ValueError(
+                    f"{name}: invalid beta parameter at index {i}: {beta} (must be in [0, 1))"
+                )
         group["betas"] = (float(betas[0]), float(betas[1]))
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:

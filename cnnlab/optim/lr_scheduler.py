@@ -17,6 +17,7 @@ arithmetic when nothing else edits ``group['lr']``.
 so it is JSON serialisable (``ReduceLROnPlateau``'s ``best`` may be ``inf``,
 which Python's ``json`` writes as ``Infinity``).
 """
+
 from __future__ import annotations
 
 import math
@@ -27,20 +28,22 @@ from typing import Any, Literal
 from cnnlab.optim.optimizer import Optimizer, _to_plain
 
 __all__ = [
+    "CosineAnnealingLR",
+    "ExponentialLR",
     "LRScheduler",
     "LambdaLR",
-    "StepLR",
-    "MultiStepLR",
-    "ExponentialLR",
     "LinearLR",
-    "CosineAnnealingLR",
+    "MultiStepLR",
     "ReduceLROnPlateau",
+    "StepLR",
 ]
 
 
 def _check_optimizer(owner: str, optimizer: Any) -> None:
     if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"{owner}: expected a cnnlab.optim.Optimizer, got {type(optimizer).__name__}")
+        raise TypeError(
+            f"{owner}: expected a cnnlab.optim.Optimizer, got {type(optimizer).__name__}"
+        )
 
 
 def _check_real(owner: str, name: str, value: Any) -> None:
@@ -218,7 +221,9 @@ class LambdaLR(LRScheduler):
 
     def get_lr(self) -> list[float]:
         """``base_lr * lr_lambda(last_epoch)`` for each group."""
-        return [base_lr * fn(self.last_epoch) for fn, base_lr in zip(self.lr_lambdas, self.base_lrs)]
+        return [
+            base_lr * fn(self.last_epoch) for fn, base_lr in zip(self.lr_lambdas, self.base_lrs)
+        ]
 
     def state_dict(self) -> dict[str, Any]:
         """Scheduler state; ``'lr_lambdas'`` is a list of ``None`` placeholders."""
@@ -245,7 +250,9 @@ class StepLR(LRScheduler):
         See :class:`LRScheduler`.
     """
 
-    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1) -> None:
+    def __init__(
+        self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1
+    ) -> None:
         name = type(self).__name__
         _check_int(name, "step_size", step_size, 1)
         _check_real(name, "gamma", gamma)
@@ -276,7 +283,11 @@ class MultiStepLR(LRScheduler):
     """
 
     def __init__(
-        self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1, last_epoch: int = -1
+        self,
+        optimizer: Optimizer,
+        milestones: Iterable[int],
+        gamma: float = 0.1,
+        last_epoch: int = -1,
     ) -> None:
         name = type(self).__name__
         milestones = list(milestones)
@@ -370,7 +381,8 @@ class LinearLR(LRScheduler):
         if self._is_initial or self.last_epoch > self.total_iters:
             return self._current_lrs()
         ratio = 1.0 + (self.end_factor - self.start_factor) / (
-            self.total_iters * self.start_factor + (self.last_epoch - 1) * (self.end_factor - self.start_factor)
+            self.total_iters * self.start_factor
+            + (self.last_epoch - 1) * (self.end_factor - self.start_factor)
         )
         return [lr * ratio for lr in self._current_lrs()]
 
@@ -396,7 +408,9 @@ class CosineAnnealingLR(LRScheduler):
         See :class:`LRScheduler`.
     """
 
-    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1) -> None:
+    def __init__(
+        self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
+    ) -> None:
         name = type(self).__name__
         _check_int(name, "T_max", T_max, 1)
         _check_real(name, "eta_min", eta_min)
@@ -420,7 +434,10 @@ class CosineAnnealingLR(LRScheduler):
                 for base_lr, lr in zip(self.base_lrs, self._current_lrs())
             ]
         return [
-            (1 + math.cos(math.pi * t / t_max)) / (1 + math.cos(math.pi * (t - 1) / t_max)) * (lr - eta_min) + eta_min
+            (1 + math.cos(math.pi * t / t_max))
+            / (1 + math.cos(math.pi * (t - 1) / t_max))
+            * (lr - eta_min)
+            + eta_min
             for lr in self._current_lrs()
         ]
 
@@ -487,11 +504,15 @@ class ReduceLROnPlateau(LRScheduler):
         if mode not in ("min", "max"):
             raise ValueError(f"{name}: mode must be 'min' or 'max', got {mode!r}")
         if threshold_mode not in ("rel", "abs"):
-            raise ValueError(f"{name}: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
+            raise ValueError(
+                f"{name}: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}"
+            )
         self.optimizer = optimizer
         if isinstance(min_lr, (list, tuple)):
             if len(min_lr) != len(optimizer.param_groups):
-                raise ValueError(f"{name}: expected {len(optimizer.param_groups)} min_lrs, got {len(min_lr)}")
+                raise ValueError(
+                    f"{name}: expected {len(optimizer.param_groups)} min_lrs, got {len(min_lr)}"
+                )
             self.default_min_lr: float | None = None
             self.min_lrs = list(min_lr)
         else:

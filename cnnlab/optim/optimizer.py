@@ -26,6 +26,7 @@ groups' ``'params'``.  Every value is an ndarray, a Python scalar (number,
 bool, str, ``None``) or a list/dict of those, so a state dict can be written
 with ``np.savez`` + ``json`` and never needs pickle.
 """
+
 from __future__ import annotations
 
 import copy
@@ -217,9 +218,13 @@ class Optimizer:
         """
         name = type(self).__name__
         if not isinstance(param_group, dict):
-            raise TypeError(f"{name}: param_group must be a dict, but got {type(param_group).__name__}")
+            raise TypeError(
+                f"{name}: param_group must be a dict, but got {type(param_group).__name__}"
+            )
         if "params" not in param_group:
-            raise ValueError(f"{name}: param_group must have a 'params' entry, got keys {sorted(param_group)}")
+            raise ValueError(
+                f"{name}: param_group must have a 'params' entry, got keys {sorted(param_group)}"
+            )
         group = dict(param_group)
         params = group["params"]
         if _is_parameter_like(params):
@@ -251,7 +256,9 @@ class Optimizer:
 
         ids = [id(p) for p in params]
         if len(set(ids)) != len(ids):
-            raise ValueError(f"{name}: a parameter group contains the same parameter more than once")
+            raise ValueError(
+                f"{name}: a parameter group contains the same parameter more than once"
+            )
         existing = {id(p) for g in self.param_groups for p in g["params"]}
         if not existing.isdisjoint(ids):
             raise ValueError(f"{name}: some parameters appear in more than one parameter group")
@@ -375,8 +382,12 @@ class Optimizer:
         """
         name = type(self).__name__
         if not isinstance(state_dict, Mapping) or set(state_dict) != {"state", "param_groups"}:
-            keys = sorted(state_dict) if isinstance(state_dict, Mapping) else type(state_dict).__name__
-            raise ValueError(f"{name}: state_dict must have exactly the keys 'param_groups' and 'state', got {keys}")
+            keys = (
+                sorted(state_dict) if isinstance(state_dict, Mapping) else type(state_dict).__name__
+            )
+            raise ValueError(
+                f"{name}: state_dict must have exactly the keys 'param_groups' and 'state', got {keys}"
+            )
         saved_groups = copy.deepcopy(list(state_dict["param_groups"]))
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
@@ -399,7 +410,9 @@ class Optimizer:
         for key, p_state in state_dict["state"].items():
             index = int(key)
             if index not in id_map:
-                raise ValueError(f"{name}: loaded state refers to parameter {key!r}, which is in no group")
+                raise ValueError(
+                    f"{name}: loaded state refers to parameter {key!r}, which is in no group"
+                )
             p = id_map[index]
             new_state[p] = {k: self._cast_state_value(p, index, k, v) for k, v in p_state.items()}
 

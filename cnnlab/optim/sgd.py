@@ -3,6 +3,7 @@
 :func:`sgd_update` is the pure update rule on ndarrays; :class:`SGD` is the
 stateful optimizer that applies it to every parameter with a gradient.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping

@@ -1,0 +1,184 @@
+"""Saving and loading arrays without pickle: one ``.npz`` file per checkpoint.
+
+A checkpoint file is a zip (NumPy's ``.npz``) holding
+
+* one ``.npy`` member per array, under its dotted name (``model/conv1.weight``);
+* a member ``__meta__`` with UTF-8 JSON: format version, the caller's
+  metadata, and the SHA-256 of every array's bytes.
+
+Writing is atomic: the file is written under a temporary name in the same
+directory, flushed to disk, and renamed over the target, so a crash never
+leaves a half-written checkpoint under the real name and never destroys the
+previous one.  Loading uses ``allow_pickle=False`` (no code can run), checks
+the zip's CRCs, every array's checksum and the metadata, and raises
+:class:`CheckpointError` naming the file for anything truncated or corrupt.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+FORMAT = "cnnlab-checkpoint"
+VERSION = 1
+META_KEY = "__meta__"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, truncated, corrupt or of the wrong kind."""
+
+
+def _digest(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
+                meta: Mapping[str, Any] | None = None) -> Path:
+    """Atomically write ``arrays`` and JSON-serialisable ``meta`` to ``path``."""
+    path = Path(path)
+    clean: dict[str, np.ndarray] = {}
+    for name, a in arrays.items():
+        if name == META_KEY or "\x00" in name:
+            raise ValueError(f"invalid array name {name!r}")
+        arr = np.asarray(a)
+        if arr.dtype.hasobject:
+            raise TypeError(f"array {name!r} has dtype object, which cannot be saved without pickle")
+        clean[name] = arr
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "meta": dict(meta or {}),
+        "arrays": {k: {"sha256": _digest(v), "dtype": v.dtype.str, "shape": list(v.shape)}
+                   for k, v in clean.items()},
+    }
+    blob = json.dumps(header, sort_keys=True).encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
+                zf.writestr(META_KEY + ".json", blob)
+                for name, arr in clean.items():
+                    buf = io.BytesIO()
+                    np.lib.format.write_array(buf, arr, allow_pickle=False)
+                    zf.writestr(name + ".npy", buf.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+    return path
+
+
+def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read a file written by :func:`save_arrays`; returns ``(arrays, meta)``.
+
+    Raises :class:`CheckpointError` for anything that is not an intact
+    checkpoint, and ``FileNotFoundError`` if the file does not exist.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        with zipfile.ZipFile(path, "r") as zf:
+            names = zf.namelist()
+            if META_KEY + ".json" not in names:
+                raise CheckpointError(f"{path}: not a cnnlab checkpoint (no {META_KEY}.json entry)")
+            header = json.loads(zf.read(META_KEY + ".json").decode("utf-8"))
+            if header.get("format") != FORMAT:
+                raise CheckpointError(f"{path}: not a cnnlab checkpoint (format {header.get('format')!r})")
+            if header.get("version") != VERSION:
+                raise CheckpointError(f"{path}: checkpoint version {header.get('version')} is not "
+                                      f"supported (expected {VERSION})")
+            expected = header["arrays"]
+            arrays: dict[str, np.ndarray] = {}
+            for name, info in expected.items():
+                member = name + ".npy"
+                if member not in names:
+                    raise CheckpointError(f"{path}: array {name!r} is listed but missing")
+                with zf.open(member) as f:
+                    data = f.read()   # zipfile verifies the CRC here
+                arr = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+                if list(arr.shape) != info["shape"] or arr.dtype.str != info["dtype"]:
+                    raise CheckpointError(
+                        f"{path}: array {name!r} is {arr.dtype.str}{list(arr.shape)}, "
+                        f"expected {info['dtype']}{info['shape']}")
+                if _digest(arr) != info["sha256"]:
+                    raise CheckpointError(f"{path}: array {name!r} fails its SHA-256 check (corrupt)")
+                arrays[name] = arr
+            extra = set(names) - {n + ".npy" for n in expected} - {META_KEY + ".json"}
+            if extra:
+                raise CheckpointError(f"{path}: unexpected entries {sorted(extra)}")
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError, ValueError,
+            json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({type(e).__name__}: {e})") from None
+    return arrays, header["meta"]
+
+
+def save(state_dict: Mapping[str, Any], path: str | os.PathLike,
+         meta: Mapping[str, Any] | None = None) -> Path:
+    """Save a model's ``state_dict()`` (``cnnlab.save(model.state_dict(), 'm.npz')``)."""
+    arrays = {k: (v.data if hasattr(v, "data") and not isinstance(v, np.ndarray) else np.asarray(v))
+              for k, v in state_dict.items()}
+    return save_arrays(path, arrays, meta)
+
+
+def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load a state dict written by :func:`save`."""
+    arrays, _ = load_arrays(path)
+    return arrays
+
+
+# ----------------------------------------------------------- nested state
+def pack_tree(obj: Any, arrays: dict[str, np.ndarray], prefix: str) -> Any:
+    """Split a nested structure (an optimizer's ``state_dict()``, say) into
+    JSON and arrays: every ndarray leaf moves into ``arrays`` under a path
+    name and is replaced by ``{"__array__": name}``.  Dicts with non-string
+    keys (the optimizer's integer parameter indices) are stored as item
+    lists so the keys come back with their type."""
+    if isinstance(obj, np.ndarray):
+        arrays[prefix] = obj
+        return {"__array__": prefix}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) for k in obj):
+            return {k: pack_tree(v, arrays, f"{prefix}/{k}") for k, v in obj.items()}
+        return {"__items__": [[k, pack_tree(v, arrays, f"{prefix}/{k}")] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        return [pack_tree(v, arrays, f"{prefix}/{i}") for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot store {type(obj).__name__} at {prefix!r} without pickle")
+
+
+def unpack_tree(obj: Any, arrays: Mapping[str, np.ndarray]) -> Any:
+    """Inverse of :func:`pack_tree`."""
+    if isinstance(obj, dict):
+        if set(obj) == {"__array__"}:
+            return arrays[obj["__array__"]]
+        if set(obj) == {"__items__"}:
+            return {k: unpack_tree(v, arrays) for k, v in obj["__items__"]}
+        return {k: unpack_tree(v, arrays) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [unpack_tree(v, arrays) for v in obj]
+    return obj

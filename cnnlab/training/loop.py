@@ -1,0 +1,107 @@
+"""The training loop as small functions: one epoch of training, one evaluation.
+
+``train_one_epoch`` is the notes' recipe: forward pass, loss, backpropagation,
+gradient step, over mini-batches.  ``evaluate`` runs the model in eval mode
+without recording a graph.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+
+from cnnlab.autograd.tensor import Tensor, no_grad
+from cnnlab.nn import functional as F
+from cnnlab.nn.module import Module
+
+ProgressHook = Callable[[int, float, float], None]   # (batch size, loss, accuracy so far)
+
+
+@dataclass
+class EpochResult:
+    loss: float
+    accuracy: float
+    count: int
+    predictions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    targets: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+def train_one_epoch(model: Module, loader: Iterable[tuple[Tensor, Tensor]], optimizer,
+                    loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
+                    on_batch: ProgressHook | None = None) -> EpochResult:
+    """One pass over ``loader`` with a gradient step per batch.
+
+    Returns the sample-weighted mean training loss and accuracy (of the
+    predictions made while training, before each step).
+    """
+    model.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    for x, y in loader:
+        optimizer.zero_grad()
+        logits = model(x)
+        loss = loss_fn(logits, y)
+        loss.backward()
+        optimizer.step()
+        n = len(y)
+        batch_loss = float(loss.item())
+        if not np.isfinite(batch_loss):
+            raise FloatingPointError(
+                f"training diverged: loss is {batch_loss} after {seen} samples; lower the learning rate")
+        total_loss += batch_loss * n
+        correct += int((logits.data.argmax(axis=1) == y.data).sum())
+        seen += n
+        if on_batch is not None:
+            on_batch(n, total_loss / seen, correct / seen)
+    if seen == 0:
+        raise ValueError("train_one_epoch: the loader produced no batches")
+    return EpochResult(total_loss / seen, correct / seen, seen)
+
+
+def evaluate(model: Module, loader: Iterable[tuple[Tensor, Tensor]],
+             loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy) -> EpochResult:
+    """Mean loss, accuracy, and every prediction, in eval mode without a graph."""
+    was_training = model.training
+    model.eval()
+    total_loss, seen = 0.0, 0
+    preds, targets = [], []
+    try:
+        with no_grad():
+            for x, y in loader:
+                logits = model(x)
+                total_loss += float(loss_fn(logits, y).item()) * len(y)
+                preds.append(logits.data.argmax(axis=1))
+                targets.append(np.asarray(y.data))
+                seen += len(y)
+    finally:
+        model.train(was_training)
+    if seen == 0:
+        raise ValueError("evaluate: the loader produced no batches")
+    p, t = np.concatenate(preds), np.concatenate(targets)
+    return EpochResult(total_loss / seen, float((p == t).mean()), seen, p, t)
+
+
+def confusion_matrix(targets: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """counts[i, j] = number of samples of true class i predicted as j."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(targets), np.asarray(predictions)), 1)
+    return cm
+
+
+def format_confusion_matrix(cm: np.ndarray, class_names: list[str] | None = None) -> str:
+    """A text table: rows are true classes, columns predictions, plus per-class recall."""
+    k = cm.shape[0]
+    names = class_names or [str(i) for i in range(k)]
+    short = [n[:9] for n in names]
+    width = max(5, max(len(str(int(cm.max()))), 1) + 1)
+    label_w = max(len(s) for s in short) + 1
+    head = " " * label_w + "".join(f"{i:>{width}d}" for i in range(k)) + "  recall"
+    lines = ["true \\ predicted", head]
+    for i in range(k):
+        row_total = cm[i].sum()
+        recall = cm[i, i] / row_total if row_total else float("nan")
+        lines.append(f"{short[i]:<{label_w}}" + "".join(f"{int(v):>{width}d}" for v in cm[i])
+                     + f"  {recall:6.3f}")
+    legend = ", ".join(f"{i}={n}" for i, n in enumerate(names))
+    lines.append(f"columns: {legend}")
+    return "\n".join(lines)
