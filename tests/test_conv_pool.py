@@ -77,8 +77,9 @@ def test_strided_same_padding_follows_tensorflow_rule():
     assert F.conv_padding("same", (3, 3), (2, 2), (1, 1), (7, 8)) == (1, 1, 0, 1)
 
 
-@pytest.mark.parametrize("case", CONV_CASES[:7])
-def test_conv2d_fast_kernel_matches_naive_loops(case):
+@pytest.mark.parametrize("layout", ["cols", "rows"])
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_both_conv_layouts_match_naive_loops_and_torch_gradients(case, layout):
     N, C, H, W, O, KH, KW, s, p, d, g = case
     rng = np.random.default_rng(5)
     x = rng.standard_normal((N, C, H, W))
@@ -86,16 +87,29 @@ def test_conv2d_fast_kernel_matches_naive_loops(case):
     b = rng.standard_normal(O)
     s2, d2 = F._pair(s, "s"), F._pair(d, "d")
     p2 = F.conv_padding(p, (KH, KW), s2, d2, (H, W))
-    fast, _ = conv_k.conv2d_forward(x, w, b, s2, p2, d2, g)
-    slow = ref.conv2d_naive(x, w, b, s2, p2, d2, g)
-    np.testing.assert_allclose(fast, slow, atol=1e-12, rtol=0)
+    fast, cache = conv_k.conv2d_forward(x, w, b, s2, p2, d2, g, layout=layout)
+    assert cache.layout == layout
+    if N * O * H * W < 3000:   # the loop reference is slow
+        slow = ref.conv2d_naive(x, w, b, s2, p2, d2, g)
+        np.testing.assert_allclose(fast, slow, atol=1e-12, rtol=0)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    yt = TF.conv2d(xt, wt, bt, stride=s, padding=p, dilation=d, groups=g)
+    np.testing.assert_allclose(fast, yt.detach().numpy(), atol=1e-9, rtol=0)
+    dy = rng.standard_normal(fast.shape)
+    yt.backward(torch.tensor(dy))
+    for dy_layout in (dy, np.asfortranarray(dy)):   # any memory layout of the gradient
+        dx, dw, db = conv_k.conv2d_backward(dy_layout, cache)
+        np.testing.assert_allclose(dx, xt.grad.numpy(), atol=1e-9, rtol=0)
+        np.testing.assert_allclose(dw, wt.grad.numpy(), atol=1e-9, rtol=0)
+        np.testing.assert_allclose(db, bt.grad.numpy(), atol=1e-9, rtol=0)
 
 
-def test_conv2d_backward_is_the_notes_full_and_valid_convolutions():
+@pytest.mark.parametrize("layout", ["cols", "rows"])
+def test_conv2d_backward_is_the_notes_full_and_valid_convolutions(layout):
     # delta_i = sum_j conv2(delta_j, k_ij, 'full');  dk = conv2(x, rot180(delta), 'valid')
     rng = np.random.default_rng(6)
     x, w, b = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal(4)
-    y, cache = conv_k.conv2d_forward(x, w, b, (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    y, cache = conv_k.conv2d_forward(x, w, b, (1, 1), (0, 0, 0, 0), (1, 1), 1, layout=layout)
     delta = rng.standard_normal(y.shape)
     dx, dw, db = conv_k.conv2d_backward(delta, cache)
     dx_ref, dw_ref, db_ref = ref.conv2d_backward_notes(x, w, delta)
@@ -105,13 +119,20 @@ def test_conv2d_backward_is_the_notes_full_and_valid_convolutions():
 
 
 def test_conv2d_im2col_shapes_of_the_notes_alexnet_example():
-    # X 227x227x3, 96 filters 11x11x3, stride 4: X_col 3025 x 363, output 55x55x96
-    x = np.zeros((1, 3, 227, 227), dtype=np.float32)
-    w = np.zeros((96, 3, 11, 11), dtype=np.float32)
-    y, cache = conv_k.conv2d_forward(x, w, None, (4, 4), (0, 0, 0, 0), (1, 1), 1)
-    assert cache.cols.shape == (3025, 1, 363)
+    # X 227x227x3, 96 filters 11x11x3, stride 4: X_col 363 x 3025, W_row 96 x 363,
+    # np.dot(W_row, X_col) 96 x 3025 reshaped to 55x55x96
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1, 3, 227, 227)).astype(np.float32)
+    w = rng.standard_normal((96, 3, 11, 11)).astype(np.float32)
+    y, cache = conv_k.conv2d_forward(x, w, None, (4, 4), (0, 0, 0, 0), (1, 1), 1, layout="cols")
+    assert cache.cols.shape == (1, 363, 3025)
     assert cache.w_mat.shape == (1, 96, 363)
     assert y.shape == (1, 96, 55, 55)
+    np.testing.assert_allclose(y[0].reshape(96, 3025), np.dot(cache.w_mat[0], cache.cols[0]))
+    # the other layout stores the transpose: one receptive field per row
+    y2, cache2 = conv_k.conv2d_forward(x, w, None, (4, 4), (0, 0, 0, 0), (1, 1), 1, layout="rows")
+    assert cache2.cols.shape == (3025, 1, 363)
+    np.testing.assert_allclose(y2, y, rtol=1e-4, atol=1e-3)
 
 
 @pytest.mark.parametrize("s,p,d,g", [(1, 0, 1, 1), (2, 1, 1, 1), (1, 1, 2, 1), (2, 2, 1, 2)])
@@ -219,3 +240,25 @@ def test_pool_errors():
         F.max_pool2d(cnnlab.Tensor(np.zeros((4, 4))), 2)
     with pytest.raises(ValueError, match="padding"):
         F.max_pool2d(cnnlab.Tensor(np.zeros((1, 1, 4, 4))), 2, padding=2)
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2, 3), (1, 0, 2, 3), (0, 2, 3, 1)])
+def test_pooling_keeps_the_memory_layout_and_values(order):
+    # conv outputs are channel-major or channels-last views; pooling must give
+    # the same numbers whatever the layout, and keep it for the next layer
+    rng = np.random.default_rng(13)
+    base = rng.integers(0, 4, size=(2, 3, 8, 6)).astype(np.float64)
+    phys = np.ascontiguousarray(base.transpose(order))
+    x_view = phys.transpose(np.argsort(order))          # logical NCHW, physical `order`
+    for fn, tfn in [(lambda t: F.max_pool2d(t, 3, 2, 1), lambda t: TF.max_pool2d(t, 3, 2, 1)),
+                    (lambda t: F.avg_pool2d(t, 2), lambda t: TF.avg_pool2d(t, 2))]:
+        xt = cnnlab.Tensor(x_view, requires_grad=True)
+        y = fn(xt)
+        tx = torch.tensor(base, requires_grad=True)
+        ty = tfn(tx)
+        np.testing.assert_array_equal(y.data, ty.detach().numpy())
+        g = rng.standard_normal(y.shape)
+        y.backward(g)
+        ty.backward(torch.tensor(g))
+        np.testing.assert_allclose(xt.grad, tx.grad.numpy(), atol=1e-12, rtol=0)
+        assert np.argsort(y.data.strides)[::-1].tolist() == list(order)

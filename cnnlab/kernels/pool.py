@@ -18,6 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from cnnlab.kernels.conv import zeros_like_layout
+
 Pair = tuple[int, int]
 
 
@@ -52,7 +54,12 @@ def _pad(x: np.ndarray, padding: Pair, value: float) -> np.ndarray:
     ph, pw = padding
     if ph == 0 and pw == 0:
         return x
-    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+    N, C, H, W = x.shape
+    xp = zeros_like_layout((N, C, H + 2 * ph, W + 2 * pw), x)   # same memory layout as x
+    if value != 0:
+        xp[...] = value
+    xp[:, :, ph:ph + H, pw:pw + W] = x
+    return xp
 
 
 def max_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair,
@@ -66,8 +73,8 @@ def max_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair,
     OH = pool_output_size(H, KH, stride[0], padding[0])
     OW = pool_output_size(W, KW, stride[1], padding[1])
     xp = _pad(x, padding, -np.inf)
-    y = _window(xp, 0, 0, stride, (OH, OW)).copy()
-    argmax = np.zeros(y.shape, dtype=np.int8 if KH * KW < 128 else np.int32)
+    y = _window(xp, 0, 0, stride, (OH, OW)).copy(order="K")   # keeps x's memory layout
+    argmax = np.zeros_like(y, dtype=np.int8 if KH * KW < 128 else np.int32)
     for i in range(KH):
         for j in range(KW):
             if i == 0 and j == 0:
@@ -85,7 +92,7 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
     KH, KW = cache.kernel
     ph, pw = cache.padding
     OH, OW = dy.shape[2:]
-    dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dy.dtype)
+    dxp = zeros_like_layout((N, C, H + 2 * ph, W + 2 * pw), cache.argmax, dy.dtype)
     sh, sw = cache.stride
     if (sh, sw) == (KH, KW):
         # windows tile the input: each position belongs to at most one window,
@@ -114,7 +121,7 @@ def avg_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair 
     OH = pool_output_size(H, KH, stride[0], padding[0])
     OW = pool_output_size(W, KW, stride[1], padding[1])
     xp = _pad(x, padding, 0.0)
-    y = np.zeros((N, C, OH, OW), dtype=x.dtype)
+    y = zeros_like_layout((N, C, OH, OW), x)
     for i in range(KH):
         for j in range(KW):
             y += _window(xp, i, j, stride, (OH, OW))
@@ -136,7 +143,7 @@ def avg_pool2d_backward(dy: np.ndarray, cache: AvgPoolCache) -> np.ndarray:
     ph, pw = cache.padding
     OH, OW = dy.shape[2:]
     g = dy / np.asarray(cache.divisor, dtype=dy.dtype)
-    dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dy.dtype)
+    dxp = zeros_like_layout((N, C, H + 2 * ph, W + 2 * pw), g)
     for i in range(KH):
         for j in range(KW):
             _window(dxp, i, j, cache.stride, (OH, OW))[...] += g
