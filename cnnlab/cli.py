@@ -17,7 +17,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "train", help="train a model and write a run folder",
         description="Train a model. Unset options take the dataset's defaults "
                     "(digits: 30 epochs, batch 32, lr 0.02; fashion-mnist/mnist: 10 epochs, "
-                    "batch 64, lr 0.05; SGD with momentum 0.9 and a cosine schedule).")
+                    "batch 64, lr 0.02; SGD with momentum 0.9 and a cosine schedule).")
     p.add_argument("--model", help="model name (see `cnnlab models`); default: digits_cnn for "
                    "digits, lenet5 otherwise")
     p.add_argument("--dataset", default="digits", choices=["digits", "fashion-mnist", "mnist"],

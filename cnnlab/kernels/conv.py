@@ -46,6 +46,8 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
+from cnnlab.kernels import _numba as _nb
+
 Pair = tuple[int, int]
 Padding4 = tuple[int, int, int, int]  # (top, bottom, left, right)
 Layout = Literal["cols", "rows"]
@@ -143,6 +145,10 @@ def im2col_cols(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_
     OH, OW = out_hw
     G = groups
     Cg = C // G
+    if _nb.AVAILABLE:
+        out = _nb.im2col_cm(xp.transpose(1, 0, 2, 3), KH, KW, stride[0], stride[1],
+                            dilation[0], dilation[1], OH, OW)
+        return out.reshape(G, Cg * KH * KW, N * OH * OW)
     sN, sC, sH, sW = xp.strides
     windows = np.lib.stride_tricks.as_strided(
         xp, shape=(G, Cg, KH, KW, N, OH, OW),
@@ -162,6 +168,9 @@ def col2im_cols(dcols: np.ndarray, x_shape: tuple[int, int, int, int], padding: 
     sh, sw = stride
     OH, OW = out_hw
     d = dcols.reshape(C, KH, KW, N, OH, OW)
+    if _nb.AVAILABLE:
+        dxp = _nb.col2im_cm(d, sh, sw, dilation[0], dilation[1], H + pt + pb, W + pl + pr)
+        return dxp[:, :, pt:pt + H, pl:pl + W].transpose(1, 0, 2, 3)
     dxp = np.zeros((C, N, H + pt + pb, W + pl + pr), dtype=dcols.dtype)
     for i in range(KH):
         hi = i * dilation[0]

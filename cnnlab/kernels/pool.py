@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from cnnlab.kernels import _numba as _nb
 from cnnlab.kernels.conv import zeros_like_layout
 
 Pair = tuple[int, int]
@@ -73,8 +74,15 @@ def max_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair,
     OH = pool_output_size(H, KH, stride[0], padding[0])
     OW = pool_output_size(W, KW, stride[1], padding[1])
     xp = _pad(x, padding, -np.inf)
+    arg_dtype = np.int8 if KH * KW < 128 else np.int32
+    if _nb.AVAILABLE:
+        y = zeros_like_layout((N, C, OH, OW), xp)          # keeps x's memory layout
+        argmax = zeros_like_layout((N, C, OH, OW), xp, arg_dtype)
+        _nb.max_pool_fwd(_nb.outer_first(xp), KH, KW, stride[0], stride[1],
+                         _nb.outer_first(y), _nb.outer_first(argmax))
+        return y, MaxPoolCache(argmax, (N, C, H, W), kernel, stride, padding)
     y = _window(xp, 0, 0, stride, (OH, OW)).copy(order="K")   # keeps x's memory layout
-    argmax = np.zeros_like(y, dtype=np.int8 if KH * KW < 128 else np.int32)
+    argmax = np.zeros_like(y, dtype=arg_dtype)
     for i in range(KH):
         for j in range(KW):
             if i == 0 and j == 0:
@@ -94,7 +102,11 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
     OH, OW = dy.shape[2:]
     dxp = zeros_like_layout((N, C, H + 2 * ph, W + 2 * pw), cache.argmax, dy.dtype)
     sh, sw = cache.stride
-    if (sh, sw) == (KH, KW):
+    if _nb.AVAILABLE:
+        order = (1, 0, 2, 3) if cache.argmax.strides[1] > cache.argmax.strides[0] else (0, 1, 2, 3)
+        _nb.max_pool_bwd(dy.transpose(order), cache.argmax.transpose(order), KH, KW, sh, sw,
+                         dxp.transpose(order))
+    elif (sh, sw) == (KH, KW):
         # windows tile the input: each position belongs to at most one window,
         # so assignment is enough (and faster than accumulate)
         for i in range(KH):

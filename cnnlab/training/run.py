@@ -33,8 +33,8 @@ DEFAULT_MODEL = {"digits": "digits_cnn", "fashion-mnist": "lenet5", "mnist": "le
 # Per-dataset defaults for options the user leaves unset.
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "digits": {"epochs": 30, "batch_size": 32, "lr": 0.02, "scheduler": "cosine"},
-    "fashion-mnist": {"epochs": 10, "batch_size": 64, "lr": 0.05, "scheduler": "cosine"},
-    "mnist": {"epochs": 10, "batch_size": 64, "lr": 0.05, "scheduler": "cosine"},
+    "fashion-mnist": {"epochs": 10, "batch_size": 64, "lr": 0.02, "scheduler": "cosine"},
+    "mnist": {"epochs": 10, "batch_size": 64, "lr": 0.02, "scheduler": "cosine"},
 }
 CHECKPOINT_RE = re.compile(r"^epoch-(\d+)\.npz$")
 

@@ -1,0 +1,69 @@
+"""The compiled (numba) loops agree with their NumPy twins, which are the specification."""
+import numpy as np
+import pytest
+
+from cnnlab.kernels import _numba as nb
+from cnnlab.kernels import conv as conv_k
+from cnnlab.kernels import pool as pool_k
+
+pytestmark = pytest.mark.skipif(not nb.AVAILABLE, reason="numba is not installed")
+
+CASES = [  # N, C, H, W, O, K, stride, padding, dilation, groups
+    (2, 1, 12, 11, 3, 5, 1, 2, 1, 1),
+    (3, 4, 9, 9, 6, 3, 2, 1, 1, 2),
+    (2, 3, 10, 8, 4, (3, 2), (1, 2), (1, 0), (2, 1), 1),
+    (1, 6, 7, 7, 6, 3, 1, 1, 1, 6),
+]
+
+
+def both(monkeypatch, fn):
+    """Run ``fn`` with the compiled loops, then with NumPy alone."""
+    fast = fn()
+    monkeypatch.setattr(nb, "AVAILABLE", False)
+    slow = fn()
+    monkeypatch.setattr(nb, "AVAILABLE", True)
+    return fast, slow
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("channel_major", [False, True])
+def test_conv_cols_layout_numba_equals_numpy(monkeypatch, case, channel_major):
+    N, C, H, W, O, K, s, p, d, g = case
+    pair = lambda v: (v, v) if isinstance(v, int) else v  # noqa: E731
+    K, s, p, d = pair(K), pair(s), pair(p), pair(d)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((N, C, H, W))
+    if channel_major:
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    w = rng.standard_normal((O, C // g, *K))
+    b = rng.standard_normal(O)
+    pad4 = (p[0], p[0], p[1], p[1])
+
+    def run():
+        y, cache = conv_k.conv2d_forward(x, w, b, s, pad4, d, g, layout="cols")
+        dy = np.random.default_rng(1).standard_normal(y.shape)
+        return (y.copy(), *conv_k.conv2d_backward(dy, cache))
+
+    fast, slow = both(monkeypatch, run)
+    for a, b_ in zip(fast, slow):
+        np.testing.assert_allclose(a, b_, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (2, 2, 1), ((3, 2), 2, 0), (3, 2, 1), (3, 1, 0), ((2, 3), (1, 2), (1, 1))])
+@pytest.mark.parametrize("order", [(0, 1, 2, 3), (1, 0, 2, 3), (0, 2, 3, 1)])
+def test_max_pool_numba_equals_numpy_including_ties(monkeypatch, k, s, p, order):
+    pair = lambda v: (v, v) if isinstance(v, int) else v  # noqa: E731
+    rng = np.random.default_rng(2)
+    base = rng.integers(0, 3, size=(2, 3, 9, 8)).astype(np.float64)   # many ties
+    x = np.ascontiguousarray(base.transpose(order)).transpose(np.argsort(order))
+
+    def run():
+        y, cache = pool_k.max_pool2d_forward(x, pair(k), pair(s), pair(p))
+        dy = np.random.default_rng(3).standard_normal(y.shape)
+        return y.copy(), cache.argmax.copy(), pool_k.max_pool2d_backward(dy, cache)
+
+    (y1, a1, dx1), (y2, a2, dx2) = both(monkeypatch, run)
+    np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(a1, a2)       # the same winner on every tie
+    # overlapping windows may add the same gradients in another order
+    np.testing.assert_allclose(dx1, dx2, atol=1e-12, rtol=0)
