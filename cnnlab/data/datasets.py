@@ -126,8 +126,7 @@ def load_digits(split: str = "train", test_fraction: float = 0.2,
     _check_split(split, "load_digits")
     if not 0.0 < float(test_fraction) < 1.0:
         raise ValueError(f"load_digits: test_fraction must be in (0, 1), got {test_fraction!r}")
-    from sklearn.model_selection import train_test_split
-
+    train_test_split = _sklearn("model_selection").train_test_split
     x, y = _digits_arrays()
     x_tr, x_te, y_tr, y_te = train_test_split(
         x, y, test_size=float(test_fraction), stratify=y, random_state=seed
@@ -137,11 +136,20 @@ def load_digits(split: str = "train", test_fraction: float = 0.2,
     return ArrayDataset(x_te, y_te, DIGIT_CLASSES)
 
 
+def _sklearn(module: str):
+    """Import ``sklearn.<module>``; scikit-learn is optional (the digits ship in its wheel)."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"sklearn.{module}")
+    except ImportError:
+        raise ImportError("the digits dataset comes with scikit-learn: "
+                          "pip install scikit-learn (or cnnlab[all])") from None
+
+
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """All 1797 digits as (x float32 (N,1,8,8) in [0,1], y int64 (N,)); fresh arrays."""
-    from sklearn.datasets import load_digits as _sk_load_digits
-
-    bunch = _sk_load_digits()
+    bunch = _sklearn("datasets").load_digits()
     x = (bunch.images.astype(np.float32) / np.float32(16.0)).reshape(-1, 1, 8, 8)
     y = bunch.target.astype(np.int64)
     return x, y

@@ -231,17 +231,9 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLi
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         t0 = time.perf_counter()
-        bar = None
-        if use_bar:
-            from tqdm import tqdm
-            bar = tqdm(total=len(train_set), desc=f"epoch {epoch}/{cfg.epochs}", unit="img",
-                       leave=False, file=sys.stderr)
-
-        def on_batch(n: int, loss: float, acc: float) -> None:
-            bar.update(n)
-            bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.4f}", refresh=False)
-
-        tr = train_one_epoch(model, train_loader, optimizer, on_batch=on_batch if bar else None)
+        bar = _progress_bar(len(train_set), f"epoch {epoch}/{cfg.epochs}") if use_bar else None
+        tr = train_one_epoch(model, train_loader, optimizer,
+                             on_batch=_bar_updater(bar) if bar is not None else None)
         if bar is not None:
             bar.close()
         t_train = time.perf_counter() - t0
@@ -265,13 +257,29 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLi
     final_acc = history[-1]["test_acc"] if history else float("nan")
     save_model(out / "model.npz", model, {**meta_common, "test_accuracy": final_acc,
                                           "epochs": cfg.epochs, "history": history})
-    plot = write_curves(history, out / "curves.png")
+    plot = write_curves(history, out / "curves.png", f"{cfg.model} on {cfg.dataset}")
     report(f"test accuracy {final_acc:.4f}  (run folder: {out}"
            + (f", curves: {plot}" if plot else "") + ")")
     return RunResult(out, history, final_acc, model)
 
 
-def write_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
+def _progress_bar(total: int, desc: str):
+    """A tqdm bar on stderr, or None when tqdm is not installed."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit="img", leave=False, file=sys.stderr)
+
+
+def _bar_updater(bar) -> Callable[[int, float, float], None]:
+    def on_batch(n: int, loss: float, acc: float) -> None:
+        bar.update(n)
+        bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.4f}", refresh=False)
+    return on_batch
+
+
+def write_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> Path | None:
     """Loss and accuracy per epoch as a PNG; skipped if matplotlib is missing."""
     if not history:
         return None
@@ -299,6 +307,8 @@ def write_curves(history: list[dict[str, Any]], path: Path) -> Path | None:
     for a in (a1, a2):
         a.grid(alpha=0.3)
         a.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=100)
