@@ -1,10 +1,13 @@
 """cnnlab: a convolutional-network framework written from scratch on NumPy.
 
-The layers below depend only on those above them::
+Each layer depends only on the ones before it::
 
-    kernels (pure NumPy)  ->  autograd (Tensor)  ->  nn  ->  models / optim
-                          ->  training  ->  cli
+    kernels (pure NumPy) -> autograd (Tensor) -> nn -> models / optim -> training -> cli
+
+``import cnnlab`` also imports the subpackages ``cnnlab.nn``, ``cnnlab.optim``,
+``cnnlab.data`` and ``cnnlab.models``, as ``import torch`` does.
 """
+from cnnlab import data, models, nn, optim
 from cnnlab.autograd.tensor import (
     DEFAULT_DTYPE,
     Tensor,
@@ -18,11 +21,10 @@ from cnnlab.kernels.conv import conv_output_size
 from cnnlab.random import get_rng_state, manual_seed, set_rng_state
 from cnnlab.serialization import CheckpointError, load, save
 
-# Subpackages, so ``import cnnlab`` gives ``cnnlab.nn``, ``cnnlab.optim``, ...
-from cnnlab import data, models, nn, optim  # noqa: E402
-
 __version__ = "0.1.0"
 
-__all__ = ["CheckpointError", "DEFAULT_DTYPE", "GradcheckError", "load", "save", "Tensor", "conv_output_size", "enable_grad",
-           "get_rng_state", "gradcheck", "is_grad_enabled", "manual_seed", "no_grad",
-           "set_rng_state", "tensor", "__version__", "data", "models", "nn", "optim"]
+__all__ = [
+    "DEFAULT_DTYPE", "CheckpointError", "GradcheckError", "Tensor", "__version__",
+    "conv_output_size", "data", "enable_grad", "get_rng_state", "gradcheck", "is_grad_enabled",
+    "load", "manual_seed", "models", "nn", "no_grad", "optim", "save", "set_rng_state", "tensor",
+]

@@ -42,7 +42,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="run folder (default: runs/<dataset>-<model>, numbered if taken)")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
                    help="continue the run in --out from its newest checkpoint (or from "
-                        "CHECKPOINT); --epochs may extend it")
+                        "CHECKPOINT); --epochs may extend it unless its schedule is cosine")
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,
                      help="always show the progress bar")

@@ -71,6 +71,9 @@ def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
                     zf.writestr(name + ".npy", buf.getvalue())
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)   # mkstemp made it 0600; give it a normal file's mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -126,12 +129,14 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
             extra = set(names) - {n + ".npy" for n in expected} - {META_KEY + ".json"}
             if extra:
                 raise CheckpointError(f"{path}: unexpected entries {sorted(extra)}")
+            meta = header["meta"]
+            if not isinstance(meta, dict):
+                raise CheckpointError(f"{path}: corrupt checkpoint (metadata is not an object)")
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError, ValueError,
-            json.JSONDecodeError, UnicodeDecodeError) as e:
+    except Exception as e:  # noqa: BLE001 -- any damage (zip, CRC, npy header, JSON) is one error
         raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({type(e).__name__}: {e})") from None
-    return arrays, header["meta"]
+    return arrays, meta
 
 
 def save(state_dict: Mapping[str, Any], path: str | os.PathLike,

@@ -129,7 +129,8 @@ def test_repr_reads_like_pytorch():
 
 def test_layer_errors_name_layer_expected_and_actual_shapes():
     x = cnnlab.Tensor(np.zeros((2, 3, 28, 28), dtype=np.float32))
-    with pytest.raises(ValueError, match=r"Conv2d\(1, 6, .*expects input \(N, 1, H, W\), got \(2, 3, 28, 28\)"):
+    with pytest.raises(ValueError,
+                       match=r"Conv2d\(1, 6, .*expects input \(N, 1, H, W\), got \(2, 3, 28, 28\)"):
         lenet5()(x)
     with pytest.raises(ValueError, match=r"Linear\(in_features=4.*expects input \(N, 4\), got \(2, 5\)"):
         nn.Linear(4, 2)(cnnlab.Tensor(np.zeros((2, 5), dtype=np.float32)))
@@ -148,7 +149,8 @@ def test_lenet5_works_on_28_and_32(size):
 
 def test_model_registry():
     assert {"lenet5", "digits_cnn"} <= set(list_models())
-    assert get_model("digits-cnn").forward(cnnlab.Tensor(np.zeros((1, 1, 8, 8), dtype=np.float32))).shape == (1, 10)
+    x = cnnlab.Tensor(np.zeros((1, 1, 8, 8), dtype=np.float32))
+    assert get_model("digits-cnn")(x).shape == (1, 10)
     with pytest.raises(ValueError, match="available"):
         get_model("nope")
 

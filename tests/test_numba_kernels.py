@@ -49,7 +49,8 @@ def test_conv_cols_layout_numba_equals_numpy(monkeypatch, case, channel_major):
         np.testing.assert_allclose(a, b_, atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (2, 2, 1), ((3, 2), 2, 0), (3, 2, 1), (3, 1, 0), ((2, 3), (1, 2), (1, 1))])
+@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (2, 2, 1), ((3, 2), 2, 0), (3, 2, 1), (3, 1, 0),
+                                   ((2, 3), (1, 2), (1, 1))])
 @pytest.mark.parametrize("order", [(0, 1, 2, 3), (1, 0, 2, 3), (0, 2, 3, 1)])
 def test_max_pool_numba_equals_numpy_including_ties(monkeypatch, k, s, p, order):
     pair = lambda v: (v, v) if isinstance(v, int) else v  # noqa: E731

@@ -83,10 +83,14 @@ class Pow(Function):
     """``a ** p`` for a constant Python-number exponent ``p``."""
 
     def forward(self, a: np.ndarray, exponent: float) -> np.ndarray:
+        if not np.issubdtype(a.dtype, np.floating):   # int ** 0.5 must not truncate
+            a = a.astype(np.result_type(a.dtype, np.float32))
         self.a, self.p = a, exponent
         return a ** np.asarray(exponent, dtype=a.dtype)
 
     def backward(self, g: np.ndarray):
+        if self.p == 0:          # d(x**0)/dx = 0 everywhere, also at x = 0
+            return (np.zeros_like(g),)
         p = np.asarray(self.p, dtype=self.a.dtype)
         return (g * p * self.a ** (p - 1),)
 
@@ -153,10 +157,10 @@ class MatMul(Function):
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         g2 = g
-        if a.ndim == 1:
-            g2 = np.expand_dims(g2, -2)
-        if b.ndim == 1:
-            g2 = np.expand_dims(g2, -1)
+        if b.ndim == 1:      # the promoted trailing axis of b was removed from the output
+            g2 = g2[..., None]
+        if a.ndim == 1:      # the promoted leading axis of a was removed from the output
+            g2 = g2[..., None, :]
         da = db = None
         if self.needs_input_grad[0]:
             da = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)

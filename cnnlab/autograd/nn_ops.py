@@ -39,8 +39,8 @@ class Linear(Function):
 
 
 class MaxPool2d(Function):
-    def forward(self, x, kernel, stride, padding):
-        y, self.cache = pool_k.max_pool2d_forward(x, kernel, stride, padding)
+    def forward(self, x, kernel, stride, padding, dilation, ceil_mode):
+        y, self.cache = pool_k.max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode)
         return y
 
     def backward(self, g):
@@ -48,8 +48,9 @@ class MaxPool2d(Function):
 
 
 class AvgPool2d(Function):
-    def forward(self, x, kernel, stride, padding, count_include_pad):
-        y, self.cache = pool_k.avg_pool2d_forward(x, kernel, stride, padding, count_include_pad)
+    def forward(self, x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+        y, self.cache = pool_k.avg_pool2d_forward(x, kernel, stride, padding, ceil_mode,
+                                                  count_include_pad, divisor_override)
         return y
 
     def backward(self, g):

@@ -135,7 +135,9 @@ class Tensor:
         Force a dtype.
     """
 
-    __array_priority__ = 1000  # make ``ndarray + Tensor`` call Tensor.__radd__
+    # ``ndarray + Tensor`` defers to Tensor.__radd__ (so the graph is recorded);
+    # ``np.asarray(tensor)`` gives the data.
+    __array_ufunc__ = None
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
         self.data: np.ndarray = _as_array(data, dtype)
@@ -180,6 +182,15 @@ class Tensor:
 
     def __len__(self) -> int:
         return len(self.data)
+
+    def __bool__(self) -> bool:
+        """Truth of a one-element tensor; ambiguous for more, as in NumPy and torch."""
+        return bool(self.data)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if dtype is not None and np.dtype(dtype) != self.data.dtype:
+            return self.data.astype(dtype)
+        return self.data.copy() if copy else self.data
 
     def numpy(self) -> np.ndarray:
         """The underlying array (shared, not copied), like ``Tensor.numpy()``."""
@@ -253,7 +264,9 @@ class Tensor:
             fn = node._ctx
             if fn is None:
                 if g is not None and node.requires_grad:
-                    node.grad = g if node.grad is None else node.grad + g
+                    # a fresh array: ops may hand the same gradient array to several
+                    # inputs, and the caller's ``grad`` must not become a leaf's .grad
+                    node.grad = g.copy() if node.grad is None else node.grad + g
                 continue
             if fn.released:
                 raise RuntimeError(
@@ -387,16 +400,16 @@ class Tensor:
     def transpose(self, *axes: int | Sequence[int]) -> Tensor:
         """Permute axes.
 
-        ``t.transpose()`` reverses them (NumPy), ``t.transpose(0, 2, 1)`` or
-        ``t.transpose((0, 2, 1))`` permutes them, and ``t.transpose(a, b)`` on a
-        tensor with more than two dimensions swaps ``a`` and ``b`` (PyTorch).
+        ``t.transpose(a, b)`` swaps axes ``a`` and ``b`` (PyTorch), also on a
+        2-D tensor; ``t.transpose()`` reverses them and ``t.transpose((0, 2, 1))``
+        or ``t.transpose(0, 2, 1)`` applies a full permutation (NumPy).
         """
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         nd = self.ndim
         if len(axes) == 0:
             perm = tuple(reversed(range(nd)))
-        elif len(axes) == 2 and nd != 2:
+        elif len(axes) == 2 and all(isinstance(ax, (int, np.integer)) for ax in axes):
             a, b = (int(ax) % nd for ax in axes)
             p = list(range(nd))
             p[a], p[b] = p[b], p[a]

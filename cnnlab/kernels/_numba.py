@@ -83,15 +83,15 @@ def _col2im_cm(d, sh, sw, dh, dw, Hp, Wp):
     return dxp
 
 
-def _max_pool_fwd(x, KH, KW, sh, sw, y, arg):
+def _max_pool_fwd(x, KH, KW, sh, sw, dh, dw, y, arg):
     """x (A, B, Hp, Wp) (padding already -inf) -> y, arg (A, B, OH, OW).
 
-    The first maximum in scan order wins a tie (strict >), as in the NumPy
-    kernel.  The common 2x2 / stride 2 case has its own branch-light loop
-    (5x faster: constant offsets, no wraparound tests)."""
+    The first maximum in scan order wins a tie (strict >) and a NaN wins over
+    any number, as in the NumPy kernel and PyTorch.  The common 2x2 / stride 2
+    case has its own loop (5x faster: constant offsets, no wraparound tests)."""
     A, B = x.shape[0], x.shape[1]
     OH, OW = y.shape[2], y.shape[3]
-    if KH == 2 and KW == 2 and sh == 2 and sw == 2:
+    if KH == 2 and KW == 2 and sh == 2 and sw == 2 and dh == 1 and dw == 1:
         for a in range(A):
             for b in range(B):
                 for oh in range(OH):
@@ -99,15 +99,15 @@ def _max_pool_fwd(x, KH, KW, sh, sw, y, arg):
                         best = x[a, b, 2 * oh, 2 * ow]
                         k = 0
                         v = x[a, b, 2 * oh, 2 * ow + 1]
-                        if v > best:
+                        if v > best or v != v:
                             best = v
                             k = 1
                         v = x[a, b, 2 * oh + 1, 2 * ow]
-                        if v > best:
+                        if v > best or v != v:
                             best = v
                             k = 2
                         v = x[a, b, 2 * oh + 1, 2 * ow + 1]
-                        if v > best:
+                        if v > best or v != v:
                             best = v
                             k = 3
                         y[a, b, oh, ow] = best
@@ -123,20 +123,20 @@ def _max_pool_fwd(x, KH, KW, sh, sw, y, arg):
                     k = 0
                     for i in range(KH):
                         for j in range(KW):
-                            v = x[a, b, h0 + i, w0 + j]
-                            if v > best:
+                            v = x[a, b, h0 + i * dh, w0 + j * dw]
+                            if v > best or v != v:
                                 best = v
                                 k = i * KW + j
                     y[a, b, oh, ow] = best
                     arg[a, b, oh, ow] = k
 
 
-def _max_pool_bwd(dy, arg, KH, KW, sh, sw, dxp):
+def _max_pool_bwd(dy, arg, KH, KW, sh, sw, dh, dw, dxp):
     """Route dy (A, B, OH, OW) to the argmax positions in dxp (A, B, Hp, Wp),
     which the caller zeroed; overlapping windows accumulate."""
     A, B, OH, OW = dy.shape
-    if KH == 2 and KW == 2 and sh == 2 and sw == 2:   # 2x2 / 2 tiles: each position has one window
-        for a in range(A):
+    if KH == 2 and KW == 2 and sh == 2 and sw == 2 and dh == 1 and dw == 1:
+        for a in range(A):   # 2x2 / 2 windows tile the input: plain stores
             for b in range(B):
                 for oh in range(OH):
                     for ow in range(OW):
@@ -152,7 +152,7 @@ def _max_pool_bwd(dy, arg, KH, KW, sh, sw, dxp):
             for oh in range(OH):
                 for ow in range(OW):
                     k = arg[a, b, oh, ow]
-                    dxp[a, b, oh * sh + k // KW, ow * sw + k % KW] += dy[a, b, oh, ow]
+                    dxp[a, b, oh * sh + (k // KW) * dh, ow * sw + (k % KW) * dw] += dy[a, b, oh, ow]
 
 
 im2col_cm = _jit(_im2col_cm)
@@ -161,10 +161,11 @@ max_pool_fwd = _jit(_max_pool_fwd)
 max_pool_bwd = _jit(_max_pool_bwd)
 
 
-def outer_first(a: np.ndarray) -> np.ndarray:
-    """View (N, C, H, W) with its first two axes in memory order, so a loop
-    over them walks memory forwards: ``a`` or ``a.transpose(1, 0, 2, 3)``."""
-    return a.transpose(1, 0, 2, 3) if a.strides[1] > a.strides[0] else a
+def outer_order(a: np.ndarray) -> tuple[int, int, int, int]:
+    """The axis order that puts (N, C, H, W)'s first two axes in memory order,
+    so a loop over them walks memory forwards.  Every array a kernel call
+    touches must be viewed with the *same* order (they share one shape)."""
+    return (1, 0, 2, 3) if a.strides[1] > a.strides[0] else (0, 1, 2, 3)
 
 
-__all__ = ["AVAILABLE", "col2im_cm", "im2col_cm", "max_pool_bwd", "max_pool_fwd", "outer_first"]
+__all__ = ["AVAILABLE", "col2im_cm", "im2col_cm", "max_pool_bwd", "max_pool_fwd", "outer_order"]

@@ -1,16 +1,23 @@
 """2-D pooling kernels: max and average, forward and backward.
 
-x (N, C, H, W) -> y (N, C, OH, OW), OH = (H + 2 * pad_h - KH) // stride_h + 1.
+x (N, C, H, W) -> y (N, C, OH, OW) with, as in PyTorch,
 
-Both kernels loop over the KH * KW positions inside a window (a handful) and
-do whole-array work for each, so no Python runs per element.
+    OH = (H + 2 * pad - dilation * (K - 1) - 1 + (stride - 1 if ceil_mode else 0)) // stride + 1
+
+and in ceil mode the last window dropped if it would start past the padding.
+
+Both NumPy kernels loop over the KH * KW positions inside a window (a
+handful) and do whole-array work for each, so no Python runs per element;
+:mod:`cnnlab.kernels._numba` has compiled twins of the max-pool loops.
+Outputs and gradients keep the input's memory layout (see ``zeros_like_layout``).
 
 Max-pool backward routes each upstream gradient to the position of its
 window's maximum, as in the notes: for the window [1, 2, 3, 2] the gradient g
 goes to the 3, giving [0, 0, g, 0].  **Ties:** the first maximum in scan order
 (row by row, left to right) wins, which is what PyTorch's CPU kernel does; the
-other tied positions get nothing.  Where windows overlap, a position that is
-the maximum of several windows receives the sum of their gradients.
+other tied positions get nothing.  A NaN wins over any number (NaNs
+propagate, as in PyTorch).  Where windows overlap, a position that is the
+maximum of several windows receives the sum of their gradients.
 """
 from __future__ import annotations
 
@@ -25,73 +32,97 @@ Pair = tuple[int, int]
 
 
 class MaxPoolCache(NamedTuple):
-    argmax: np.ndarray   # (N, C, OH, OW) int8/int16: kh * KW + kw of the winner
+    argmax: np.ndarray   # (N, C, OH, OW) int8/int32: kh * KW + kw of the winner
     x_shape: tuple[int, int, int, int]
     kernel: Pair
     stride: Pair
     padding: Pair
+    dilation: Pair
+    padded_hw: Pair      # the padded input the windows were taken from
 
 
 class AvgPoolCache(NamedTuple):
-    divisor: np.ndarray | float   # per output position, or one number
+    divisor: np.ndarray   # (OH, OW): the count each window's sum was divided by
     x_shape: tuple[int, int, int, int]
     kernel: Pair
     stride: Pair
     padding: Pair
+    padded_hw: Pair
 
 
-def pool_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    return (size + 2 * padding - kernel) // stride + 1
+def pool_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1,
+                     ceil_mode: bool = False) -> int:
+    """PyTorch's pooling output size (floor, or ceil with the last-window rule)."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def _padded_extent(size: int, out: int, kernel: int, stride: int, padding: int,
+                   dilation: int) -> int:
+    """Length of the padded input the windows read: left padding, the input,
+    and on the far side the padding or, in ceil mode, what the last window needs."""
+    return max(size + 2 * padding, (out - 1) * stride + dilation * (kernel - 1) + 1)
 
 
 def _window(a: np.ndarray, i: int, j: int, stride: Pair, out_hw: Pair) -> np.ndarray:
-    """The strided view of ``a`` holding position (i, j) of every window."""
+    """The strided view of ``a`` holding offset (i, j) of every window."""
     sh, sw = stride
     OH, OW = out_hw
     return a[:, :, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw]
 
 
-def _pad(x: np.ndarray, padding: Pair, value: float) -> np.ndarray:
-    ph, pw = padding
-    if ph == 0 and pw == 0:
-        return x
+def _pad(x: np.ndarray, padding: Pair, padded_hw: Pair, value: float) -> np.ndarray:
+    """x padded by ``padding`` on the near sides and up to ``padded_hw`` on the far
+    sides with ``value``, in x's memory layout."""
     N, C, H, W = x.shape
-    xp = zeros_like_layout((N, C, H + 2 * ph, W + 2 * pw), x)   # same memory layout as x
+    ph, pw = padding
+    if padded_hw == (H, W):
+        return x
+    xp = zeros_like_layout((N, C, *padded_hw), x)
     if value != 0:
         xp[...] = value
     xp[:, :, ph:ph + H, pw:pw + W] = x
     return xp
 
 
-def max_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair,
-                       padding: Pair = (0, 0)) -> tuple[np.ndarray, MaxPoolCache]:
-    """Max over each KH x KW window; padding counts as -inf.
+def max_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair = (0, 0),
+                       dilation: Pair = (1, 1),
+                       ceil_mode: bool = False) -> tuple[np.ndarray, MaxPoolCache]:
+    """Max over each KH x KW window (taps ``dilation`` apart); padding counts as -inf.
 
     x (N, C, H, W) -> y (N, C, OH, OW).
     """
     N, C, H, W = x.shape
     KH, KW = kernel
-    OH = pool_output_size(H, KH, stride[0], padding[0])
-    OW = pool_output_size(W, KW, stride[1], padding[1])
-    xp = _pad(x, padding, -np.inf)
+    OH = pool_output_size(H, KH, stride[0], padding[0], dilation[0], ceil_mode)
+    OW = pool_output_size(W, KW, stride[1], padding[1], dilation[1], ceil_mode)
+    Hp = _padded_extent(H, OH, KH, stride[0], padding[0], dilation[0])
+    Wp = _padded_extent(W, OW, KW, stride[1], padding[1], dilation[1])
+    xp = _pad(x, padding, (Hp, Wp), -np.inf)
     arg_dtype = np.int8 if KH * KW < 128 else np.int32
+    cache_args = ((N, C, H, W), kernel, stride, padding, dilation, (Hp, Wp))
+    y = zeros_like_layout((N, C, OH, OW), xp)          # keeps x's memory layout
+    argmax = zeros_like_layout((N, C, OH, OW), xp, arg_dtype)
     if _nb.AVAILABLE:
-        y = zeros_like_layout((N, C, OH, OW), xp)          # keeps x's memory layout
-        argmax = zeros_like_layout((N, C, OH, OW), xp, arg_dtype)
-        _nb.max_pool_fwd(_nb.outer_first(xp), KH, KW, stride[0], stride[1],
-                         _nb.outer_first(y), _nb.outer_first(argmax))
-        return y, MaxPoolCache(argmax, (N, C, H, W), kernel, stride, padding)
-    y = _window(xp, 0, 0, stride, (OH, OW)).copy(order="K")   # keeps x's memory layout
-    argmax = np.zeros_like(y, dtype=arg_dtype)
+        order = _nb.outer_order(xp)
+        _nb.max_pool_fwd(xp.transpose(order), KH, KW, stride[0], stride[1], dilation[0],
+                         dilation[1], y.transpose(order), argmax.transpose(order))
+        return y, MaxPoolCache(argmax, *cache_args)
+    dh, dw = dilation
+    y[...] = _window(xp, 0, 0, stride, (OH, OW))
     for i in range(KH):
         for j in range(KW):
             if i == 0 and j == 0:
                 continue
-            v = _window(xp, i, j, stride, (OH, OW))
-            better = v > y          # strict: on a tie the earlier position stays
+            v = _window(xp, i * dh, j * dw, stride, (OH, OW))
+            # strict '>': on a tie the earlier position stays; a NaN always wins
+            better = (v > y) | np.isnan(v)
             np.copyto(y, v, where=better)
-            argmax[better] = i * KW + j
-    return y, MaxPoolCache(argmax, (N, C, H, W), kernel, stride, padding)
+            np.copyto(argmax, i * KW + j, where=better)
+    return y, MaxPoolCache(argmax, *cache_args)
 
 
 def max_pool2d_backward(dy: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
@@ -99,53 +130,72 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
     N, C, H, W = cache.x_shape
     KH, KW = cache.kernel
     ph, pw = cache.padding
+    dh, dw = cache.dilation
     OH, OW = dy.shape[2:]
-    dxp = zeros_like_layout((N, C, H + 2 * ph, W + 2 * pw), cache.argmax, dy.dtype)
-    sh, sw = cache.stride
+    dxp = zeros_like_layout((N, C, *cache.padded_hw), cache.argmax, dy.dtype)
     if _nb.AVAILABLE:
-        order = (1, 0, 2, 3) if cache.argmax.strides[1] > cache.argmax.strides[0] else (0, 1, 2, 3)
-        _nb.max_pool_bwd(dy.transpose(order), cache.argmax.transpose(order), KH, KW, sh, sw,
-                         dxp.transpose(order))
-    elif (sh, sw) == (KH, KW):
-        # windows tile the input: each position belongs to at most one window,
-        # so assignment is enough (and faster than accumulate)
-        for i in range(KH):
-            for j in range(KW):
-                _window(dxp, i, j, cache.stride, (OH, OW))[...] = np.where(
-                    cache.argmax == i * KW + j, dy, 0)
+        order = _nb.outer_order(cache.argmax)
+        _nb.max_pool_bwd(dy.transpose(order), cache.argmax.transpose(order), KH, KW,
+                         cache.stride[0], cache.stride[1], dh, dw, dxp.transpose(order))
     else:
         for i in range(KH):
             for j in range(KW):
-                _window(dxp, i, j, cache.stride, (OH, OW))[...] += np.where(
+                # views of different (i, j) may overlap, so accumulate one at a time
+                _window(dxp, i * dh, j * dw, cache.stride, (OH, OW))[...] += np.where(
                     cache.argmax == i * KW + j, dy, 0)
     return dxp[:, :, ph:ph + H, pw:pw + W]
 
 
+def max_pool2d_indices(cache: MaxPoolCache) -> np.ndarray:
+    """PyTorch's ``return_indices``: for every output, the flat index h * W + w
+    of its maximum in the (unpadded) input plane.  (N, C, OH, OW) int64."""
+    N, C, H, W = cache.x_shape
+    KH, KW = cache.kernel
+    OH, OW = cache.argmax.shape[2:]
+    k = cache.argmax.astype(np.int64)
+    oh = np.arange(OH).reshape(OH, 1) * cache.stride[0] - cache.padding[0]
+    ow = np.arange(OW).reshape(1, OW) * cache.stride[1] - cache.padding[1]
+    h = oh + (k // KW) * cache.dilation[0]
+    w = ow + (k % KW) * cache.dilation[1]
+    return h * W + w
+
+
 def avg_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair = (0, 0),
-                       count_include_pad: bool = True) -> tuple[np.ndarray, AvgPoolCache]:
-    """Mean over each window; zero padding, counted in the divisor unless
-    ``count_include_pad`` is False (PyTorch's rule).
+                       ceil_mode: bool = False, count_include_pad: bool = True,
+                       divisor_override: int | None = None) -> tuple[np.ndarray, AvgPoolCache]:
+    """Mean over each window, with PyTorch's divisor: the window clipped to the
+    padded input, or (``count_include_pad=False``) to the real input, or
+    ``divisor_override`` for every window.
 
     x (N, C, H, W) -> y (N, C, OH, OW).
     """
     N, C, H, W = x.shape
     KH, KW = kernel
-    OH = pool_output_size(H, KH, stride[0], padding[0])
-    OW = pool_output_size(W, KW, stride[1], padding[1])
-    xp = _pad(x, padding, 0.0)
+    OH = pool_output_size(H, KH, stride[0], padding[0], 1, ceil_mode)
+    OW = pool_output_size(W, KW, stride[1], padding[1], 1, ceil_mode)
+    Hp = _padded_extent(H, OH, KH, stride[0], padding[0], 1)
+    Wp = _padded_extent(W, OW, KW, stride[1], padding[1], 1)
+    xp = _pad(x, padding, (Hp, Wp), 0.0)
     y = zeros_like_layout((N, C, OH, OW), x)
     for i in range(KH):
         for j in range(KW):
             y += _window(xp, i, j, stride, (OH, OW))
-    divisor: np.ndarray | float = float(KH * KW)
-    if not count_include_pad and padding != (0, 0):
-        ones = _pad(np.ones((1, 1, H, W), dtype=x.dtype), padding, 0.0)
-        divisor = np.zeros((1, 1, OH, OW), dtype=x.dtype)
-        for i in range(KH):
-            for j in range(KW):
-                divisor += _window(ones, i, j, stride, (OH, OW))
-    y /= np.asarray(divisor, dtype=x.dtype)
-    return y, AvgPoolCache(divisor, (N, C, H, W), kernel, stride, padding)
+    if divisor_override:
+        divisor = np.full((OH, OW), divisor_override, dtype=x.dtype)
+    else:
+        dh = _divisor_1d(H, OH, KH, stride[0], padding[0], count_include_pad)
+        dw = _divisor_1d(W, OW, KW, stride[1], padding[1], count_include_pad)
+        divisor = np.outer(dh, dw).astype(x.dtype)
+    y /= divisor
+    return y, AvgPoolCache(divisor, (N, C, H, W), kernel, stride, padding, (Hp, Wp))
+
+
+def _divisor_1d(size: int, out: int, k: int, s: int, p: int, include_pad: bool) -> np.ndarray:
+    start = np.arange(out) * s - p
+    end = np.minimum(start + k, size + p)          # clipped to the padded input
+    if include_pad:
+        return end - start
+    return np.minimum(end, size) - np.maximum(start, 0)
 
 
 def avg_pool2d_backward(dy: np.ndarray, cache: AvgPoolCache) -> np.ndarray:
@@ -154,8 +204,8 @@ def avg_pool2d_backward(dy: np.ndarray, cache: AvgPoolCache) -> np.ndarray:
     KH, KW = cache.kernel
     ph, pw = cache.padding
     OH, OW = dy.shape[2:]
-    g = dy / np.asarray(cache.divisor, dtype=dy.dtype)
-    dxp = zeros_like_layout((N, C, H + 2 * ph, W + 2 * pw), g)
+    g = dy / cache.divisor
+    dxp = zeros_like_layout((N, C, *cache.padded_hw), g)
     for i in range(KH):
         for j in range(KW):
             _window(dxp, i, j, cache.stride, (OH, OW))[...] += g

@@ -12,6 +12,7 @@ import numpy as np
 
 from cnnlab.autograd import nn_ops as ops
 from cnnlab.autograd.tensor import Tensor
+from cnnlab.kernels import pool as pool_k
 from cnnlab.kernels.conv import conv_output_size
 from cnnlab.kernels.loss import REDUCTIONS
 from cnnlab.random import get_rng
@@ -69,7 +70,8 @@ def conv_padding(padding: IntPair | str, kernel: tuple[int, int], stride: tuple[
             elif mode == "full":
                 pads += [eff - 1, eff - 1]
             else:
-                raise ValueError(f"padding must be an int, a pair, 'valid', 'same' or 'full', got {padding!r}")
+                raise ValueError(
+                    f"padding must be an int, a pair, 'valid', 'same' or 'full', got {padding!r}")
         return (pads[0], pads[1], pads[2], pads[3])
     ph, pw = _pair(padding, "padding")
     if ph < 0 or pw < 0:
@@ -117,7 +119,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: In
 
 
 def _pool_args(x: Tensor, kernel_size: IntPair, stride: IntPair | None, padding: IntPair,
-               name: str) -> tuple[Tensor, bool, tuple[int, int], tuple[int, int], tuple[int, int]]:
+               dilation: IntPair, ceil_mode: bool, name: str):
     unbatched = x.ndim == 3
     if unbatched:
         x = x.reshape(1, *x.shape)
@@ -126,31 +128,47 @@ def _pool_args(x: Tensor, kernel_size: IntPair, stride: IntPair | None, padding:
     k = _pair(kernel_size, "kernel_size")
     s = k if stride is None or (not isinstance(stride, int) and len(stride) == 0) else _pair(stride, "stride")
     p = _pair(padding, "padding")
-    if min(k) < 1 or min(s) < 1:
-        raise ValueError(f"{name}: kernel_size and stride must be >= 1, got {k} and {s}")
+    d = _pair(dilation, "dilation")
+    if min(k) < 1 or min(s) < 1 or min(d) < 1:
+        raise ValueError(f"{name}: kernel_size, stride and dilation must be >= 1, got {k}, {s}, {d}")
     if p[0] > k[0] // 2 or p[1] > k[1] // 2 or min(p) < 0:
         raise ValueError(f"{name}: padding {p} must be between 0 and half the kernel size {k}")
     H, W = x.shape[2:]
-    if H + 2 * p[0] < k[0] or W + 2 * p[1] < k[1]:
-        raise ValueError(
-            f"{name}: input {H}x{W} padded by {p} is smaller than the kernel {k} (input shape {x.shape})")
-    return x, unbatched, k, s, p
+    for size, kk, pp, dd, axis in ((H, k[0], p[0], d[0], "height"), (W, k[1], p[1], d[1], "width")):
+        if size + 2 * pp < dd * (kk - 1) + 1:
+            raise ValueError(f"{name}: input {axis} {size} padded to {size + 2 * pp} is smaller than "
+                             f"the window {dd * (kk - 1) + 1} (input shape {x.shape})")
+    return x, unbatched, k, s, p, d
 
 
 def max_pool2d(input: Tensor, kernel_size: IntPair, stride: IntPair | None = None,
-               padding: IntPair = 0) -> Tensor:
+               padding: IntPair = 0, dilation: IntPair = 1, ceil_mode: bool = False,
+               return_indices: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Max pooling; stride defaults to kernel_size.  Ties go to the first
-    maximum in scan order (see :mod:`cnnlab.kernels.pool`)."""
-    x, unbatched, k, s, p = _pool_args(_as_tensor(input), kernel_size, stride, padding, "max_pool2d")
-    y = ops.MaxPool2d.apply(x, kernel=k, stride=s, padding=p)
-    return y.reshape(y.shape[1:]) if unbatched else y
+    maximum in scan order (see :mod:`cnnlab.kernels.pool`).  With
+    ``return_indices`` also returns, per output, the flat index h * W + w of
+    the maximum in its input plane (an int64 Tensor), as PyTorch does."""
+    x, unbatched, k, s, p, d = _pool_args(_as_tensor(input), kernel_size, stride, padding,
+                                          dilation, ceil_mode, "max_pool2d")
+    y = ops.MaxPool2d.apply(x, kernel=k, stride=s, padding=p, dilation=d, ceil_mode=ceil_mode)
+    out = y.reshape(y.shape[1:]) if unbatched else y
+    if not return_indices:
+        return out
+    _, cache = pool_k.max_pool2d_forward(x.data, k, s, p, d, ceil_mode)
+    idx = pool_k.max_pool2d_indices(cache)
+    return out, Tensor(idx[0] if unbatched else idx)
 
 
 def avg_pool2d(input: Tensor, kernel_size: IntPair, stride: IntPair | None = None,
-               padding: IntPair = 0, count_include_pad: bool = True) -> Tensor:
-    """Average pooling; stride defaults to kernel_size."""
-    x, unbatched, k, s, p = _pool_args(_as_tensor(input), kernel_size, stride, padding, "avg_pool2d")
-    y = ops.AvgPool2d.apply(x, kernel=k, stride=s, padding=p, count_include_pad=count_include_pad)
+               padding: IntPair = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> Tensor:
+    """Average pooling; stride defaults to kernel_size.  PyTorch's signature and divisor rules."""
+    x, unbatched, k, s, p, _ = _pool_args(_as_tensor(input), kernel_size, stride, padding, 1,
+                                          ceil_mode, "avg_pool2d")
+    if divisor_override is not None and divisor_override <= 0:
+        raise ValueError(f"avg_pool2d: divisor_override must be positive, got {divisor_override}")
+    y = ops.AvgPool2d.apply(x, kernel=k, stride=s, padding=p, ceil_mode=ceil_mode,
+                            count_include_pad=count_include_pad, divisor_override=divisor_override)
     return y.reshape(y.shape[1:]) if unbatched else y
 
 

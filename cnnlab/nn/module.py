@@ -45,7 +45,7 @@ class Module:
         elif isinstance(value, Module):
             self._modules[name] = value
         elif name in self.__dict__.get("_buffer_names", ()):
-            self._buffers[name] = value
+            self._buffers[name] = None if value is None else np.asarray(_to_numpy(value))
         else:
             object.__setattr__(self, name, value)
             return
@@ -77,7 +77,7 @@ class Module:
         names = self.__dict__.setdefault("_buffer_names", set())
         names.add(name)
         self.__dict__.pop(name, None)
-        self._buffers[name] = None if value is None else np.asarray(value)
+        self._buffers[name] = None if value is None else np.asarray(_to_numpy(value))
 
     def add_module(self, name: str, module: Module | None) -> None:
         if module is None:

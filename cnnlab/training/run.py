@@ -164,7 +164,8 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLi
 
     ``resume=True`` continues from the newest checkpoint in ``out``; a path
     continues from that checkpoint.  The stored config is used, except that
-    ``cfg.epochs`` (if given) may extend the run.  ``progress`` shows a tqdm
+    ``cfg.epochs`` (if given) may extend a run whose schedule is 'none' or
+    'step' (a cosine schedule is tied to the planned length).  ``progress`` shows a tqdm
     bar (default: when stderr is a terminal).
     """
     out = Path(out)
@@ -180,6 +181,11 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLi
         if state.meta.get("kind") != "training-state":
             raise CheckpointError(f"{ckpt}: a final model file, not a resumable checkpoint")
         stored = TrainConfig(**state.meta["config"])
+        if cfg.epochs and cfg.epochs != stored.epochs and stored.scheduler == "cosine":
+            raise ValueError(
+                f"this run's cosine schedule was planned for {stored.epochs} epochs and its "
+                f"learning rate has decayed along it; it cannot be stretched to {cfg.epochs} "
+                "(resume without --epochs, or start a new run with more epochs)")
         cfg = dataclasses.replace(stored, epochs=cfg.epochs or stored.epochs).resolved()
         report(f"resuming from {ckpt} (epoch {state.epoch} of {cfg.epochs})")
     else:

@@ -13,7 +13,7 @@ class _BatchNorm(Module):
     _expected_ndim: tuple[int, ...] = ()
     _shape_text = ""
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True,
                  dtype=DEFAULT_DTYPE) -> None:
         super().__init__()
@@ -40,10 +40,15 @@ class _BatchNorm(Module):
                 f"{self!r} expects input {self._shape_text.format(C=self.num_features)}, "
                 f"got {x.shape}")
         use_batch_stats = self.training or not self.track_running_stats
-        if self.training and self.track_running_stats:
+        updating = self.training and self.track_running_stats
+        momentum = self.momentum
+        if updating and momentum is None:   # cumulative moving average, as in PyTorch
+            momentum = 1.0 / (int(self.num_batches_tracked) + 1)
+        y = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                         training=use_batch_stats, momentum=momentum or 0.0, eps=self.eps)
+        if updating:
             self.num_batches_tracked[...] += 1
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=use_batch_stats, momentum=self.momentum, eps=self.eps)
+        return y
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
