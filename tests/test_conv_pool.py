@@ -85,7 +85,7 @@ def test_both_conv_layouts_match_naive_loops_and_torch_gradients(case, layout):
     x = rng.standard_normal((N, C, H, W))
     w = rng.standard_normal((O, C // g, KH, KW))
     b = rng.standard_normal(O)
-    s2, d2 = F._pair(s, "s"), F._pair(d, "d")
+    s2, d2 = F.pair(s, "s"), F.pair(d, "d")
     p2 = F.conv_padding(p, (KH, KW), s2, d2, (H, W))
     fast, cache = conv_k.conv2d_forward(x, w, b, s2, p2, d2, g, layout=layout)
     assert cache.layout == layout

@@ -9,7 +9,9 @@ topological order and accumulates gradients with ``+`` so a tensor used twice
 receives the sum of both contributions.
 
 The arithmetic ``Function``s live in :mod:`cnnlab.autograd.basic`; the neural
-network ones (conv, pooling, ...) in :mod:`cnnlab.autograd.nn_ops`.
+network ones, thin adapters over :mod:`cnnlab.kernels`, in one file per family
+(:mod:`cnnlab.autograd.conv_ops`, ``pool_ops``, ``activation_ops``, ``norm_ops``,
+``loss_ops``).
 """
 from __future__ import annotations
 
@@ -380,13 +382,13 @@ class Tensor:
         return _basic.Abs.apply(self)
 
     def relu(self) -> Tensor:
-        return _nn_ops.ReLU.apply(self)
+        return _act_ops.ReLU.apply(self)
 
     def sigmoid(self) -> Tensor:
-        return _nn_ops.Sigmoid.apply(self)
+        return _act_ops.Sigmoid.apply(self)
 
     def tanh(self) -> Tensor:
-        return _nn_ops.Tanh.apply(self)
+        return _act_ops.Tanh.apply(self)
 
     # --------------------------------------------------------------- shapes
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
@@ -505,5 +507,5 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
 
 
 # The op modules import Function and Tensor from here, so they come last.
+from cnnlab.autograd import activation_ops as _act_ops  # noqa: E402
 from cnnlab.autograd import basic as _basic  # noqa: E402
-from cnnlab.autograd import nn_ops as _nn_ops  # noqa: E402

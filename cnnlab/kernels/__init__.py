@@ -1,5 +1,5 @@
 """Pure NumPy kernels: ndarrays in, ndarrays out, forward and backward side by side.
 
-Nothing here knows about Tensors or autograd; :mod:`cnnlab.autograd.nn_ops`
+Nothing here knows about Tensors or autograd; the ``*_ops`` modules of :mod:`cnnlab.autograd`
 adapts these kernels to the graph.
 """

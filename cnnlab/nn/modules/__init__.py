@@ -1,12 +1,20 @@
-from cnnlab.nn.modules.activation import LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
-from cnnlab.nn.modules.batchnorm import BatchNorm1d, BatchNorm2d
-from cnnlab.nn.modules.container import ModuleList, Sequential
-from cnnlab.nn.modules.conv import Conv2d
-from cnnlab.nn.modules.dropout import Dropout
-from cnnlab.nn.modules.linear import Flatten, Identity, Linear
-from cnnlab.nn.modules.loss import CrossEntropyLoss, MSELoss, NLLLoss
-from cnnlab.nn.modules.pooling import AvgPool2d, MaxPool2d
+"""The layers, one file per family; each file's ``__all__`` is re-exported."""
+from cnnlab.nn.modules.activation import *  # noqa: F401,F403
+from cnnlab.nn.modules.activation import __all__ as _activation
+from cnnlab.nn.modules.batchnorm import *  # noqa: F401,F403
+from cnnlab.nn.modules.batchnorm import __all__ as _batchnorm
+from cnnlab.nn.modules.container import *  # noqa: F401,F403
+from cnnlab.nn.modules.container import __all__ as _container
+from cnnlab.nn.modules.conv import *  # noqa: F401,F403
+from cnnlab.nn.modules.conv import __all__ as _conv
+from cnnlab.nn.modules.dropout import *  # noqa: F401,F403
+from cnnlab.nn.modules.dropout import __all__ as _dropout
+from cnnlab.nn.modules.linear import *  # noqa: F401,F403
+from cnnlab.nn.modules.linear import __all__ as _linear
+from cnnlab.nn.modules.loss import *  # noqa: F401,F403
+from cnnlab.nn.modules.loss import __all__ as _loss
+from cnnlab.nn.modules.pooling import *  # noqa: F401,F403
+from cnnlab.nn.modules.pooling import __all__ as _pooling
 
-__all__ = ["AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "CrossEntropyLoss", "Dropout",
-           "Flatten", "Identity", "Linear", "LogSoftmax", "MSELoss", "MaxPool2d", "ModuleList",
-           "NLLLoss", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh"]
+__all__ = sorted({*_activation, *_batchnorm, *_container, *_conv, *_dropout, *_linear, *_loss,
+                  *_pooling})

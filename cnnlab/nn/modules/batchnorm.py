@@ -65,3 +65,6 @@ class BatchNorm2d(_BatchNorm):
     """Batch norm per channel over (N, C, H, W)."""
     _expected_ndim = (4,)
     _shape_text = "(N, {C}, H, W)"
+
+
+__all__ = ["BatchNorm1d", "BatchNorm2d"]

@@ -66,3 +66,6 @@ class ModuleList(Module):
 
     def __getitem__(self, idx: int) -> Module:
         return list(self._modules.values())[idx]
+
+
+__all__ = ["ModuleList", "Sequential"]

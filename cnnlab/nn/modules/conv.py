@@ -31,10 +31,10 @@ class Conv2d(Module):
             raise ValueError(f"Conv2d: padding must be 'valid', 'same', 'full', an int or a pair, "
                              f"got {padding!r}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = F._pair(kernel_size, "kernel_size")
-        self.stride = F._pair(stride, "stride")
-        self.padding = padding if isinstance(padding, str) else F._pair(padding, "padding")
-        self.dilation = F._pair(dilation, "dilation")
+        self.kernel_size = F.pair(kernel_size, "kernel_size")
+        self.stride = F.pair(stride, "stride")
+        self.padding = padding if isinstance(padding, str) else F.pair(padding, "padding")
+        self.dilation = F.pair(dilation, "dilation")
         shape = (out_channels, in_channels // groups, *self.kernel_size)
         self.weight = Parameter(np.empty(shape, dtype=dtype))
         if bias:
@@ -71,3 +71,6 @@ class Conv2d(Module):
         if self.bias is None:
             s += ", bias=False"
         return s
+
+
+__all__ = ["Conv2d"]

@@ -21,3 +21,6 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+__all__ = ["Dropout"]

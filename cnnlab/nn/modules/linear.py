@@ -59,3 +59,6 @@ class Flatten(Module):
 class Identity(Module):
     def forward(self, x: Tensor) -> Tensor:
         return x
+
+
+__all__ = ["Flatten", "Identity", "Linear"]

@@ -33,3 +33,6 @@ class MSELoss(Module):
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
         return F.mse_loss(input, target, reduction=self.reduction)
+
+
+__all__ = ["CrossEntropyLoss", "MSELoss", "NLLLoss"]

@@ -10,9 +10,9 @@ class _Pool2d(Module):
     def __init__(self, kernel_size: F.IntPair, stride: F.IntPair | None = None,
                  padding: F.IntPair = 0, ceil_mode: bool = False) -> None:
         super().__init__()
-        self.kernel_size = F._pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else F._pair(stride, "stride")
-        self.padding = F._pair(padding, "padding")
+        self.kernel_size = F.pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else F.pair(stride, "stride")
+        self.padding = F.pair(padding, "padding")
         self.ceil_mode = ceil_mode
 
     def _call(self, fn, x: Tensor, *args, **kwargs):
@@ -37,7 +37,7 @@ class MaxPool2d(_Pool2d):
                  padding: F.IntPair = 0, dilation: F.IntPair = 1, return_indices: bool = False,
                  ceil_mode: bool = False) -> None:
         super().__init__(kernel_size, stride, padding, ceil_mode)
-        self.dilation = F._pair(dilation, "dilation")
+        self.dilation = F.pair(dilation, "dilation")
         self.return_indices = return_indices
 
     def forward(self, x: Tensor):
@@ -58,3 +58,6 @@ class AvgPool2d(_Pool2d):
     def forward(self, x: Tensor) -> Tensor:
         return self._call(F.avg_pool2d, x, self.kernel_size, self.stride, self.padding,
                           self.ceil_mode, self.count_include_pad, self.divisor_override)
+
+
+__all__ = ["AvgPool2d", "MaxPool2d"]

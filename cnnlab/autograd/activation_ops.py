@@ -1,0 +1,66 @@
+"""Autograd adapters for activations and dropout (kernels in
+:mod:`cnnlab.kernels.activation`)."""
+from __future__ import annotations
+
+from cnnlab.autograd.tensor import Function
+from cnnlab.kernels import activation as act
+
+
+class ReLU(Function):
+    def forward(self, x):
+        self.y = act.relu_forward(x)
+        return self.y
+
+    def backward(self, g):
+        return (act.relu_backward(g, self.y),)
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        self.y = act.sigmoid_forward(x)
+        return self.y
+
+    def backward(self, g):
+        return (act.sigmoid_backward(g, self.y),)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        self.y = act.tanh_forward(x)
+        return self.y
+
+    def backward(self, g):
+        return (act.tanh_backward(g, self.y),)
+
+
+class Softmax(Function):
+    def forward(self, x, axis):
+        self.axis = axis
+        self.y = act.softmax_forward(x, axis)
+        return self.y
+
+    def backward(self, g):
+        return (act.softmax_backward(g, self.y, self.axis),)
+
+
+class LogSoftmax(Function):
+    def forward(self, x, axis):
+        self.axis = axis
+        self.y = act.log_softmax_forward(x, axis)
+        return self.y
+
+    def backward(self, g):
+        return (act.log_softmax_backward(g, self.y, self.axis),)
+
+
+class Dropout(Function):
+    """Multiply by a fixed mask already scaled by 1 / (1 - p)."""
+
+    def forward(self, x, mask):
+        self.mask = mask
+        return x * mask
+
+    def backward(self, g):
+        return (g * self.mask,)
+
+__all__ = ["ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Dropout"]
