@@ -20,11 +20,13 @@ from cnnlab.gradcheck import GradcheckError, gradcheck
 from cnnlab.kernels.conv import conv_output_size
 from cnnlab.random import get_rng_state, manual_seed, set_rng_state
 from cnnlab.serialization import CheckpointError, load, save
+from cnnlab.summary import summary  # noqa: E402  (the function shadows the module name, as intended)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_DTYPE", "CheckpointError", "GradcheckError", "Tensor", "__version__",
     "conv_output_size", "data", "enable_grad", "get_rng_state", "gradcheck", "is_grad_enabled",
-    "load", "manual_seed", "models", "nn", "no_grad", "optim", "save", "set_rng_state", "tensor",
+    "load", "manual_seed", "models", "nn", "no_grad", "optim", "save", "set_rng_state", "summary",
+    "tensor",
 ]

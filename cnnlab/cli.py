@@ -1,4 +1,4 @@
-"""The ``cnnlab`` command line: ``cnnlab train``, ``cnnlab evaluate``, ``cnnlab models``.
+"""The ``cnnlab`` command line: ``cnnlab train | evaluate | models | summary``.
 
 Run ``cnnlab COMMAND --help`` for the options of each.
 """
@@ -112,12 +112,49 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_summary(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("summary", help="per-layer shapes, memory, parameters, MACs, receptive fields",
+                       description="Print a model's per-layer table (see cnnlab.summary).")
+    p.add_argument("model", help="a name from `cnnlab models`")
+    p.add_argument("--input", default=None, metavar="CxHxW",
+                   help="input size, e.g. 3x224x224 (default: 1x28x28, or 1x8x8 for digits_cnn)")
+    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=1)
+    p.set_defaults(func=cmd_summary)
+
+
+def _parse_input(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        dims = ()
+    if len(dims) != 3 or min(dims) < 1:
+        raise ValueError(f"--input must look like CxHxW, e.g. 3x224x224, got {text!r}")
+    return dims
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from cnnlab.models import get_model
+    from cnnlab.summary import summary
+
+    default = "1x8x8" if args.model.replace("-", "_") == "digits_cnn" else "1x28x28"
+    C, H, W = _parse_input(args.input or default)
+    kwargs = {"in_channels": C, "input_size": H}
+    if args.num_classes is not None:
+        kwargs["num_classes"] = args.num_classes
+    model = get_model(args.model, **kwargs)
+    print(f"{args.model} on {C}x{H}x{W}, batch {args.batch_size}")
+    print(summary(model, (C, H, W), batch_size=args.batch_size))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnnlab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
     _add_evaluate(sub)
     _add_models(sub)
+    _add_summary(sub)
     return parser
 
 

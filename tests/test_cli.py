@@ -104,3 +104,10 @@ def test_bad_arguments_get_clear_errors(tmp_path):
 
 def test_models_command_lists_the_zoo():
     assert "lenet5" in run("models").stdout.split()
+
+
+def test_summary_command_prints_the_table():
+    proc = run("summary", "lenet5", "--input", "1x28x28")
+    assert "features.0" in proc.stdout and "parameters: 61,706" in proc.stdout
+    bad = run("summary", "lenet5", "--input", "28x28", check=False)
+    assert bad.returncode == 2 and "CxHxW" in bad.stderr

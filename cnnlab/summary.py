@@ -1,0 +1,261 @@
+"""``summary``: a per-layer account of a model's shapes, memory, parameters, work and
+receptive fields, in the spirit of the notes' VGGNet table (001).
+
+    >>> print(cnnlab.summary(model, input_size=(3, 224, 224)))
+
+One forward pass of zeros (eval mode, no graph) is run with a hook on every
+module that does work of its own, so any architecture is covered, branches
+included.  Per row:
+
+* output shape, and the activations it holds: values and bytes;
+* parameters, split into weights and biases (a parameter named ``bias``);
+* multiply-accumulates (MACs) of convolutions and fully connected layers;
+* receptive field of one output unit in input pixels: its size, its jump
+  (the product of the strides so far) and where the first unit's field starts
+  (its top-left edge; negative where it reaches into zero padding).
+
+What the totals count, and why (the notes' figures use the same rules):
+
+* activations are each layer's output, once; layers that frameworks run in
+  place or as views (ReLU, dropout, flatten, identity) produce no new memory
+  and are shown but not added, which is how the notes' table counts a
+  "CONV3-64" (conv + ReLU) as one row;
+* the input image is added, as the notes' ``INPUT`` row is;
+* training keeps roughly twice the forward activations (the gradients), as
+  the notes say; parameter memory is counted separately.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cnnlab.autograd.tensor import Tensor, no_grad
+from cnnlab.nn.module import Module
+
+INPLACE_TYPES = ("ReLU", "LeakyReLU", "ELU", "Dropout", "Dropout2d", "Flatten", "Identity")
+
+
+@dataclass
+class ReceptiveField:
+    size: tuple[int, int]
+    jump: tuple[int, int]
+    start: tuple[float, float]
+
+
+@dataclass
+class LayerRow:
+    name: str
+    type: str
+    output_shape: tuple[int, ...]
+    activations: int              # values per image
+    activation_bytes: int         # per image
+    weights: int
+    biases: int
+    macs: int                     # per image
+    counted: bool                 # whether the activations enter the totals
+    rf: ReceptiveField | None     # None: the unit sees the whole input (after flatten / FC)
+
+
+@dataclass
+class ModelSummary:
+    rows: list[LayerRow]
+    input_size: tuple[int, ...]
+    batch_size: int
+    itemsize: int
+    total_params: int
+    trainable_params: int
+    param_bytes: int
+    input_values: int
+    forward_activations: int      # values per image, input included
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def frozen_params(self) -> int:
+        return self.total_params - self.trainable_params
+
+    @property
+    def forward_bytes(self) -> int:
+        """Forward activation memory per image."""
+        return self.forward_activations * self.itemsize
+
+    @property
+    def training_bytes(self) -> int:
+        """About twice the forward memory: activations plus their gradients."""
+        return 2 * self.forward_bytes
+
+    @property
+    def total_macs(self) -> int:
+        return sum(r.macs for r in self.rows)
+
+    def __str__(self) -> str:
+        return format_summary(self)
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, (int, np.integer)) else (int(v[0]), int(v[1]))
+
+
+def _spatial_params(m: Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...]):
+    """(kernel_eff, stride, pad_before, pad_total) per axis for layers that slide a
+    window, or None.  Adaptive pools are described by their equivalent window when
+    the input divides evenly."""
+    tname = type(m).__name__
+    if len(in_shape) != 4 or len(out_shape) != 4:
+        return None
+    H, W = in_shape[2:]
+    if tname.startswith("AdaptiveAvgPool2d") or tname.startswith("AdaptiveMaxPool2d"):
+        OH, OW = out_shape[2:]
+        ks = (math.ceil(H / OH), math.ceil(W / OW))
+        ss = (max(H // OH, 1), max(W // OW, 1))
+        return [(ks[0], ss[0], 0, 0), (ks[1], ss[1], 0, 0)]
+    if not hasattr(m, "kernel_size") or "Transpose" in tname:
+        return None
+    k = _pair(m.kernel_size)
+    s = _pair(getattr(m, "stride", 1) or k)
+    d = _pair(getattr(m, "dilation", 1))
+    pad = getattr(m, "padding", 0)
+    if isinstance(pad, str):
+        from cnnlab.nn.functional_conv import conv_padding
+
+        pt, pb, pl, pr = conv_padding(pad, k, s, d, (H, W))
+    else:
+        p = _pair(pad)
+        pt, pb, pl, pr = p[0], p[0], p[1], p[1]
+    return [(d[0] * (k[0] - 1) + 1, s[0], pt, pt + pb), (d[1] * (k[1] - 1) + 1, s[1], pl, pl + pr)]
+
+
+def _macs(m: Module, out: Tensor) -> int:
+    tname = type(m).__name__
+    if tname in ("Conv2d", "Conv1d") and hasattr(m, "weight"):
+        per_out = int(np.prod(m.weight.shape[1:]))       # C/groups * KH * KW
+        return int(np.prod(out.shape[1:])) * per_out
+    if tname == "Linear":
+        return int(np.prod(out.shape[1:-1], dtype=np.int64)) * m.in_features * m.out_features
+    return 0
+
+
+def summary(model: Module, input_size: tuple[int, ...], batch_size: int = 1,
+            dtype: Any = np.float32) -> ModelSummary:
+    """Account for every layer of ``model`` on an input of ``(batch_size, *input_size)``."""
+    x = Tensor(np.zeros((batch_size, *input_size), dtype=dtype))
+    itemsize = np.dtype(dtype).itemsize
+    names = {id(m): n for n, m in model.named_modules()}
+    rf_of: dict[int, ReceptiveField | None] = {
+        id(x): ReceptiveField((1, 1), (1, 1), (0.0, 0.0))}
+    last_rf: list[ReceptiveField | None] = [rf_of[id(x)]]
+    rows: list[LayerRow] = []
+    warnings: list[str] = []
+    keep: list[Tensor] = [x]          # keep tensors alive so their ids stay unique
+
+    def hook(m: Module, inputs: tuple, out: Any) -> None:
+        if not isinstance(out, Tensor):
+            return
+        own = list(m.named_parameters(recurse=False))
+        is_leaf = not any(True for _ in m.children())
+        if not (is_leaf or own):
+            return
+        inp = inputs[0] if inputs and isinstance(inputs[0], Tensor) else None
+        # the input's field; for a tensor made outside any module (a residual sum,
+        # a concatenation) take the latest one, which is the longest branch's
+        rf_in = rf_of.get(id(inp), last_rf[0]) if inp is not None else last_rf[0]
+        tname = type(m).__name__
+        geo = _spatial_params(m, inp.shape, out.shape) if inp is not None else None
+        if rf_in is None or tname in ("Linear", "Flatten") or out.ndim < 3:
+            rf = None
+        elif geo is not None:
+            size = tuple(rf_in.size[a] + (geo[a][0] - 1) * rf_in.jump[a] for a in range(2))
+            jump = tuple(rf_in.jump[a] * geo[a][1] for a in range(2))
+            start = tuple(rf_in.start[a] - geo[a][2] * rf_in.jump[a] for a in range(2))
+            rf = ReceptiveField(size, jump, start)
+            for a, axis in enumerate(("height", "width")):
+                k_eff, s, _, ptot = geo[a]
+                span = inp.shape[2 + a] + ptot - k_eff
+                if span % s and not tname.startswith("Adaptive"):
+                    warnings.append(
+                        f"{names.get(id(m), tname)} ({tname}): stride {s} does not tile the padded "
+                        f"{axis} {inp.shape[2 + a] + ptot}: (W - F + 2P)/S + 1 = {span / s + 1:g}, "
+                        f"so the last {span % s} pixel(s) are never seen")
+        else:
+            rf = rf_in
+        rf_of[id(out)] = rf
+        last_rf[0] = rf
+        keep.append(out)
+        weights = sum(p.size for n, p in own if n != "bias")
+        biases = sum(p.size for n, p in own if n == "bias")
+        values = int(np.prod(out.shape[1:]))
+        rows.append(LayerRow(names.get(id(m), tname), tname, tuple(out.shape[1:]), values,
+                             values * itemsize, weights, biases, _macs(m, out),
+                             tname not in INPLACE_TYPES, rf))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+    params = list(model.parameters())
+    total = sum(p.size for p in params)
+    trainable = sum(p.size for p in params if p.requires_grad)
+    param_bytes = sum(p.data.nbytes for p in params)
+    input_values = int(np.prod(input_size))
+    forward = input_values + sum(r.activations for r in rows if r.counted)
+    return ModelSummary(rows, tuple(input_size), batch_size, itemsize, total, trainable,
+                        param_bytes, input_values, forward, warnings)
+
+
+def _human(n: float, unit: str = "") -> str:
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= div:
+            return f"{n / div:.1f}{suffix}{unit}"
+    return f"{n:.0f}{unit}"
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.2f} MiB"
+
+
+def format_summary(s: ModelSummary) -> str:
+    """The table as text: one row per layer, then the totals."""
+    head = ["layer", "type", "output", "activations", "act. bytes", "weights", "biases", "MACs",
+            "RF size", "jump", "start"]
+    body = [["input", "", "x".join(map(str, s.input_size)), f"{s.input_values:,}",
+             _human(s.input_values * s.itemsize, "B"), "0", "0", "0", "1", "1", "0"]]
+    for r in s.rows:
+        rf = r.rf
+        body.append([
+            r.name, r.type, "x".join(map(str, r.output_shape)),
+            f"{r.activations:,}" + ("" if r.counted else "*"), _human(r.activation_bytes, "B"),
+            f"{r.weights:,}", f"{r.biases:,}", _human(r.macs),
+            "all" if rf is None else (f"{rf.size[0]}" if rf.size[0] == rf.size[1] else f"{rf.size[0]}x{rf.size[1]}"),
+            "-" if rf is None else (f"{rf.jump[0]}" if rf.jump[0] == rf.jump[1] else f"{rf.jump[0]}x{rf.jump[1]}"),
+            "-" if rf is None else (f"{rf.start[0]:g}" if rf.start[0] == rf.start[1]
+                                    else f"{rf.start[0]:g},{rf.start[1]:g}"),
+        ])
+    widths = [max(len(str(row[i])) for row in [head, *body]) for i in range(len(head))]
+    right = {3, 4, 5, 6, 7, 8, 9, 10}
+
+    def fmt(row: list[str]) -> str:
+        return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w)
+                         for i, (c, w) in enumerate(zip(row, widths)))
+    lines = [fmt(head), "  ".join("-" * w for w in widths), *map(fmt, body)]
+    lines += [
+        "",
+        f"parameters: {s.total_params:,} ({s.trainable_params:,} trainable, "
+        f"{s.frozen_params:,} frozen), {_mib(s.param_bytes)}",
+        f"weights {sum(r.weights for r in s.rows):,} + biases {sum(r.biases for r in s.rows):,}",
+        f"multiply-accumulates per image: {s.total_macs:,} ({_human(s.total_macs)})",
+        f"forward activations per image: {s.forward_activations:,} values = "
+        f"{_mib(s.forward_bytes)} (input included; * = in place or a view, not added)",
+        f"training (activations and their gradients, ~x2): {_mib(s.training_bytes)} per image, "
+        f"{_mib(s.training_bytes * s.batch_size)} for a batch of {s.batch_size}",
+    ]
+    lines += [f"warning: {w}" for w in s.warnings]
+    return "\n".join(lines)

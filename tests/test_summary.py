@@ -1,0 +1,106 @@
+"""cnnlab.summary: the notes' VGG-16 table, LeNet-5, receptive fields, warnings."""
+import numpy as np
+import pytest
+
+import cnnlab.nn as nn
+from cnnlab.models import lenet5
+from cnnlab.summary import summary
+
+# The notes' VGG-16 table (001): (output H, W, C) and weights without biases, CONV/POOL/FC rows.
+NOTES_VGG16 = [
+    ((224, 224, 64), 1_728), ((224, 224, 64), 36_864), ((112, 112, 64), 0),
+    ((112, 112, 128), 73_728), ((112, 112, 128), 147_456), ((56, 56, 128), 0),
+    ((56, 56, 256), 294_912), ((56, 56, 256), 589_824), ((56, 56, 256), 589_824), ((28, 28, 256), 0),
+    ((28, 28, 512), 1_179_648), ((28, 28, 512), 2_359_296), ((28, 28, 512), 2_359_296),
+    ((14, 14, 512), 0),
+    ((14, 14, 512), 2_359_296), ((14, 14, 512), 2_359_296), ((14, 14, 512), 2_359_296), ((7, 7, 512), 0),
+    ((1, 1, 4096), 102_760_448), ((1, 1, 4096), 16_777_216), ((1, 1, 1000), 4_096_000),
+]
+
+
+def vgg16_as_in_the_notes():
+    cfg = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+    layers, c = [], 3
+    for v in cfg:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2))
+        else:
+            layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU()]
+            c = v
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(25088, 4096), nn.ReLU(),
+                         nn.Linear(4096, 4096), nn.ReLU(), nn.Linear(4096, 1000))
+
+
+@pytest.fixture(scope="module")
+def vgg_summary():
+    return summary(vgg16_as_in_the_notes(), (3, 224, 224))
+
+
+def test_vgg16_rows_reproduce_the_notes_table(vgg_summary):
+    rows = [r for r in vgg_summary.rows if r.type in ("Conv2d", "MaxPool2d", "Linear")]
+    assert len(rows) == len(NOTES_VGG16)
+    for r, ((h, w, c), weights) in zip(rows, NOTES_VGG16):
+        values = h * w * c
+        assert r.activations == values, r.name
+        assert r.weights == weights, r.name
+    assert vgg_summary.input_values == 224 * 224 * 3          # the notes' INPUT row, 150K
+
+
+def test_vgg16_totals(vgg_summary):
+    assert vgg_summary.total_params == 138_357_544            # biases included, as torchvision
+    # The notes' rows add up to 15.2M activations (about 58 MiB of float32), not the
+    # "24M ... ~93MB" printed under the table: the tool counts what the rows say.
+    assert vgg_summary.forward_activations == 15_237_608
+    assert vgg_summary.forward_bytes == 15_237_608 * 4
+    assert vgg_summary.training_bytes == 2 * vgg_summary.forward_bytes
+    # most memory in the early convs, most parameters in the first FC (the notes' remark)
+    convs = [r for r in vgg_summary.rows if r.type == "Conv2d"]
+    fcs = [r for r in vgg_summary.rows if r.type == "Linear"]
+    assert max(convs, key=lambda r: r.activations) is convs[0]
+    assert max(fcs + convs, key=lambda r: r.weights) is fcs[0]
+    assert vgg_summary.total_macs == pytest.approx(15.47e9, rel=0.01)
+
+
+def test_lenet5_summary_counts_and_receptive_fields():
+    s = summary(lenet5(), (1, 28, 28))
+    assert s.total_params == s.trainable_params == 61_706
+    conv1, conv2 = [r for r in s.rows if r.type == "Conv2d"]
+    assert conv1.output_shape == (6, 28, 28) and conv1.weights == 150 and conv1.biases == 6
+    assert conv1.macs == 28 * 28 * 6 * 25
+    assert conv1.rf.size == (5, 5) and conv1.rf.start == (-2, -2)     # padding 2 reaches outside
+    pool2 = [r for r in s.rows if r.type == "MaxPool2d"][1]
+    assert pool2.rf.size == (16, 16) and pool2.rf.jump == (4, 4)
+    assert "conv1" not in str(s) and "features.0" in str(s)
+
+
+def test_three_stacked_3x3_convs_see_as_far_as_one_7x7():
+    m = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1),
+                      nn.Conv2d(8, 8, 3, padding=1))
+    big = nn.Conv2d(8, 8, 7, padding=3)
+    s3, s7 = summary(m, (8, 16, 16)), summary(big, (8, 16, 16))
+    assert s3.rows[-1].rf.size == s7.rows[-1].rf.size == (7, 7)
+    w3 = sum(r.weights for r in s3.rows)
+    assert w3 == 3 * 9 * 8 * 8 < s7.rows[0].weights == 49 * 8 * 8    # 27 C^2 against 49 C^2
+
+
+def test_warns_when_the_stride_does_not_tile_the_input():
+    s = summary(nn.Sequential(nn.Conv2d(1, 2, 3, stride=2)), (1, 10, 10))
+    assert any("does not tile" in w and "4.5" in w for w in s.warnings)
+    assert summary(nn.Sequential(nn.Conv2d(1, 2, 3, stride=2)), (1, 11, 11)).warnings == []
+
+
+def test_frozen_parameters_are_reported():
+    m = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))
+    m[0].requires_grad_(False)
+    s = summary(m, (4,))
+    assert (s.total_params, s.trainable_params, s.frozen_params) == (23, 8, 15)
+
+
+def test_summary_leaves_the_model_as_it_was():
+    m = lenet5()
+    m.train()
+    before = {k: v.copy() for k, v in m.state_dict().items()}
+    summary(m, (1, 28, 28))
+    assert m.training
+    assert all(np.array_equal(before[k], v) for k, v in m.state_dict().items())
+    assert all(not mod._forward_hooks for mod in m.modules())
