@@ -228,16 +228,18 @@ def format_summary(s: ModelSummary) -> str:
             "RF size", "jump", "start"]
     body = [["input", "", "x".join(map(str, s.input_size)), f"{s.input_values:,}",
              _human(s.input_values * s.itemsize, "B"), "0", "0", "0", "1", "1", "0"]]
+    def both(v: tuple, sep: str) -> str:   # "5" for a square field, "5x3" otherwise
+        return f"{v[0]:g}" if v[0] == v[1] else f"{v[0]:g}{sep}{v[1]:g}"
+
     for r in s.rows:
         rf = r.rf
         body.append([
             r.name, r.type, "x".join(map(str, r.output_shape)),
             f"{r.activations:,}" + ("" if r.counted else "*"), _human(r.activation_bytes, "B"),
             f"{r.weights:,}", f"{r.biases:,}", _human(r.macs),
-            "all" if rf is None else (f"{rf.size[0]}" if rf.size[0] == rf.size[1] else f"{rf.size[0]}x{rf.size[1]}"),
-            "-" if rf is None else (f"{rf.jump[0]}" if rf.jump[0] == rf.jump[1] else f"{rf.jump[0]}x{rf.jump[1]}"),
-            "-" if rf is None else (f"{rf.start[0]:g}" if rf.start[0] == rf.start[1]
-                                    else f"{rf.start[0]:g},{rf.start[1]:g}"),
+            "all" if rf is None else both(rf.size, "x"),
+            "-" if rf is None else both(rf.jump, "x"),
+            "-" if rf is None else both(rf.start, ","),
         ])
     widths = [max(len(str(row[i])) for row in [head, *body]) for i in range(len(head))]
     right = {3, 4, 5, 6, 7, 8, 9, 10}
