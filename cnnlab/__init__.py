@@ -11,9 +11,11 @@ from cnnlab import data, models, nn, optim
 from cnnlab.autograd.tensor import (
     DEFAULT_DTYPE,
     Tensor,
+    cat,
     enable_grad,
     is_grad_enabled,
     no_grad,
+    stack,
     tensor,
 )
 from cnnlab.gradcheck import GradcheckError, gradcheck
@@ -25,7 +27,7 @@ from cnnlab.summary import summary  # noqa: E402  (the function shadows the modu
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEFAULT_DTYPE", "CheckpointError", "GradcheckError", "Tensor", "__version__",
+    "DEFAULT_DTYPE", "CheckpointError", "GradcheckError", "Tensor", "__version__", "cat", "stack",
     "conv_output_size", "data", "enable_grad", "get_rng_state", "gradcheck", "is_grad_enabled",
     "load", "manual_seed", "models", "nn", "no_grad", "optim", "save", "set_rng_state", "summary",
     "tensor",

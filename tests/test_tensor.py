@@ -175,3 +175,12 @@ def test_numpy_shape_item_repr():
     t = cnnlab.Tensor(np.arange(6.0).reshape(2, 3))
     assert t.numpy() is t.data and t.shape == (2, 3) and t.sum().item() == 15.0
     assert "Tensor(" in repr(t)
+
+
+def test_cat_and_stack_match_torch():
+    a, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5, 4))
+    check_op(lambda x, y: cnnlab.cat([x, y * 2], 1), lambda x, y: torch.cat([x, y * 2], 1), [a, b])
+    c = rng.standard_normal((2, 3, 4))
+    check_op(lambda x, y: cnnlab.stack([x, y], -1), lambda x, y: torch.stack([x, y], -1), [a, c])
+    with pytest.raises(ValueError, match="at least one"):
+        cnnlab.cat([])

@@ -509,3 +509,19 @@ def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
 # The op modules import Function and Tensor from here, so they come last.
 from cnnlab.autograd import activation_ops as _act_ops  # noqa: E402
 from cnnlab.autograd import basic as _basic  # noqa: E402
+
+
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Concatenate along ``dim`` (``torch.cat``); the backward splits the gradient."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat() needs at least one tensor")
+    return _basic.Concatenate.apply(*tensors, axis=dim % tensors[0].ndim)
+
+
+def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Stack along a new axis ``dim`` (``torch.stack``)."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack() needs at least one tensor")
+    return _basic.Stack.apply(*tensors, axis=dim % (tensors[0].ndim + 1))
