@@ -53,8 +53,37 @@ class LogSoftmax(Function):
         return (act.log_softmax_backward(g, self.y, self.axis),)
 
 
+class LeakyReLU(Function):
+    def forward(self, x, negative_slope):
+        self.x, self.slope = x, negative_slope
+        return act.leaky_relu_forward(x, negative_slope)
+
+    def backward(self, g):
+        return (act.leaky_relu_backward(g, self.x, self.slope),)
+
+
+class ELU(Function):
+    def forward(self, x, alpha):
+        self.x, self.alpha = x, alpha
+        return act.elu_forward(x, alpha)
+
+    def backward(self, g):
+        return (act.elu_backward(g, self.x, self.alpha),)
+
+
+class ScaledTanh(Function):
+    def forward(self, x):
+        self.y = act.scaled_tanh_forward(x)
+        return self.y
+
+    def backward(self, g):
+        return (act.scaled_tanh_backward(g, self.y),)
+
+
 class Dropout(Function):
-    """Multiply by a fixed mask already scaled by 1 / (1 - p)."""
+    """Multiply by a fixed mask already scaled by 1 / (1 - p).  The mask may be
+    smaller than x and broadcast against it (one value per channel for
+    dropout2d); the gradient then has x's shape because g does."""
 
     def forward(self, x, mask):
         self.mask = mask
@@ -63,4 +92,5 @@ class Dropout(Function):
     def backward(self, g):
         return (g * self.mask,)
 
-__all__ = ["ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Dropout"]
+__all__ = ["ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Dropout", "LeakyReLU", "ELU",
+           "ScaledTanh"]

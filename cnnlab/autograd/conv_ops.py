@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from cnnlab.autograd.tensor import Function
+from cnnlab.kernels import combination as comb_k
 from cnnlab.kernels import conv as conv_k
+from cnnlab.kernels import conv_transpose as convt_k
 from cnnlab.kernels import linear as linear_k
+from cnnlab.kernels import local as local_k
 
 
 class Conv2d(Function):
@@ -28,4 +31,48 @@ class Linear(Function):
             g, self.x, self.w, need_dx=self.needs_input_grad[0],
             need_dw=self.needs_input_grad[1], has_bias=self.has_bias)
 
-__all__ = ["Conv2d", "Linear"]
+class ConvTranspose2d(Function):
+    def forward(self, x, w, b, stride, padding, output_padding, dilation, groups):
+        y, self.cache = convt_k.conv_transpose2d_forward(x, w, b, stride, padding, output_padding,
+                                                         dilation, groups)
+        return y
+
+    def backward(self, g):
+        return convt_k.conv_transpose2d_backward(
+            g, self.cache, need_dx=self.needs_input_grad[0], need_dw=self.needs_input_grad[1])
+
+
+class Local2d(Function):
+    def forward(self, x, w, b, stride, padding, dilation):
+        y, self.cache = local_k.local2d_forward(x, w, b, stride, padding, dilation)
+        return y
+
+    def backward(self, g):
+        return local_k.local2d_backward(
+            g, self.cache, need_dx=self.needs_input_grad[0], need_dw=self.needs_input_grad[1])
+
+
+class LearnedCombination(Function):
+    def forward(self, x, k, c, b, stride, padding, dilation):
+        y, self.cache = comb_k.learned_combination_forward(x, k, c, b, stride, padding, dilation)
+        return y
+
+    def backward(self, g):
+        n = self.needs_input_grad
+        return comb_k.learned_combination_backward(g, self.cache, need_dx=n[0], need_dk=n[1],
+                                                   need_dc=n[2])
+
+
+class CombinationWeights(Function):
+    """alpha = softmax(c) over axis 0 (Bouvrie's eq. (15) in backward)."""
+
+    def forward(self, c):
+        self.alpha = comb_k.softmax_columns(c)
+        return self.alpha
+
+    def backward(self, g):
+        return (comb_k.softmax_columns_backward(g, self.alpha),)
+
+
+__all__ = ["CombinationWeights", "Conv2d", "ConvTranspose2d", "LearnedCombination", "Linear",
+           "Local2d"]

@@ -15,4 +15,42 @@ class BatchNorm(Function):
         dx, dgamma, dbeta = norm_k.batch_norm_backward(g, self.cache)
         return dx, dgamma, dbeta
 
-__all__ = ["BatchNorm"]
+
+class LayerNorm(Function):
+    def forward(self, x, gamma, beta, ndim_norm, eps):
+        y, self.cache = norm_k.layer_norm_forward(x, ndim_norm, gamma, beta, eps)
+        return y
+
+    def backward(self, g):
+        return norm_k.layer_norm_backward(g, self.cache)
+
+
+class InstanceNorm(Function):
+    def forward(self, x, gamma, beta, running_mean, running_var, use_input_stats, momentum, eps):
+        y, self.cache = norm_k.instance_norm_forward(
+            x, running_mean, running_var, gamma, beta, use_input_stats, momentum, eps)
+        return y
+
+    def backward(self, g):
+        return norm_k.instance_norm_backward(g, self.cache)
+
+
+class GroupNorm(Function):
+    def forward(self, x, gamma, beta, num_groups, eps):
+        y, self.cache = norm_k.group_norm_forward(x, num_groups, gamma, beta, eps)
+        return y
+
+    def backward(self, g):
+        return norm_k.group_norm_backward(g, self.cache)
+
+
+class LocalResponseNorm(Function):
+    def forward(self, x, size, alpha, beta, k):
+        y, self.cache = norm_k.local_response_norm_forward(x, size, alpha, beta, k)
+        return y
+
+    def backward(self, g):
+        return (norm_k.local_response_norm_backward(g, self.cache),)
+
+
+__all__ = ["BatchNorm", "GroupNorm", "InstanceNorm", "LayerNorm", "LocalResponseNorm"]

@@ -63,3 +63,38 @@ def log_softmax_forward(x: np.ndarray, axis: int) -> np.ndarray:
 def log_softmax_backward(dy: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
     """dx = dy - softmax(x) * sum(dy) along ``axis``; softmax(x) = exp(y)."""
     return dy - np.exp(y) * dy.sum(axis=axis, keepdims=True)
+
+
+def leaky_relu_forward(x: np.ndarray, negative_slope: float) -> np.ndarray:
+    """x where x > 0, else negative_slope * x."""
+    return np.where(x > 0, x, x * negative_slope)
+
+
+def leaky_relu_backward(dy: np.ndarray, x: np.ndarray, negative_slope: float) -> np.ndarray:
+    """dy where x > 0, else negative_slope * dy (so the slope at exactly 0, as in PyTorch)."""
+    return np.where(x > 0, dy, dy * negative_slope)
+
+
+def elu_forward(x: np.ndarray, alpha: float) -> np.ndarray:
+    """x where x > 0, else alpha (e^x - 1)."""
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+def elu_backward(dy: np.ndarray, x: np.ndarray, alpha: float) -> np.ndarray:
+    """dy where x > 0, else alpha e^x dy (alpha at exactly 0, as in PyTorch)."""
+    return np.where(x > 0, dy, dy * (alpha * np.exp(np.minimum(x, 0))))
+
+
+SCALED_TANH_A = 1.7159
+SCALED_TANH_S = 2.0 / 3.0
+
+
+def scaled_tanh_forward(x: np.ndarray) -> np.ndarray:
+    """LeCun's f(x) = 1.7159 tanh(2x / 3) (the notes, 002): f(+-1) ~ +-1, so
+    targets of +-1 sit where the curve is still steep."""
+    return SCALED_TANH_A * np.tanh(x * SCALED_TANH_S)
+
+
+def scaled_tanh_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """f'(x) = A S (1 - tanh^2(S x)) = S (A - y^2 / A)."""
+    return dy * (SCALED_TANH_S * (SCALED_TANH_A - y * y / SCALED_TANH_A))

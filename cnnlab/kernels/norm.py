@@ -9,6 +9,15 @@ and the running statistics move by momentum m:
 At test time mu and var are the running statistics.
 
 Works for x (N, C) (BatchNorm1d), (N, C, L) and (N, C, H, W) (BatchNorm2d).
+
+The same normalisation over other axes gives the per-sample variants of the
+notes (003): layer norm (over the trailing ``normalized_shape`` of each sample),
+instance norm (per sample and channel, over the spatial axes) and group norm
+(per sample and group of channels).  All three share
+    x_hat = (x - mean) / sqrt(var + eps),    var biased (divided by m)
+    dx = inv_std * (g - mean(g) - x_hat * mean(g * x_hat)),  g = dL/dx_hat
+with the means over the m normalised elements.  Local response normalisation
+(AlexNet, the notes 002) is at the end.
 """
 from __future__ import annotations
 
@@ -89,3 +98,205 @@ def batch_norm_backward(dy: np.ndarray, cache: BatchNormCache):
     else:
         dx = g * inv
     return dx, dgamma, dbeta
+
+
+# ---------------------------------------------------------------- shared helper
+def _normalize(x: np.ndarray, axes: tuple[int, ...], eps: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """x_hat, mean, biased var and inv_std over ``axes`` (kept as size-1 axes)."""
+    mean = x.mean(axis=axes, keepdims=True)
+    xc = x - mean
+    var = np.mean(xc * xc, axis=axes, keepdims=True)
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+    return xc * inv_std, mean, var, inv_std
+
+
+def _normalize_backward(g: np.ndarray, x_hat: np.ndarray, inv_std: np.ndarray,
+                        axes: tuple[int, ...]) -> np.ndarray:
+    """dx for x_hat = (x - mean) / sqrt(var + eps) with batch mean and var over ``axes``;
+    ``g`` is the gradient with respect to x_hat."""
+    g_mean = g.mean(axis=axes, keepdims=True)
+    gx_mean = (g * x_hat).mean(axis=axes, keepdims=True)
+    return inv_std * (g - g_mean - x_hat * gx_mean)
+
+
+def _affine_backward(dy: np.ndarray, x_hat: np.ndarray, gamma: np.ndarray | None,
+                     param_axes: tuple[int, ...], gamma_shape: tuple[int, ...]
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """dgamma, dbeta (summed over ``param_axes``) and g = dL/dx_hat for y = gamma x_hat + beta."""
+    dgamma = (dy * x_hat).sum(axis=param_axes).reshape(gamma_shape)
+    dbeta = dy.sum(axis=param_axes).reshape(gamma_shape)
+    g = dy if gamma is None else dy * gamma
+    return dgamma, dbeta, g
+
+
+# ------------------------------------------------------------------ layer norm
+class LayerNormCache(NamedTuple):
+    x_hat: np.ndarray
+    inv_std: np.ndarray     # (..., 1, ..., 1): one per normalised slice
+    gamma: np.ndarray | None
+    ndim_norm: int          # how many trailing axes are normalised
+
+
+def layer_norm_forward(x: np.ndarray, ndim_norm: int, gamma: np.ndarray | None,
+                       beta: np.ndarray | None, eps: float
+                       ) -> tuple[np.ndarray, LayerNormCache]:
+    """x (*, D1, ..., Dk) -> y (same shape), normalising over the last k = ``ndim_norm``
+    axes of each sample:  y = (x - mean) / sqrt(var + eps) * gamma + beta,
+    gamma and beta (D1, ..., Dk) or None."""
+    axes = tuple(range(x.ndim - ndim_norm, x.ndim))
+    x_hat, _, _, inv_std = _normalize(x, axes, eps)
+    y = x_hat if gamma is None else x_hat * gamma
+    if beta is not None:
+        y = y + beta
+    return y, LayerNormCache(x_hat, inv_std, gamma, ndim_norm)
+
+
+def layer_norm_backward(dy: np.ndarray, cache: LayerNormCache
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """dy (*, D1..Dk) -> dx (same), dgamma (D1..Dk), dbeta (D1..Dk)."""
+    k = cache.ndim_norm
+    axes = tuple(range(dy.ndim - k, dy.ndim))
+    lead = tuple(range(dy.ndim - k))
+    dgamma, dbeta, g = _affine_backward(dy, cache.x_hat, cache.gamma, lead, dy.shape[dy.ndim - k:])
+    return _normalize_backward(g, cache.x_hat, cache.inv_std, axes), dgamma, dbeta
+
+
+# --------------------------------------------------------------- instance norm
+class InstanceNormCache(NamedTuple):
+    x_hat: np.ndarray
+    inv_std: np.ndarray     # (N, C, 1, ...) with input stats, (1, C, 1, ...) with running ones
+    gamma: np.ndarray | None  # broadcast shape (1, C, 1, ...)
+    use_input_stats: bool
+
+
+def instance_norm_forward(x: np.ndarray, running_mean: np.ndarray | None,
+                          running_var: np.ndarray | None, gamma: np.ndarray | None,
+                          beta: np.ndarray | None, use_input_stats: bool, momentum: float,
+                          eps: float) -> tuple[np.ndarray, InstanceNormCache]:
+    """x (N, C, *spatial) -> y (same shape), each (sample, channel) normalised over
+    its spatial positions; gamma, beta, running stats (C,) or None.
+
+    With ``use_input_stats`` the running stats (if given) are updated in place as
+    PyTorch does, with the per-instance statistics averaged over the batch:
+        running_mean = (1 - m) running_mean + m mean_n(mu_nc)
+        running_var  = (1 - m) running_var  + m mean_n(var_nc * s / (s - 1))
+    where s is the number of spatial positions.  Otherwise the running
+    statistics normalise the input (as batch norm in eval).
+    """
+    nd = x.ndim
+    gamma_b = None if gamma is None else _bcast(gamma, nd)
+    if use_input_stats:
+        axes = tuple(range(2, nd))
+        x_hat, mean, var, inv_std = _normalize(x, axes, eps)
+        s = x.size // (x.shape[0] * x.shape[1])
+        n_c = x.shape[:2]
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += momentum * mean.reshape(n_c).mean(axis=0).astype(running_mean.dtype)
+        if running_var is not None:
+            unbiased = var.reshape(n_c) * (s / (s - 1))
+            running_var *= 1 - momentum
+            running_var += momentum * unbiased.mean(axis=0).astype(running_var.dtype)
+    else:
+        mean = _bcast(running_mean.astype(x.dtype), nd)
+        inv_std = (1.0 / np.sqrt(_bcast(running_var.astype(x.dtype), nd) + eps)).astype(x.dtype)
+        x_hat = (x - mean) * inv_std
+    y = x_hat if gamma_b is None else x_hat * gamma_b
+    if beta is not None:
+        y = y + _bcast(beta, nd)
+    return y, InstanceNormCache(x_hat, inv_std, gamma_b, use_input_stats)
+
+
+def instance_norm_backward(dy: np.ndarray, cache: InstanceNormCache
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """dy (N, C, *spatial) -> dx (same), dgamma (C,), dbeta (C,)."""
+    dgamma, dbeta, g = _affine_backward(dy, cache.x_hat, cache.gamma, _reduce_axes(dy),
+                                        (dy.shape[1],))
+    if cache.use_input_stats:
+        dx = _normalize_backward(g, cache.x_hat, cache.inv_std, tuple(range(2, dy.ndim)))
+    else:
+        dx = g * cache.inv_std
+    return dx, dgamma, dbeta
+
+
+# ------------------------------------------------------------------ group norm
+class GroupNormCache(NamedTuple):
+    x_hat_g: np.ndarray     # (N, G, C // G * spatial)
+    inv_std: np.ndarray     # (N, G, 1)
+    gamma: np.ndarray | None  # broadcast shape (1, C, 1, ...)
+
+
+def group_norm_forward(x: np.ndarray, num_groups: int, gamma: np.ndarray | None,
+                       beta: np.ndarray | None, eps: float
+                       ) -> tuple[np.ndarray, GroupNormCache]:
+    """x (N, C, *) -> y (same shape).  The C channels are split into ``num_groups``
+    consecutive groups of C / G; each (sample, group) is normalised over its
+    channels and positions, then y = x_hat * gamma_c + beta_c, gamma, beta (C,).
+    G = 1 is layer norm over (C, *), G = C is instance norm."""
+    n = x.shape[0]
+    x_hat_g, _, _, inv_std = _normalize(x.reshape(n, num_groups, -1), (2,), eps)
+    x_hat = x_hat_g.reshape(x.shape)
+    gamma_b = None if gamma is None else _bcast(gamma, x.ndim)
+    y = x_hat if gamma_b is None else x_hat * gamma_b
+    if beta is not None:
+        y = y + _bcast(beta, x.ndim)
+    return y, GroupNormCache(x_hat_g, inv_std, gamma_b)
+
+
+def group_norm_backward(dy: np.ndarray, cache: GroupNormCache
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """dy (N, C, *) -> dx (same), dgamma (C,), dbeta (C,)."""
+    x_hat = cache.x_hat_g.reshape(dy.shape)
+    dgamma, dbeta, g = _affine_backward(dy, x_hat, cache.gamma, _reduce_axes(dy), (dy.shape[1],))
+    dx = _normalize_backward(g.reshape(cache.x_hat_g.shape), cache.x_hat_g, cache.inv_std, (2,))
+    return dx.reshape(dy.shape), dgamma, dbeta
+
+
+# ------------------------------------------------------ local response norm
+class LocalResponseNormCache(NamedTuple):
+    x: np.ndarray
+    d: np.ndarray           # k + alpha / size * (window sum of x^2), same shape as x
+    scale: np.ndarray       # d ** -beta
+    size: int
+    alpha: float
+    beta: float
+
+
+def _channel_window_sum(a: np.ndarray, size: int, before: int) -> np.ndarray:
+    """out[:, c] = sum of a[:, j] for c - before <= j < c - before + size (zero outside)."""
+    c = a.shape[1]
+    pad = [(0, 0)] * a.ndim
+    pad[1] = (before, size - 1 - before)
+    ap = np.pad(a, pad)
+    out = ap[:, 0:c].copy()
+    for j in range(1, size):
+        out += ap[:, j:j + c]
+    return out
+
+
+def local_response_norm_forward(x: np.ndarray, size: int, alpha: float, beta: float,
+                                k: float) -> tuple[np.ndarray, LocalResponseNormCache]:
+    """x (N, C, *) -> y (same shape), AlexNet's local response normalisation as
+    PyTorch defines it (the notes, 002):
+
+        d_c = k + alpha / size * sum_{j = c - size//2}^{c + (size-1)//2} x_j^2
+        y_c = x_c / d_c^beta
+
+    with zeros outside the channel range (the window always counts ``size``)."""
+    s = _channel_window_sum(x * x, size, size // 2)
+    d = k + (alpha / size) * s
+    scale = d ** -beta
+    return x * scale, LocalResponseNormCache(x, d, scale, size, alpha, beta)
+
+
+def local_response_norm_backward(dy: np.ndarray, cache: LocalResponseNormCache) -> np.ndarray:
+    """dy (N, C, *) -> dx (same shape).
+
+    dx_i = dy_i d_i^-beta - 2 alpha beta / size * x_i * sum_{c: i in window(c)} dy_c x_c d_c^(-beta-1)
+    where c runs over i - (size-1)//2 .. i + size//2 (the window reflected).
+    """
+    x, size = cache.x, cache.size
+    t = dy * x * cache.scale / cache.d
+    back = _channel_window_sum(t, size, (size - 1) // 2)
+    return dy * cache.scale - (2 * cache.alpha * cache.beta / size) * x * back

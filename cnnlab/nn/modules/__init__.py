@@ -13,8 +13,12 @@ from cnnlab.nn.modules.linear import *  # noqa: F401,F403
 from cnnlab.nn.modules.linear import __all__ as _linear
 from cnnlab.nn.modules.loss import *  # noqa: F401,F403
 from cnnlab.nn.modules.loss import __all__ as _loss
+from cnnlab.nn.modules.normalization import *  # noqa: F401,F403
+from cnnlab.nn.modules.normalization import __all__ as _normalization
 from cnnlab.nn.modules.pooling import *  # noqa: F401,F403
 from cnnlab.nn.modules.pooling import __all__ as _pooling
+from cnnlab.nn.modules.rbf import *  # noqa: F401,F403
+from cnnlab.nn.modules.rbf import __all__ as _rbf
 
 __all__ = sorted({*_activation, *_batchnorm, *_container, *_conv, *_dropout, *_linear, *_loss,
-                  *_pooling})
+                  *_normalization, *_pooling, *_rbf})

@@ -1,5 +1,7 @@
-"""Batch normalisation layers (the notes, 003)."""
+"""Batch and instance normalisation layers (the notes, 003)."""
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
@@ -10,18 +12,25 @@ from cnnlab.nn.parameter import Parameter
 
 
 class _BatchNorm(Module):
+    """Shared by the batch and instance norms: weight (ones) and bias (zeros) of
+    shape (C,) when ``affine`` (no bias with the keyword ``bias=False``, as in
+    PyTorch 2.x), running_mean / running_var / num_batches_tracked buffers when
+    ``track_running_stats``."""
     _expected_ndim: tuple[int, ...] = ()
     _shape_text = ""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True,
-                 dtype=DEFAULT_DTYPE) -> None:
+                 dtype=DEFAULT_DTYPE, *, bias: bool = True) -> None:
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
             self.weight = Parameter(np.ones(num_features, dtype=dtype))
-            self.bias = Parameter(np.zeros(num_features, dtype=dtype))
+            if bias:
+                self.bias = Parameter(np.zeros(num_features, dtype=dtype))
+            else:
+                self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
@@ -52,7 +61,8 @@ class _BatchNorm(Module):
 
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
 
 
 class BatchNorm1d(_BatchNorm):
@@ -67,4 +77,46 @@ class BatchNorm2d(_BatchNorm):
     _shape_text = "(N, {C}, H, W)"
 
 
-__all__ = ["BatchNorm1d", "BatchNorm2d"]
+class InstanceNorm2d(_BatchNorm):
+    """Instance norm (the notes, 003): each (sample, channel) of (N, C, H, W), or
+    unbatched (C, H, W), normalised over its H x W positions:
+        y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias   (biased variance)
+
+    PyTorch's defaults: ``affine=False`` (weight ones and bias zeros (C,) when
+    True; no bias with ``bias=False``) and ``track_running_stats=False``.  When tracking, training updates
+    running_mean / running_var with the batch average of the per-instance
+    statistics (unbiased variance) and eval normalises with them; without
+    tracking, eval also uses the input's own statistics.  As in PyTorch,
+    ``num_batches_tracked`` is registered but not advanced, and momentum=None
+    means no update.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = False, track_running_stats: bool = False,
+                 dtype=DEFAULT_DTYPE, *, bias: bool = True) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype,
+                         bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        c = self.num_features
+        msg = f"{self!r} expects input (N, {c}, H, W) or ({c}, H, W), got {x.shape}"
+        if x.ndim not in (3, 4):
+            raise ValueError(msg)
+        if x.shape[x.ndim - 3] != c:
+            if self.affine or self.track_running_stats:
+                raise ValueError(msg)
+            warnings.warn(f"{msg}; without affine parameters or running stats num_features "
+                          "is unused, so it is normalised anyway (as PyTorch does)",
+                          stacklevel=2)
+        unbatched = x.ndim == 3
+        if unbatched:
+            x = x.reshape(1, *x.shape)
+        use_input_stats = self.training or not self.track_running_stats
+        y = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            use_input_stats=use_input_stats,
+                            momentum=self.momentum if self.momentum is not None else 0.0,
+                            eps=self.eps)
+        return y.reshape(*y.shape[1:]) if unbatched else y
+
+
+__all__ = ["BatchNorm1d", "BatchNorm2d", "InstanceNorm2d"]

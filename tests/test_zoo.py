@@ -1,0 +1,80 @@
+"""The model zoo: parameter counts against torchvision's, forward and backward on small inputs."""
+import numpy as np
+import pytest
+
+import cnnlab
+import cnnlab.nn.functional as F
+from cnnlab.models import get_model, googlenet_loss, list_models
+
+# torchvision's published parameter counts (ImageNet heads, 1000 classes)
+TORCHVISION_PARAMS = {
+    "alexnet": 61_100_840, "vgg11": 132_863_336, "vgg16": 138_357_544, "vgg19": 143_667_240,
+    "vgg16_bn": 138_365_992, "resnet18": 11_689_512, "resnet34": 21_797_672,
+    "resnet50": 25_557_032, "resnet101": 44_549_160, "resnet152": 60_192_808,
+    "densenet121": 7_978_856, "densenet169": 14_149_480,
+}
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION_PARAMS))
+def test_parameter_counts_equal_torchvision(name):
+    m = get_model(name)
+    assert sum(p.size for p in m.parameters()) == TORCHVISION_PARAMS[name]
+
+
+def test_googlenet_count_without_auxiliary_heads():
+    m = get_model("googlenet")
+    main = sum(p.size for n, p in m.named_parameters() if not n.startswith("aux"))
+    assert main == 6_624_904
+
+
+# reduced but honest sizes: each model gets the smallest input its downsampling allows
+SMALL = {
+    "lenet5": (1, 28), "digits_cnn": (1, 8), "alexnet": (3, 64), "alexnet_original": (3, 99),
+    "zfnet": (3, 64), "nin": (3, 32), "allconv": (3, 32), "googlenet": (3, 64),
+    "resnet18": (3, 32), "resnet34": (3, 32), "resnet50": (3, 32), "resnet20": (3, 32),
+    "resnet32": (3, 32), "densenet121": (3, 32), "densenet_bc_100_12": (3, 16),
+    "vgg11": (3, 32), "vgg11_bn": (3, 32),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_forward_and_backward_on_a_small_batch(name):
+    C, S = SMALL[name]
+    cnnlab.manual_seed(0)
+    m = get_model(name, num_classes=7, in_channels=C, input_size=S)
+    x = cnnlab.Tensor(np.random.default_rng(0).standard_normal((2, C, S, S)).astype(np.float32))
+    y = np.array([1, 5])
+    out = m(x)
+    loss = googlenet_loss(out, y) if name == "googlenet" else F.cross_entropy(out, y)
+    loss.backward()
+    assert np.isfinite(loss.item())
+    grads = [p.grad for p in m.parameters()]
+    assert all(g is not None and np.all(np.isfinite(g)) for g in grads)
+    m.eval()
+    with cnnlab.no_grad():
+        assert m(x).shape == (2, 7)
+
+
+def test_every_model_is_listed_and_builds():
+    names = list_models()
+    for n in ["lenet5", "alexnet", "alexnet_original", "zfnet", "vgg11", "vgg13", "vgg16", "vgg19",
+              "vgg16_bn", "nin", "googlenet", "resnet18", "resnet34", "resnet50", "resnet101",
+              "resnet152", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
+              "densenet121", "densenet169", "densenet_bc_100_12", "allconv"]:
+        assert n in names
+
+
+def test_googlenet_returns_auxiliary_logits_only_in_training():
+    m = get_model("googlenet", num_classes=5, input_size=64)
+    x = cnnlab.Tensor(np.zeros((1, 3, 64, 64), dtype=np.float32))
+    out = m(x)
+    assert out.logits.shape == out.aux_logits1.shape == out.aux_logits2.shape == (1, 5)
+    m.eval()
+    assert m(x).shape == (1, 5)
+
+
+def test_cifar_resnet_depths():
+    for depth in (20, 32, 44, 56, 110):
+        m = get_model(f"resnet{depth}")
+        convs = sum(1 for n, p in m.named_parameters() if p.ndim == 4 and "downsample" not in n)
+        assert convs + 1 == depth        # 6n + 1 convs and the FC layer
