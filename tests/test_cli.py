@@ -111,3 +111,13 @@ def test_summary_command_prints_the_table():
     assert "features.0" in proc.stdout and "parameters: 61,706" in proc.stdout
     bad = run("summary", "lenet5", "--input", "28x28", check=False)
     assert bad.returncode == 2 and "CxHxW" in bad.stderr
+
+
+def test_any_zoo_model_trains_with_its_input_resized(tmp_path):
+    # digits are 8x8; lenet5 needs at least 20x20, so the pipeline resizes, and evaluate too
+    out = tmp_path / "l5"
+    proc = run("train", "--model", "lenet5", "--epochs", "1", "--out", str(out))
+    assert "resized to 20x20" in proc.stdout
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    ev = run("evaluate", str(out / "model.npz"))
+    assert f"test accuracy {last['test_acc']:.4f}" in ev.stdout

@@ -29,7 +29,8 @@ def test_googlenet_count_without_auxiliary_heads():
 
 # reduced but honest sizes: each model gets the smallest input its downsampling allows
 SMALL = {
-    "lenet5": (1, 28), "digits_cnn": (1, 8), "alexnet": (3, 64), "alexnet_original": (3, 99),
+    "lenet5": (1, 28), "lenet5_1998": (1, 32), "digits_cnn": (1, 8), "alexnet": (3, 64),
+    "alexnet_original": (3, 99),
     "zfnet": (3, 64), "nin": (3, 32), "allconv": (3, 32), "googlenet": (3, 64),
     "resnet18": (3, 32), "resnet34": (3, 32), "resnet50": (3, 32), "resnet20": (3, 32),
     "resnet32": (3, 32), "densenet121": (3, 32), "densenet_bc_100_12": (3, 16),
@@ -78,3 +79,25 @@ def test_cifar_resnet_depths():
         m = get_model(f"resnet{depth}")
         convs = sum(1 for n, p in m.named_parameters() if p.ndim == 4 and "downsample" not in n)
         assert convs + 1 == depth        # 6n + 1 convs and the FC layer
+
+
+def test_lenet5_1998_is_the_paper_network():
+    m = get_model("lenet5_1998")
+    c3 = m.c3
+    connected = int(c3.mask().sum()) * 25 + 16
+    assert connected == 1_516                                    # the paper's C3 count
+    assert m.c1.weight.shape == (6, 1, 5, 5) and m.c5.weight.shape == (120, 16, 5, 5)
+    assert m.f6.weight.shape == (84, 120) and m.output.weight.shape == (10, 84)
+    assert np.all(c3.weight.data[c3.mask()[..., 0, 0] == 0] == 0)   # unconnected maps start at 0
+    x = cnnlab.Tensor(np.zeros((1, 1, 32, 32), dtype=np.float32))
+    assert m(x).shape == (1, 10)
+    with pytest.raises(ValueError, match="32x32"):
+        get_model("lenet5_1998", input_size=28)
+
+
+def test_vgg_paper_configurations_a_lrn_and_c():
+    a = get_model("vgg11_lrn", num_classes=10)
+    assert [type(m).__name__ for m in a.features][:3] == ["Conv2d", "ReLU", "LocalResponseNorm"]
+    c = get_model("vgg16_c", num_classes=10)
+    kernels = [m.kernel_size for m in c.features if type(m).__name__ == "Conv2d"]
+    assert kernels.count((1, 1)) == 3 and len(kernels) == 13

@@ -2,7 +2,21 @@
 from __future__ import annotations
 
 from cnnlab.autograd.tensor import Tensor
-from cnnlab.nn import Conv2d, Flatten, Linear, MaxPool2d, Module, ReLU, Sequential
+from cnnlab.nn import (
+    ConnectionTable,
+    Conv2d,
+    Flatten,
+    Linear,
+    MaxPool2d,
+    Module,
+    RBFOutput,
+    ReLU,
+    ScaledTanh,
+    Sequential,
+    Subsample2d,
+    init,
+    lenet5_c3_table,
+)
 
 
 class LeNet5(Module):
@@ -36,6 +50,64 @@ class LeNet5(Module):
         return self.classifier(self.flatten(self.features(x)))
 
 
+class LeNet5_1998(Module):
+    """LeNet-5 as LeCun et al. (1998) built it, layer by layer:
+
+    * input 32x32 (MNIST's 28x28 padded by 2, as in the paper);
+    * C1: 6 maps of 5x5 -> 28x28, then the scaled tanh f(a) = 1.7159 tanh(2a/3);
+    * S2: trainable subsampling, x = beta * (sum of 2x2 block) + b per map, then f -> 14x14;
+    * C3: 16 maps of 5x5 with the paper's 6 -> 16 connection table (1,516 parameters), f;
+    * S4: trainable subsampling -> 5x5, f;
+    * C5: 120 maps of 5x5 (each sees all of S4) -> 1x1, f;
+    * F6: 84 units, f;
+    * output: one Euclidean RBF unit per class, y_i = ||x - w_i||^2, a penalty
+      (smallest wins).  ``forward`` returns the class *scores* -y, so argmax and
+      ``cross_entropy`` apply directly (LeCun's MAP criterion without the
+      "rubbish class" term).
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 32) -> None:
+        super().__init__()
+        if input_size != 32:
+            raise ValueError(f"LeNet5_1998 takes 32x32 inputs (pad 28x28 images by 2), "
+                             f"got input_size={input_size}")
+        if in_channels != 1:
+            raise ValueError(f"LeNet5_1998's C3 table is for 1-channel input, got {in_channels}")
+        self.c1 = Conv2d(1, 6, 5)
+        self.s2 = Subsample2d(6, 2)
+        self.c3 = ConnectionTable(lenet5_c3_table(), 5)
+        self.s4 = Subsample2d(16, 2)
+        self.c5 = Conv2d(16, 120, 5)
+        self.flatten = Flatten()
+        self.f6 = Linear(120, 84)
+        self.act = ScaledTanh()
+        self.output = RBFOutput(84, num_classes)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """LeCun's initialisation: weights U(-2.4/F, 2.4/F) with F the fan-in, so the
+        scaled tanh starts in its linear range; the subsampling coefficients start
+        as an average (beta = 1/4 over a 2x2 block) and the biases at 0."""
+        for m in (self.c1, self.c3, self.c5, self.f6):
+            fan_in = m.weight.size // m.weight.shape[0]
+            if m is self.c3:   # only the connected input maps count, and the rest stay 0
+                fan_in = int(m.mask().sum()) * 25 // m.weight.shape[0]
+            init.uniform_(m.weight, -2.4 / fan_in, 2.4 / fan_in)
+            if m is self.c3:
+                m.weight.data *= m.mask()
+            init.zeros_(m.bias)
+        for s in (self.s2, self.s4):
+            init.constant_(s.weight, 0.25)
+            init.zeros_(s.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        f = self.act
+        x = f(self.s2(f(self.c1(x))))
+        x = f(self.s4(f(self.c3(x))))
+        x = f(self.f6(self.flatten(f(self.c5(x)))))
+        return -self.output(x)
+
+
 class DigitsCNN(Module):
     """The default model for scikit-learn's 8x8 digits.
 
@@ -61,6 +133,10 @@ class DigitsCNN(Module):
 
 def lenet5(num_classes: int = 10, in_channels: int = 1, input_size: int = 28) -> LeNet5:
     return LeNet5(num_classes, in_channels, input_size)
+
+
+def lenet5_1998(num_classes: int = 10, in_channels: int = 1, input_size: int = 32) -> LeNet5_1998:
+    return LeNet5_1998(num_classes, in_channels, input_size)
 
 
 def digits_cnn(num_classes: int = 10, in_channels: int = 1, input_size: int = 8) -> DigitsCNN:

@@ -1,4 +1,5 @@
-"""VGGNet (Simonyan & Zisserman): configurations A, B, D, E as torchvision's vgg11/13/16/19.
+"""VGGNet (Simonyan & Zisserman): configurations A, B, D, E as torchvision's vgg11/13/16/19,
+plus the paper's A-LRN (``vgg11_lrn``) and C (``vgg16_c``, with 1x1 convolutions).
 
 The notes' sizing rules: 3x3 convs at stride 1 with 'same' padding, 2x2/2 max
 pooling, three stacked 3x3 convs see as far as one 7x7 with fewer parameters.
@@ -15,6 +16,7 @@ from cnnlab.nn import (
     Dropout,
     Flatten,
     Linear,
+    LocalResponseNorm,
     MaxPool2d,
     Module,
     ReLU,
@@ -22,9 +24,14 @@ from cnnlab.nn import (
 )
 from cnnlab.nn import init as nn_init
 
+# "M" is a 2x2/2 max pool, "L" local response normalisation (configuration A-LRN),
+# "1x1-N" a 1x1 convolution to N maps (configuration C).
 CFGS: dict[str, list[int | str]] = {
     "A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "A-LRN": [64, "L", "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "B": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "C": [64, 64, "M", 128, 128, "M", 256, 256, "1x1-256", "M", 512, 512, "1x1-512", "M",
+          512, 512, "1x1-512", "M"],
     "D": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
     "E": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
           512, 512, 512, 512, "M"],
@@ -37,8 +44,12 @@ def make_features(cfg: list[int | str], in_channels: int = 3, batch_norm: bool =
     for v in cfg:
         if v == "M":
             layers.append(MaxPool2d(2, 2))
+        elif v == "L":   # the paper's LRN: size 5, alpha 1e-4, beta 0.75, k 2 (as AlexNet)
+            layers.append(LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0))
         else:
-            layers.append(Conv2d(c, int(v), 3, padding=1))
+            k = 1 if isinstance(v, str) else 3
+            v = int(str(v).removeprefix("1x1-"))
+            layers.append(Conv2d(c, v, k, padding=k // 2))
             if batch_norm:
                 layers.append(BatchNorm2d(int(v)))
             layers.append(ReLU())
@@ -83,6 +94,16 @@ def vgg11(num_classes: int = 1000, in_channels: int = 3, input_size: int = 224) 
 
 def vgg11_bn(num_classes: int = 1000, in_channels: int = 3, input_size: int = 224) -> VGG:
     return _vgg("A", True, num_classes, in_channels)
+
+
+def vgg11_lrn(num_classes: int = 1000, in_channels: int = 3, input_size: int = 224) -> VGG:
+    """Configuration A-LRN: A with local response normalisation after the first conv."""
+    return _vgg("A-LRN", False, num_classes, in_channels)
+
+
+def vgg16_c(num_classes: int = 1000, in_channels: int = 3, input_size: int = 224) -> VGG:
+    """Configuration C: 16 layers whose third conv in blocks 3-5 is 1x1."""
+    return _vgg("C", False, num_classes, in_channels)
 
 
 def vgg13(num_classes: int = 1000, in_channels: int = 3, input_size: int = 224) -> VGG:

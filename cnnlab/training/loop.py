@@ -12,10 +12,21 @@ from typing import Callable, Iterable
 import numpy as np
 
 from cnnlab.autograd.tensor import Tensor, no_grad
-from cnnlab.nn import functional as F
+from cnnlab.models.googlenet import googlenet_loss
 from cnnlab.nn.module import Module
 
 ProgressHook = Callable[[int, float, float], None]   # (batch size, loss, accuracy so far)
+
+
+def classification_loss(outputs, target) -> Tensor:
+    """Cross-entropy of the logits; for a model that also returns auxiliary
+    logits in training (GoogLeNet), plus 0.3 times each auxiliary loss."""
+    return googlenet_loss(outputs, target)
+
+
+def main_logits(outputs) -> Tensor:
+    """The class scores of a model's output (the main head of a multi-head one)."""
+    return getattr(outputs, "logits", outputs)
 
 
 @dataclass
@@ -28,7 +39,7 @@ class EpochResult:
 
 
 def train_one_epoch(model: Module, loader: Iterable[tuple[Tensor, Tensor]], optimizer,
-                    loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
+                    loss_fn: Callable[[Tensor, Tensor], Tensor] = classification_loss,
                     on_batch: ProgressHook | None = None) -> EpochResult:
     """One pass over ``loader`` with a gradient step per batch.
 
@@ -39,8 +50,9 @@ def train_one_epoch(model: Module, loader: Iterable[tuple[Tensor, Tensor]], opti
     total_loss, correct, seen = 0.0, 0, 0
     for x, y in loader:
         optimizer.zero_grad()
-        logits = model(x)
-        loss = loss_fn(logits, y)
+        outputs = model(x)
+        loss = loss_fn(outputs, y)
+        logits = main_logits(outputs)
         loss.backward()
         optimizer.step()
         n = len(y)
@@ -59,7 +71,7 @@ def train_one_epoch(model: Module, loader: Iterable[tuple[Tensor, Tensor]], opti
 
 
 def evaluate(model: Module, loader: Iterable[tuple[Tensor, Tensor]],
-             loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy) -> EpochResult:
+             loss_fn: Callable[[Tensor, Tensor], Tensor] = classification_loss) -> EpochResult:
     """Mean loss, accuracy, and every prediction, in eval mode without a graph."""
     was_training = model.training
     model.eval()
@@ -68,7 +80,7 @@ def evaluate(model: Module, loader: Iterable[tuple[Tensor, Tensor]],
     try:
         with no_grad():
             for x, y in loader:
-                logits = model(x)
+                logits = main_logits(model(x))
                 total_loss += float(loss_fn(logits, y).item()) * len(y)
                 preds.append(logits.data.argmax(axis=1))
                 targets.append(np.asarray(y.data))

@@ -22,8 +22,8 @@ from typing import Any, Callable
 
 import cnnlab
 from cnnlab import optim
-from cnnlab.data import DataLoader, Normalize, dataset_stats, get_dataset
-from cnnlab.models import get_model
+from cnnlab.data import Compose, DataLoader, Normalize, Pad, Resize, dataset_stats, get_dataset
+from cnnlab.models import get_model, input_size_for
 from cnnlab.nn.module import Module
 from cnnlab.serialization import CheckpointError
 from cnnlab.training.checkpoint import load_training_state, save_model, save_training_state
@@ -86,9 +86,29 @@ class TrainConfig:
 
 # ------------------------------------------------------------------ building
 def model_spec_for(cfg: TrainConfig, sample_shape: tuple[int, ...], num_classes: int) -> dict:
+    """How to rebuild the model, and how images are brought to the size it needs."""
     C, H, W = sample_shape
+    size, how = input_size_for(cfg.model, H)
     return {"name": cfg.model, "kwargs": {"num_classes": num_classes, "in_channels": C,
-                                          "input_size": H}}
+                                          "input_size": size},
+            "input": {"from": H, "to": size, "how": how}}
+
+
+def input_transform(spec: dict, normalize: dict | None, channels: int):
+    """Pad or resize to the model's input size (in raw pixels, so padding is
+    background), then standardise; None when nothing is to be done."""
+    steps = []
+    inp = spec.get("input") or {}
+    if inp.get("how") == "pad":
+        total = inp["to"] - inp["from"]
+        steps.append(Pad((total // 2, total // 2, total - total // 2, total - total // 2)))
+    elif inp.get("how") == "resize":
+        steps.append(Resize(inp["to"]))
+    if normalize:
+        steps.append(Normalize([normalize["mean"]] * channels, [normalize["std"]] * channels))
+    if not steps:
+        return None
+    return steps[0] if len(steps) == 1 else Compose(steps)
 
 
 def build_model(spec: dict) -> Module:
@@ -199,12 +219,13 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLi
     sample_shape = tuple(train_set.x.shape[1:])
     classes = list(train_set.classes or [str(i) for i in range(int(train_set.y.max()) + 1)])
     mean, std = dataset_stats(cfg.dataset) if cfg.normalize else (0.0, 1.0)
-    transform = Normalize([mean] * sample_shape[0], [std] * sample_shape[0]) if cfg.normalize else None
+    normalize = {"mean": mean, "std": std} if cfg.normalize else None
+    spec = model_spec_for(cfg, sample_shape, len(classes))
+    transform = input_transform(spec, normalize, sample_shape[0])
     train_loader = DataLoader(train_set, cfg.batch_size, shuffle=True, seed=cfg.seed,
                               transform=transform)
     test_loader = DataLoader(test_set, 500, shuffle=False, transform=transform)
 
-    spec = model_spec_for(cfg, sample_shape, len(classes))
     model = build_model(spec)
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer)
@@ -227,11 +248,14 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLi
     _write_text_atomic(out / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
     _write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
     meta_common = {"config": dataclasses.asdict(cfg), "model_spec": spec, "classes": classes,
-                   "normalize": {"mean": mean, "std": std} if cfg.normalize else None,
+                   "normalize": normalize,
                    "dataset": cfg.dataset}
     n_params = sum(p.size for p in model.parameters())
+    inp = spec["input"]
+    sized = (f", {'padded' if inp['how'] == 'pad' else 'resized'} to {inp['to']}x{inp['to']}"
+             if inp["how"] else "")
     report(f"model {cfg.model} ({n_params:,} parameters) on {cfg.dataset}: "
-           f"{len(train_set)} train / {len(test_set)} test images of shape {sample_shape}")
+           f"{len(train_set)} train / {len(test_set)} test images of shape {sample_shape}{sized}")
 
     use_bar = sys.stderr.isatty() if progress is None else progress
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
@@ -340,8 +364,6 @@ def evaluation_loader(meta: dict[str, Any], dataset: str | None, data_dir: str |
     ds_name = dataset or meta["dataset"]
     data_dir = data_dir if data_dir is not None else (meta.get("config") or {}).get("data_dir")
     test = get_dataset(ds_name, "test", root=data_dir)
-    norm = meta.get("normalize")
-    C = test.x.shape[1]
-    transform = Normalize([norm["mean"]] * C, [norm["std"]] * C) if norm else None
+    transform = input_transform(meta["model_spec"], meta.get("normalize"), test.x.shape[1])
     return test, DataLoader(test, batch_size, shuffle=False, transform=transform)
 
