@@ -17,9 +17,9 @@ included.  Per row:
 What the totals count, and why (the notes' figures use the same rules):
 
 * activations are each layer's output, once; layers that frameworks run in
-  place or as views (ReLU, dropout, flatten, identity) produce no new memory
-  and are shown but not added, which is how the notes' table counts a
-  "CONV3-64" (conv + ReLU) as one row;
+  place or as views (ReLU, dropout, flatten, identity, an adaptive pool that
+  keeps its input's size) produce no new memory and are shown but not added,
+  which is how the notes' table counts a "CONV3-64" (conv + ReLU) as one row;
 * the input image is added, as the notes' ``INPUT`` row is;
 * training keeps roughly twice the forward activations (the gradients), as
   the notes say; parameter memory is counted separately.
@@ -186,9 +186,12 @@ def summary(model: Module, input_size: tuple[int, ...], batch_size: int = 1,
         weights = sum(p.size for n, p in own if n != "bias")
         biases = sum(p.size for n, p in own if n == "bias")
         values = int(np.prod(out.shape[1:]))
+        # an adaptive pool whose output size is its input size is the identity (torchvision's
+        # VGG at 224x224): shown, not added, like the in-place layers
+        identity = tname.startswith("Adaptive") and inp is not None and inp.shape == out.shape
         rows.append(LayerRow(names.get(id(m), tname), tname, tuple(out.shape[1:]), values,
                              values * itemsize, weights, biases, _macs(m, out),
-                             tname not in INPLACE_TYPES, rf))
+                             tname not in INPLACE_TYPES and not identity, rf))
 
     handles = [m.register_forward_hook(hook) for m in model.modules()]
     was_training = model.training

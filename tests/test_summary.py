@@ -104,3 +104,11 @@ def test_summary_leaves_the_model_as_it_was():
     assert m.training
     assert all(np.array_equal(before[k], v) for k, v in m.state_dict().items())
     assert all(not mod._forward_hooks for mod in m.modules())
+
+
+def test_zoo_vgg16_counts_like_the_notes():
+    from cnnlab.models import get_model
+
+    s = summary(get_model("vgg16"), (3, 224, 224))
+    assert s.total_params == 138_357_544
+    assert s.forward_activations == 15_237_608    # the 7x7 adaptive pool is the identity here
