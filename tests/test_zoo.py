@@ -101,3 +101,16 @@ def test_vgg_paper_configurations_a_lrn_and_c():
     c = get_model("vgg16_c", num_classes=10)
     kernels = [m.kernel_size for m in c.features if type(m).__name__ == "Conv2d"]
     assert kernels.count((1, 1)) == 3 and len(kernels) == 13
+
+
+@pytest.mark.parametrize("name", ["nin", "allconv", "resnet20", "resnet18", "densenet121",
+                                  "lenet5", "digits_cnn", "densenet_bc_100_12"])
+def test_models_run_at_the_minimum_input_size_training_uses(name):
+    from cnnlab.models import MIN_INPUT_SIZE, input_size_for
+
+    size, how = MIN_INPUT_SIZE[name]
+    assert input_size_for(name, size) == (size, None)
+    assert input_size_for(name, size - 1)[0] == size
+    m = get_model(name, num_classes=3, in_channels=1, input_size=size).eval()
+    with cnnlab.no_grad():
+        assert m(cnnlab.Tensor(np.zeros((1, 1, size, size), dtype=np.float32))).shape == (1, 3)
