@@ -144,7 +144,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         kwargs["num_classes"] = args.num_classes
     model = get_model(args.model, **kwargs)
     print(f"{args.model} on {C}x{H}x{W}, batch {args.batch_size}")
-    print(summary(model, (C, H, W), batch_size=args.batch_size))
+    summary(model, (C, H, W), batch_size=args.batch_size)
     return 0
 
 

@@ -1,7 +1,8 @@
 """``summary``: a per-layer account of a model's shapes, memory, parameters, work and
 receptive fields, in the spirit of the notes' VGGNet table (001).
 
-    >>> print(cnnlab.summary(model, input_size=(3, 224, 224)))
+    >>> s = cnnlab.summary(model, input_size=(3, 224, 224))   # prints the table
+    >>> s.total_params, s.forward_bytes
 
 One forward pass of zeros (eval mode, no graph) is run with a hook on every
 module that does work of its own, so any architecture is covered, branches
@@ -138,8 +139,12 @@ def _macs(m: Module, out: Tensor) -> int:
 
 
 def summary(model: Module, input_size: tuple[int, ...], batch_size: int = 1,
-            dtype: Any = np.float32) -> ModelSummary:
-    """Account for every layer of ``model`` on an input of ``(batch_size, *input_size)``."""
+            dtype: Any = np.float32, verbose: bool = True) -> ModelSummary:
+    """Account for every layer of ``model`` on an input of ``(batch_size, *input_size)``.
+
+    Prints the table (unless ``verbose=False``) and returns a :class:`ModelSummary`
+    whose fields hold the same numbers; ``str()`` of it is the table.
+    """
     x = Tensor(np.zeros((batch_size, *input_size), dtype=dtype))
     itemsize = np.dtype(dtype).itemsize
     names = {id(m): n for n, m in model.named_modules()}
@@ -210,8 +215,11 @@ def summary(model: Module, input_size: tuple[int, ...], batch_size: int = 1,
     param_bytes = sum(p.data.nbytes for p in params)
     input_values = int(np.prod(input_size))
     forward = input_values + sum(r.activations for r in rows if r.counted)
-    return ModelSummary(rows, tuple(input_size), batch_size, itemsize, total, trainable,
-                        param_bytes, input_values, forward, warnings)
+    result = ModelSummary(rows, tuple(input_size), batch_size, itemsize, total, trainable,
+                          param_bytes, input_values, forward, warnings)
+    if verbose:
+        print(result)
+    return result
 
 
 def _human(n: float, unit: str = "") -> str:

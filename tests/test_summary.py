@@ -112,3 +112,11 @@ def test_zoo_vgg16_counts_like_the_notes():
     s = summary(get_model("vgg16"), (3, 224, 224))
     assert s.total_params == 138_357_544
     assert s.forward_activations == 15_237_608    # the 7x7 adaptive pool is the identity here
+
+
+def test_summary_prints_the_table_and_returns_the_numbers(capsys):
+    s = summary(lenet5(), (1, 28, 28))
+    printed = capsys.readouterr().out
+    assert printed.strip() == str(s).strip() and "features.3" in printed
+    summary(lenet5(), (1, 28, 28), verbose=False)
+    assert capsys.readouterr().out == ""
