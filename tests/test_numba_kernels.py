@@ -68,3 +68,28 @@ def test_max_pool_numba_equals_numpy_including_ties(monkeypatch, k, s, p, order)
     np.testing.assert_array_equal(a1, a2)       # the same winner on every tie
     # overlapping windows may add the same gradients in another order
     np.testing.assert_allclose(dx1, dx2, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("case", [(2, 6, 9, 6, 3, 1, 1, 1), (2, 4, 10, 8, 3, 2, 1, 1),
+                                  (1, 3, 11, 3, (3, 2), 1, (2, 0), 2), (2, 5, 7, 5, 1, 1, 0, 1)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_depthwise_direct_kernel_equals_the_gemm_layouts(case, dtype):
+    N, C, H, O, K, s, p, d = case
+    pair = lambda v: (v, v) if isinstance(v, int) else v  # noqa: E731
+    K, p = pair(K), pair(p)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((N, C, H, H)).astype(dtype)
+    w = rng.standard_normal((O, 1, *K)).astype(dtype)
+    b = rng.standard_normal(O).astype(dtype)
+    pad4 = (p[0], p[0], p[1], p[1])
+    results = {}
+    for layout in ("depthwise", "cols"):
+        y, cache = conv_k.conv2d_forward(x, w, b, (s, s), pad4, (d, d), C, layout=layout)
+        assert cache.layout == layout
+        dy = np.random.default_rng(6).standard_normal(y.shape).astype(dtype)
+        results[layout] = (y.copy(), *conv_k.conv2d_backward(dy, cache))
+    tol = 1e-10 if dtype == np.float64 else 1e-3
+    for a, b_ in zip(results["depthwise"], results["cols"]):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b_, atol=tol, rtol=tol)
+    assert conv_k.choose_layout(x.shape, w.shape, (s, s), (d, d), (1, 1), C) == "depthwise"

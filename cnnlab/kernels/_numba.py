@@ -3,7 +3,9 @@
 NumPy moves data fast when the innermost contiguous run is long.  im2col,
 col2im and pooling on small maps (LeNet's 10x10 and 14x14) have runs of 10 to
 28 values, where NumPy's per-run overhead dominates; a plain compiled loop
-with the contiguous axis innermost is 2-5x faster there.
+with the contiguous axis innermost is 2-5x faster there.  Depthwise
+convolution (one input map per group) has no GEMM worth the name: it is
+computed directly.
 
 Every function here has a NumPy twin in :mod:`cnnlab.kernels.conv` or
 :mod:`cnnlab.kernels.pool` that is the specification; the tests run both and
@@ -29,8 +31,13 @@ except ImportError:   # numba is optional
 AVAILABLE = numba is not None
 
 
-def _jit(fn):
-    return numba.njit(cache=True, nogil=True)(fn) if numba is not None else None
+def _jit(fn, reassociate: bool = False):
+    """Compile ``fn``; ``reassociate`` lets LLVM reorder a float sum so it can
+    vectorise it (only the rounding of that sum changes, nothing else)."""
+    if numba is None:
+        return None
+    flags = {"fastmath": {"reassoc"}} if reassociate else {}
+    return numba.njit(cache=True, nogil=True, **flags)(fn)
 
 
 def _im2col_cm(xp, KH, KW, sh, sw, dh, dw, OH, OW):
@@ -155,7 +162,69 @@ def _max_pool_bwd(dy, arg, KH, KW, sh, sw, dh, dw, dxp):
                     dxp[a, b, oh * sh + (k // KW) * dh, ow * sw + (k % KW) * dw] += dy[a, b, oh, ow]
 
 
+def _depthwise_fwd(xp, w, sh, sw, dh, dw, OH, OW, per_group):
+    """Direct depthwise convolution: xp (C, N, Hp, Wp), w (O, KH, KW) with output
+    map o reading input map o // per_group -> y (O, N, OH, OW), channel-major."""
+    O, KH, KW = w.shape
+    N = xp.shape[1]
+    y = np.zeros((O, N, OH, OW), dtype=xp.dtype)
+    unit = sh == 1 and sw == 1 and dh == 1 and dw == 1
+    for o in range(O):
+        c = o // per_group
+        for n in range(N):
+            for i in range(KH):
+                for j in range(KW):
+                    wv = w[o, i, j]
+                    if unit:
+                        for oh in range(OH):
+                            for ow in range(OW):
+                                y[o, n, oh, ow] += wv * xp[c, n, oh + i, ow + j]
+                    else:
+                        for oh in range(OH):
+                            for ow in range(OW):
+                                y[o, n, oh, ow] += wv * xp[c, n, oh * sh + i * dh, ow * sw + j * dw]
+    return y
+
+
+def _depthwise_bwd(xp, w, dy, sh, sw, dh, dw, per_group, need_dx):
+    """Gradients of :func:`_depthwise_fwd`: dy (O, N, OH, OW) -> dxp (C, N, Hp, Wp)
+    (zeros when not needed) and dw (O, KH, KW)."""
+    O, KH, KW = w.shape
+    N, OH, OW = dy.shape[1], dy.shape[2], dy.shape[3]
+    dxp = np.zeros(xp.shape if need_dx else (0, 0, 0, 0), dtype=xp.dtype)
+    dwt = np.zeros((O, KH, KW), dtype=xp.dtype)
+    unit = sh == 1 and sw == 1 and dh == 1 and dw == 1
+    for o in range(O):
+        c = o // per_group
+        for n in range(N):
+            for i in range(KH):
+                for j in range(KW):
+                    acc = dy[o, n, 0, 0] * 0   # in the arrays' dtype (float32 stays float32)
+                    if unit:
+                        for oh in range(OH):
+                            for ow in range(OW):
+                                acc += dy[o, n, oh, ow] * xp[c, n, oh + i, ow + j]
+                    else:
+                        for oh in range(OH):
+                            for ow in range(OW):
+                                acc += dy[o, n, oh, ow] * xp[c, n, oh * sh + i * dh, ow * sw + j * dw]
+                    dwt[o, i, j] += acc
+                    if need_dx:
+                        wv = w[o, i, j]
+                        if unit:
+                            for oh in range(OH):
+                                for ow in range(OW):
+                                    dxp[c, n, oh + i, ow + j] += wv * dy[o, n, oh, ow]
+                        else:
+                            for oh in range(OH):
+                                for ow in range(OW):
+                                    dxp[c, n, oh * sh + i * dh, ow * sw + j * dw] += wv * dy[o, n, oh, ow]
+    return dxp, dwt
+
+
 im2col_cm = _jit(_im2col_cm)
+depthwise_fwd = _jit(_depthwise_fwd)
+depthwise_bwd = _jit(_depthwise_bwd, reassociate=True)
 col2im_cm = _jit(_col2im_cm)
 max_pool_fwd = _jit(_max_pool_fwd)
 max_pool_bwd = _jit(_max_pool_bwd)
@@ -168,4 +237,5 @@ def outer_order(a: np.ndarray) -> tuple[int, int, int, int]:
     return (1, 0, 2, 3) if a.strides[1] > a.strides[0] else (0, 1, 2, 3)
 
 
-__all__ = ["AVAILABLE", "col2im_cm", "im2col_cm", "max_pool_bwd", "max_pool_fwd", "outer_order"]
+__all__ = ["AVAILABLE", "col2im_cm", "depthwise_bwd", "depthwise_fwd", "im2col_cm", "max_pool_bwd",
+           "max_pool_fwd", "outer_order"]

@@ -24,6 +24,10 @@ which copies are cheap, and the tests run both against torch:
   runs of KW*C values; the product (N*OH*OW, O) is the output in NHWC.  This
   suits many channels and strides > 1 (VGG, ResNet).
 
+A third, ``"depthwise"``, is used when every group has one input channel
+(depthwise convolution): there the GEMMs would be 1 x KH*KW products, so the
+compiled loops in :mod:`cnnlab.kernels._numba` compute it directly.
+
 Either way the NCHW array handed back is a transposed *view* of the GEMM
 result, so no copy is made; NumPy's elementwise ops and the pooling kernels
 keep that physical layout for the next layer.  ``choose_layout`` picks the
@@ -50,14 +54,15 @@ from cnnlab.kernels import _numba as _nb
 
 Pair = tuple[int, int]
 Padding4 = tuple[int, int, int, int]  # (top, bottom, left, right)
-Layout = Literal["cols", "rows"]
+Layout = Literal["cols", "rows", "depthwise"]
 
 
 class ConvCache(NamedTuple):
     """What ``conv2d_backward`` needs from ``conv2d_forward``."""
 
     layout: Layout
-    cols: np.ndarray        # "cols": (G, Cg*KH*KW, N*OH*OW); "rows": (N*OH*OW, G, KH*KW*Cg)
+    cols: np.ndarray        # "cols": (G, Cg*KH*KW, N*OH*OW); "rows": (N*OH*OW, G, KH*KW*Cg);
+                            # "depthwise": the padded input itself, channel-major (C, N, Hp, Wp)
     w_mat: np.ndarray       # (G, Og, K) filters as rows, K in the same order as cols
     x_shape: tuple[int, int, int, int]
     w_shape: tuple[int, int, int, int]
@@ -120,6 +125,8 @@ def choose_layout(x_shape: tuple[int, int, int, int], w_shape: tuple[int, int, i
     channels, Cg * KW, is long against the output width (64 channels at 8x8).
     """
     Cg, KW = w_shape[1], w_shape[3]
+    if Cg == 1 and groups > 1 and _nb.AVAILABLE:
+        return "depthwise"   # one input map per group: no GEMM to speak of, compute directly
     return "rows" if Cg * KW >= 8 * out_hw[1] else "cols"
 
 
@@ -266,6 +273,17 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: P
         if b is not None:
             out += b[:, None]
         y = out.reshape(O, N, OH, OW).transpose(1, 0, 2, 3)
+    elif layout == "depthwise":
+        if Cg != 1 or not _nb.AVAILABLE:
+            raise ValueError("the 'depthwise' layout needs one input channel per group and numba")
+        xp = pad_channel_major(x, padding).transpose(1, 0, 2, 3)       # (C, N, Hp, Wp)
+        w_mat = w.reshape(O, KH, KW)
+        out = _nb.depthwise_fwd(xp, w_mat, stride[0], stride[1], dilation[0], dilation[1],
+                                OH, OW, Og)
+        if b is not None:
+            out += b[:, None, None, None]
+        cols = xp
+        y = out.transpose(1, 0, 2, 3)
     elif layout == "rows":
         cols = im2col_rows(pad_nhwc(x, padding), (KH, KW), stride, dilation, (OH, OW), G)
         w_mat = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(G, Og, KH * KW * Cg)
@@ -278,7 +296,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: P
             out += b
         y = out.reshape(N, OH, OW, O).transpose(0, 3, 1, 2)
     else:
-        raise ValueError(f"layout must be 'cols' or 'rows', got {layout!r}")
+        raise ValueError(f"layout must be 'cols', 'rows' or 'depthwise', got {layout!r}")
     cache = ConvCache(layout, cols, w_mat, (N, C, H, W), (O, Cg, KH, KW), (OH, OW), stride,
                       padding, dilation, G, b is not None)
     return y, cache
@@ -298,7 +316,17 @@ def conv2d_backward(dy: np.ndarray, cache: ConvCache, need_dx: bool = True,
     Og = O // G
     kernel = (KH, KW)
     dx = dw = db = None
-    if cache.layout == "cols":
+    if cache.layout == "depthwise":
+        d = dy.transpose(1, 0, 2, 3)                                    # (O, N, OH, OW)
+        if cache.has_bias:
+            db = d.sum(axis=(1, 2, 3))
+        dxp, dw3 = _nb.depthwise_bwd(cache.cols, cache.w_mat, d, cache.stride[0], cache.stride[1],
+                                     cache.dilation[0], cache.dilation[1], Og, need_dx)
+        dw = dw3.reshape(O, Cg, KH, KW) if need_dw else None
+        if need_dx:
+            pt, _, pl, _ = cache.padding
+            dx = dxp[:, :, pt:pt + H, pl:pl + W].transpose(1, 0, 2, 3)
+    elif cache.layout == "cols":
         # delta as (G, Og, N*OH*OW): free when dy is channel-major, as the forward made it
         d = dy.transpose(1, 0, 2, 3).reshape(G, Og, N * OH * OW)
         if cache.has_bias:
