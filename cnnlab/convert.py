@@ -319,6 +319,11 @@ def _convert_calls(calls: list[_Call]) -> list[tuple[str, Module, Module]]:
             raise ValueError(f"fc_to_conv: {label} cannot slide over larger inputs "
                              f"(position-dependent weights or upsampling)")
         elif not vector:
+            if getattr(m, "ceil_mode", False) and tin.ndim == 4 and _partial_window(m, tin.shape):
+                raise ValueError(
+                    f"fc_to_conv: {label} uses ceil_mode and its last window at the training size "
+                    f"{tuple(tin.shape[2:])} is partial; on a larger input that window would be "
+                    f"full, so the score map would not equal the model on each crop")
             add(c, m)
         elif isinstance(m, _ELEMENTWISE):
             add(c, m)
@@ -368,3 +373,11 @@ def total_stride(model: Module, input_size: Sequence[int]) -> tuple[int, int]:
 
 
 __all__ = ["fc_to_conv", "total_stride"]
+
+
+def _partial_window(m, in_shape: tuple[int, ...]) -> bool:
+    """Whether a ceil-mode pool's last window runs past the padded input."""
+    k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size,) * 2
+    st = m.stride if isinstance(m.stride, tuple) else (m.stride,) * 2
+    p = m.padding if isinstance(m.padding, tuple) else (m.padding,) * 2
+    return any((in_shape[2 + a] + 2 * p[a] - k[a]) % st[a] != 0 for a in range(2))

@@ -46,6 +46,9 @@ class ReceptiveField:
     start: tuple[float, float]
 
 
+UNKNOWN = ReceptiveField((-1, -1), (-1, -1), (0.0, 0.0))   # a field the tool does not model
+
+
 @dataclass
 class LayerRow:
     name: str
@@ -115,7 +118,7 @@ def _spatial_params(m: Module, in_shape: tuple[int, ...], out_shape: tuple[int, 
     if not hasattr(m, "kernel_size") or "Transpose" in tname:
         return None
     k = _pair(m.kernel_size)
-    s = _pair(getattr(m, "stride", 1) or k)
+    s = _pair(getattr(m, "stride", None) or k)     # pools without a stride (Subsample2d) tile
     d = _pair(getattr(m, "dilation", 1))
     pad = getattr(m, "padding", 0)
     if isinstance(pad, str):
@@ -128,13 +131,26 @@ def _spatial_params(m: Module, in_shape: tuple[int, ...], out_shape: tuple[int, 
     return [(d[0] * (k[0] - 1) + 1, s[0], pt, pt + pb), (d[1] * (k[1] - 1) + 1, s[1], pl, pl + pr)]
 
 
-def _macs(m: Module, out: Tensor) -> int:
+def _macs(m: Module, inp: Tensor | None, out: Tensor) -> int:
+    """Multiply-accumulates per image of the layers that have weights to multiply."""
     tname = type(m).__name__
-    if tname in ("Conv2d", "Conv1d") and hasattr(m, "weight"):
-        per_out = int(np.prod(m.weight.shape[1:]))       # C/groups * KH * KW
-        return int(np.prod(out.shape[1:])) * per_out
+    out_units = int(np.prod(out.shape[1:]))
+    if tname in ("Conv2d", "Conv1d"):
+        return out_units * int(np.prod(m.weight.shape[1:]))         # C/groups * KH * KW each
+    if tname == "ConvTranspose2d" and inp is not None:               # every input scatters a kernel
+        return int(np.prod(inp.shape[1:])) * int(np.prod(m.weight.shape[1:]))
+    if tname in ("LocallyConnected1d", "LocallyConnected2d"):
+        return int(m.weight.size)                                     # one filter per output unit
+    if tname == "ConnectionTable":                                   # only the connected maps
+        per_map = int(np.prod(m.weight.shape[2:]))
+        return int(np.prod(out.shape[2:])) * int(m.mask().sum()) * per_map
+    if tname == "LearnedCombination":   # a KxK filter per input map, then a weighted sum
+        spatial = int(np.prod(out.shape[2:]))
+        return spatial * (int(m.weight.size) + int(m.c.size))
     if tname == "Linear":
         return int(np.prod(out.shape[1:-1], dtype=np.int64)) * m.in_features * m.out_features
+    if tname == "RBFOutput":                                         # ||x - w_i||^2 per class
+        return int(m.weight.size)
     return 0
 
 
@@ -170,6 +186,8 @@ def summary(model: Module, input_size: tuple[int, ...], batch_size: int = 1,
         geo = _spatial_params(m, inp.shape, out.shape) if inp is not None else None
         if rf_in is None or tname in ("Linear", "Flatten") or out.ndim < 3:
             rf = None
+        elif rf_in is UNKNOWN or (geo is None and hasattr(m, "kernel_size")):
+            rf = UNKNOWN   # 1-D and transposed convolutions: not modelled, shown as "?"
         elif geo is not None:
             size = tuple(rf_in.size[a] + (geo[a][0] - 1) * rf_in.jump[a] for a in range(2))
             jump = tuple(rf_in.jump[a] * geo[a][1] for a in range(2))
@@ -178,7 +196,7 @@ def summary(model: Module, input_size: tuple[int, ...], batch_size: int = 1,
             for a, axis in enumerate(("height", "width")):
                 k_eff, s, _, ptot = geo[a]
                 span = inp.shape[2 + a] + ptot - k_eff
-                if span % s and not tname.startswith("Adaptive"):
+                if span % s and not tname.startswith("Adaptive") and not getattr(m, "ceil_mode", False):
                     warnings.append(
                         f"{names.get(id(m), tname)} ({tname}): stride {s} does not tile the padded "
                         f"{axis} {inp.shape[2 + a] + ptot}: (W - F + 2P)/S + 1 = {span / s + 1:g}, "
@@ -195,7 +213,7 @@ def summary(model: Module, input_size: tuple[int, ...], batch_size: int = 1,
         # VGG at 224x224): shown, not added, like the in-place layers
         identity = tname.startswith("Adaptive") and inp is not None and inp.shape == out.shape
         rows.append(LayerRow(names.get(id(m), tname), tname, tuple(out.shape[1:]), values,
-                             values * itemsize, weights, biases, _macs(m, out),
+                             values * itemsize, weights, biases, _macs(m, inp, out),
                              tname not in INPLACE_TYPES and not identity, rf))
 
     handles = [m.register_forward_hook(hook) for m in model.modules()]
@@ -248,9 +266,9 @@ def format_summary(s: ModelSummary) -> str:
             r.name, r.type, "x".join(map(str, r.output_shape)),
             f"{r.activations:,}" + ("" if r.counted else "*"), _human(r.activation_bytes, "B"),
             f"{r.weights:,}", f"{r.biases:,}", _human(r.macs),
-            "all" if rf is None else both(rf.size, "x"),
-            "-" if rf is None else both(rf.jump, "x"),
-            "-" if rf is None else both(rf.start, ","),
+            "all" if rf is None else "?" if rf is UNKNOWN else both(rf.size, "x"),
+            "-" if rf is None else "?" if rf is UNKNOWN else both(rf.jump, "x"),
+            "-" if rf is None else "?" if rf is UNKNOWN else both(rf.start, ","),
         ])
     widths = [max(len(str(row[i])) for row in [head, *body]) for i in range(len(head))]
     right = {3, 4, 5, 6, 7, 8, 9, 10}

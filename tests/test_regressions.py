@@ -164,3 +164,48 @@ def test_leaf_gradients_are_private_arrays():
     c = cnnlab.Tensor(np.ones(3), requires_grad=True)
     c.backward(g)
     assert c.grad is not g
+
+
+def test_summary_of_lenet5_1998_strides_macs_and_ceil_mode():
+    from cnnlab.models import get_model
+    from cnnlab.summary import summary
+
+    s = summary(get_model("lenet5_1998"), (1, 32, 32), verbose=False)
+    rows = {r.name: r for r in s.rows}
+    assert rows["s2"].rf.jump == (2, 2) and rows["c3"].rf.size == (14, 14)   # subsampling strides
+    assert rows["c3"].macs == 10 * 10 * 60 * 25                              # connected maps only
+    assert rows["output"].macs == 840
+    assert summary(nn.Sequential(nn.MaxPool2d(2, 2, ceil_mode=True)), (1, 5, 5),
+                   verbose=False).warnings == []
+    t = summary(nn.Sequential(nn.ConvTranspose2d(2, 3, 3, stride=2), nn.Conv2d(3, 3, 3)), (2, 5, 5),
+                verbose=False)
+    assert t.rows[0].macs == 2 * 5 * 5 * 3 * 9 and "?" in str(t)             # field not modelled
+
+
+def test_fc_to_conv_refuses_a_partial_ceil_mode_window():
+    from cnnlab.convert import fc_to_conv
+
+    m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2, ceil_mode=True), nn.Flatten(),
+                      nn.Linear(32, 3))
+    with pytest.raises(ValueError, match="ceil_mode"):
+        fc_to_conv(m, (1, 9, 9))
+
+
+def test_evaluation_transform_follows_the_test_images_size():
+    from cnnlab.training.run import input_transform
+
+    spec = {"kwargs": {"input_size": 32}, "input": {"from": 28, "to": 32, "how": "pad"}}
+    assert input_transform(spec, None, 1)(np.zeros((1, 1, 28, 28))).shape == (1, 1, 32, 32)
+    assert input_transform(spec, None, 1, size=8)(np.zeros((1, 1, 8, 8))).shape == (1, 1, 32, 32)
+    assert input_transform(spec, None, 1, size=32) is None
+
+
+def test_a_diverged_step_leaves_the_weights_finite():
+    from cnnlab.optim import SGD
+    from cnnlab.training.loop import train_one_epoch
+
+    m = nn.Linear(2, 2).double()
+    x = cnnlab.Tensor(np.array([[np.inf, 1.0]]))
+    with pytest.raises(FloatingPointError, match="diverged"):
+        train_one_epoch(m, [(x, cnnlab.Tensor(np.array([0])))], SGD(m.parameters(), lr=0.1))
+    assert all(np.all(np.isfinite(p.data)) for p in m.parameters())

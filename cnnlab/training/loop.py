@@ -53,13 +53,13 @@ def train_one_epoch(model: Module, loader: Iterable[tuple[Tensor, Tensor]], opti
         outputs = model(x)
         loss = loss_fn(outputs, y)
         logits = main_logits(outputs)
+        batch_loss = float(loss.item())
+        if not np.isfinite(batch_loss):   # before the step, so the weights stay finite
+            raise FloatingPointError(
+                f"training diverged: loss is {batch_loss} after {seen} samples; lower the learning rate")
         loss.backward()
         optimizer.step()
         n = len(y)
-        batch_loss = float(loss.item())
-        if not np.isfinite(batch_loss):
-            raise FloatingPointError(
-                f"training diverged: loss is {batch_loss} after {seen} samples; lower the learning rate")
         total_loss += batch_loss * n
         correct += int((logits.data.argmax(axis=1) == y.data).sum())
         seen += n

@@ -36,6 +36,9 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "fashion-mnist": {"epochs": 10, "batch_size": 64, "lr": 0.02, "scheduler": "cosine"},
     "mnist": {"epochs": 10, "batch_size": 64, "lr": 0.02, "scheduler": "cosine"},
 }
+# Models whose default learning rate differs from the dataset's: LeNet-5 (1998)'s
+# RBF output gives penalties of order 100, so SGD at 0.02 overshoots.
+MODEL_LR = {"lenet5_1998": 0.003}
 CHECKPOINT_RE = re.compile(r"^epoch-(\d+)\.npz$")
 
 
@@ -65,11 +68,12 @@ class TrainConfig:
         if ds not in DEFAULT_MODEL:
             raise ValueError(f"unknown dataset {self.dataset!r}; choose from {sorted(DEFAULT_MODEL)}")
         d = DATASET_DEFAULTS[ds]
+        model = (self.model or DEFAULT_MODEL[ds]).lower().replace("-", "_")
         cfg = dataclasses.replace(
-            self, dataset=ds, model=(self.model or DEFAULT_MODEL[ds]).lower().replace("-", "_"),
+            self, dataset=ds, model=model,
             epochs=d["epochs"] if self.epochs is None else self.epochs,
             batch_size=d["batch_size"] if self.batch_size is None else self.batch_size,
-            lr=d["lr"] if self.lr is None else self.lr,
+            lr=MODEL_LR.get(model, d["lr"]) if self.lr is None else self.lr,
             scheduler=d["scheduler"] if self.scheduler is None else self.scheduler)
         if cfg.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {cfg.epochs}")
@@ -94,16 +98,19 @@ def model_spec_for(cfg: TrainConfig, sample_shape: tuple[int, ...], num_classes:
             "input": {"from": H, "to": size, "how": how}}
 
 
-def input_transform(spec: dict, normalize: dict | None, channels: int):
-    """Pad or resize to the model's input size (in raw pixels, so padding is
-    background), then standardise; None when nothing is to be done."""
+def input_transform(spec: dict, normalize: dict | None, channels: int, size: int | None = None):
+    """Pad or resize images of ``size`` pixels (default: the training images')
+    to the model's input size, in raw pixels so padding is background, then
+    standardise; None when nothing is to be done."""
     steps = []
     inp = spec.get("input") or {}
-    if inp.get("how") == "pad":
-        total = inp["to"] - inp["from"]
+    target = inp.get("to", spec["kwargs"]["input_size"])
+    size = inp.get("from", target) if size is None else size
+    if size < target and inp.get("how") == "pad" and target - size <= 4:
+        total = target - size
         steps.append(Pad((total // 2, total // 2, total - total // 2, total - total // 2)))
-    elif inp.get("how") == "resize":
-        steps.append(Resize(inp["to"]))
+    elif size != target:
+        steps.append(Resize(target))
     if normalize:
         steps.append(Normalize([normalize["mean"]] * channels, [normalize["std"]] * channels))
     if not steps:
@@ -364,6 +371,7 @@ def evaluation_loader(meta: dict[str, Any], dataset: str | None, data_dir: str |
     ds_name = dataset or meta["dataset"]
     data_dir = data_dir if data_dir is not None else (meta.get("config") or {}).get("data_dir")
     test = get_dataset(ds_name, "test", root=data_dir)
-    transform = input_transform(meta["model_spec"], meta.get("normalize"), test.x.shape[1])
+    transform = input_transform(meta["model_spec"], meta.get("normalize"), test.x.shape[1],
+                                size=test.x.shape[-1])
     return test, DataLoader(test, batch_size, shuffle=False, transform=transform)
 
