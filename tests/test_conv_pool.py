@@ -262,3 +262,34 @@ def test_pooling_keeps_the_memory_layout_and_values(order):
         ty.backward(torch.tensor(g))
         np.testing.assert_allclose(xt.grad, tx.grad.numpy(), atol=1e-12, rtol=0)
         assert np.argsort(y.data.strides)[::-1].tolist() == list(order)
+
+
+@pytest.mark.parametrize("per_chunk", [1, 2])
+@pytest.mark.parametrize("case", CONV_CASES[:6])
+def test_conv_cols_layout_in_batch_chunks_matches_torch(monkeypatch, case, per_chunk):
+    # large inputs are processed in batch chunks whose X_col is recomputed in backward;
+    # force that path on small shapes (chunks of 1 sample, and of 2)
+    N, C, H, W, O, KH, KW, s, p, d, g = case
+    s2, d2 = F.pair(s, "s"), F.pair(d, "d")
+    p4 = F.conv_padding(p, (KH, KW), s2, d2, (H, W))
+    OH = (H + p4[0] + p4[1] - d2[0] * (KH - 1) - 1) // s2[0] + 1
+    OW = (W + p4[2] + p4[3] - d2[1] * (KW - 1) - 1) // s2[1] + 1
+    monkeypatch.setattr(conv_k, "CHUNK_BYTES", per_chunk * C * KH * KW * OH * OW * 8)
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((N + 5, C, H, W))   # more than two chunks
+    w = rng.standard_normal((O, C // g, KH, KW))
+    b = rng.standard_normal(O)
+    y, cache = conv_k.conv2d_forward(x, w, b, s2, p4, d2, g, layout="cols")
+    assert cache.chunk == per_chunk and cache.cols is None
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    yt = TF.conv2d(xt, wt, bt, stride=s, padding=p, dilation=d, groups=g)
+    np.testing.assert_allclose(y, yt.detach().numpy(), atol=1e-9, rtol=0)
+    dy = rng.standard_normal(y.shape)
+    yt.backward(torch.tensor(dy))
+    dx, dw, db = conv_k.conv2d_backward(dy, cache)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), atol=1e-9, rtol=0)
+    np.testing.assert_allclose(dw, wt.grad.numpy(), atol=1e-9, rtol=0)
+    np.testing.assert_allclose(db, bt.grad.numpy(), atol=1e-9, rtol=0)
+    dx_only, dw_none, _ = conv_k.conv2d_backward(dy, cache, need_dw=False)
+    assert dw_none is None
+    np.testing.assert_allclose(dx_only, dx, atol=0, rtol=0)
