@@ -72,7 +72,8 @@ class ConvCache(NamedTuple):
     dilation: Pair
     groups: int
     has_bias: bool
-    xp: np.ndarray | None = None   # "cols" in batch chunks: the padded input, cols recomputed
+    x: np.ndarray | None = None    # "cols" in batch chunks: the input itself (no copy);
+                                   # each chunk is padded and stretched again in backward
     chunk: int = 0                 # samples per chunk (0: cols is stored whole)
 
 
@@ -288,22 +289,23 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: P
     OW = _out_size(W, KW, stride[1], pl, pr, dilation[1])
     if layout is None:
         layout = choose_layout(x.shape, w.shape, stride, dilation, (OH, OW), G)
-    xp_kept, chunk = None, 0
+    x_kept, chunk = None, 0
     if layout == "cols":
-        xp = pad_channel_major(x, padding)
         w_mat = w.reshape(G, Og, Cg * KH * KW)
         Mn = OH * OW
         nb = _batch_chunk(N, Cg * KH * KW * G * Mn * x.itemsize)
         if nb >= N:
-            cols = im2col_cols(xp, (KH, KW), stride, dilation, (OH, OW), G)
+            cols = im2col_cols(pad_channel_major(x, padding), (KH, KW), stride, dilation,
+                               (OH, OW), G)
             out = _gemm_cols(w_mat, cols)
-        else:   # batch chunks: each column matrix is used while it is in cache, then dropped
+        else:   # batch chunks: pad and stretch each while it is in cache, then drop it
             out = np.empty((O, N * Mn), dtype=np.result_type(x, w))
             for n0 in range(0, N, nb):
                 n1 = min(N, n0 + nb)
-                c = im2col_cols(xp[n0:n1], (KH, KW), stride, dilation, (OH, OW), G)
+                c = im2col_cols(pad_channel_major(x[n0:n1], padding), (KH, KW), stride,
+                                dilation, (OH, OW), G)
                 out[:, n0 * Mn:n1 * Mn] = _gemm_cols(w_mat, c)
-            cols, xp_kept, chunk = None, xp, nb
+            cols, x_kept, chunk = None, x, nb
         if b is not None:
             out += b[:, None]
         y = out.reshape(O, N, OH, OW).transpose(1, 0, 2, 3)
@@ -332,7 +334,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: P
     else:
         raise ValueError(f"layout must be 'cols', 'rows' or 'depthwise', got {layout!r}")
     cache = ConvCache(layout, cols, w_mat, (N, C, H, W), (O, Cg, KH, KW), (OH, OW), stride,
-                      padding, dilation, G, b is not None, xp_kept, chunk)
+                      padding, dilation, G, b is not None, x_kept, chunk)
     return y, cache
 
 
@@ -405,7 +407,7 @@ def conv2d_backward(dy: np.ndarray, cache: ConvCache, need_dx: bool = True,
 
 def _cols_backward_chunked(d: np.ndarray, cache: ConvCache, need_dx: bool, need_dw: bool):
     """Backward of the chunked "cols" forward: per batch chunk, rebuild X_col from the
-    kept padded input, add its share of dW = delta @ X_col^T, and col2im its share of
+    kept input, add its share of dW = delta @ X_col^T, and col2im its share of
     dX = W_row^T @ delta.  d is delta as (G, Og, N*OH*OW)."""
     N, C, H, W = cache.x_shape
     O, Cg, KH, KW = cache.w_shape
@@ -419,7 +421,8 @@ def _cols_backward_chunked(d: np.ndarray, cache: ConvCache, need_dx: bool, need_
         n1 = min(N, n0 + nb)
         dch = d[:, :, n0 * Mn:n1 * Mn]
         if need_dw:
-            c = im2col_cols(cache.xp[n0:n1], (KH, KW), cache.stride, cache.dilation, (OH, OW), G)
+            c = im2col_cols(pad_channel_major(cache.x[n0:n1], cache.padding), (KH, KW),
+                            cache.stride, cache.dilation, (OH, OW), G)
             dw_acc += np.matmul(dch, c.transpose(0, 2, 1))
         if need_dx:
             dcols = np.matmul(cache.w_mat.transpose(0, 2, 1), dch)
