@@ -60,12 +60,13 @@ def cmd_train(args: argparse.Namespace) -> int:
                       weight_decay=args.weight_decay, optimizer=args.optimizer,
                       scheduler=args.scheduler, step_size=args.step_size, gamma=args.gamma,
                       seed=args.seed, normalize=not args.no_normalize)
-    if args.resume and not args.out and args.resume is True:
+    resume_path = args.resume if isinstance(args.resume, str) else None   # --resume CKPT
+    if args.resume is True and not args.out:
         raise SystemExit("cnnlab train: --resume needs --out RUN_FOLDER (or a checkpoint path)")
     if args.out:
         out = Path(args.out)
-    elif args.resume is not True and args.resume:
-        out = Path(args.resume).resolve().parent.parent
+    elif resume_path:   # RUN/checkpoints/epoch-NNN.npz -> RUN
+        out = Path(resume_path).resolve().parent.parent
     else:
         out = default_out_dir(cfg.resolved())
     fit(cfg, out, resume=args.resume, progress=args.progress)

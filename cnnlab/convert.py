@@ -51,6 +51,7 @@ from cnnlab.nn import (
     Subsample2d,
     Tanh,
 )
+from cnnlab.nn._args import pair
 from cnnlab.random import get_rng_state, set_rng_state
 
 # Layers that act on each feature independently: after a Flatten they are kept
@@ -362,13 +363,9 @@ def total_stride(model: Module, input_size: Sequence[int]) -> tuple[int, int]:
     for name, m in net.named_children():
         if isinstance(m, ConvTranspose2d):
             raise ValueError(f"total_stride: {name!r} upsamples")
-        if isinstance(m, Subsample2d):
-            stride = m.kernel_size
-        else:
-            stride = getattr(m, "stride", 1)
-        if isinstance(stride, int):
-            stride = (stride, stride)
-        sh, sw = sh * int(stride[0]), sw * int(stride[1])
+        stride = pair(m.kernel_size if isinstance(m, Subsample2d) else getattr(m, "stride", 1),
+                      "stride")
+        sh, sw = sh * stride[0], sw * stride[1]
     return sh, sw
 
 
@@ -377,7 +374,7 @@ __all__ = ["fc_to_conv", "total_stride"]
 
 def _partial_window(m, in_shape: tuple[int, ...]) -> bool:
     """Whether a ceil-mode pool's last window runs past the padded input."""
-    k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size,) * 2
-    st = m.stride if isinstance(m.stride, tuple) else (m.stride,) * 2
-    p = m.padding if isinstance(m.padding, tuple) else (m.padding,) * 2
+    k = pair(m.kernel_size, "kernel_size")
+    st = pair(m.stride or k, "stride")
+    p = pair(getattr(m, "padding", 0), "padding")     # LPPool2d has no padding
     return any((in_shape[2 + a] + 2 * p[a] - k[a]) % st[a] != 0 for a in range(2))

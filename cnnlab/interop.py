@@ -33,7 +33,6 @@ import json
 import math
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -42,7 +41,7 @@ import numpy as np
 
 from cnnlab.autograd.tensor import Tensor
 from cnnlab.nn.module import Module
-from cnnlab.serialization import load_arrays
+from cnnlab.serialization import atomic_write, load_arrays
 
 __all__ = [
     "IncompatibleKeys", "SafetensorsError", "StateDictError", "TorchCheckpointError",
@@ -528,7 +527,7 @@ def save_safetensors(path: str | os.PathLike, tensors: Mapping[str, Any],
         offset += arr.nbytes
     blob = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     blob += b" " * (-len(blob) % 8)
-    with _atomic_writer(path) as f:
+    with atomic_write(path) as f:
         f.write(len(blob).to_bytes(8, "little"))
         f.write(blob)
         for _, _, arr in prepared:
@@ -551,47 +550,6 @@ def _for_safetensors(value: Any, name: str, path: Path) -> tuple[str, np.ndarray
         raise SafetensorsError(f"{path}: tensor {name!r} has dtype {arr.dtype}, which safetensors "
                                f"cannot store (supported: {', '.join(sorted(_ST_DTYPES))})")
     return code, arr.astype(arr.dtype.newbyteorder("<"), order="C", copy=False)   # keeps 0-d shapes
-
-
-class _atomic_writer:
-    """``with _atomic_writer(path) as f``: write to a temporary file beside
-    ``path``, fsync, give it a normal file's mode and rename it over ``path``;
-    on any error the temporary file is removed and ``path`` is untouched."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> Any:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
-                                        dir=self.path.parent)
-        self.file = os.fdopen(fd, "wb")
-        return self.file
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        try:
-            if exc_type is None:
-                self.file.flush()
-                os.fsync(self.file.fileno())
-            self.file.close()
-            if exc_type is None:
-                umask = os.umask(0)
-                os.umask(umask)
-                os.chmod(self.tmp, 0o666 & ~umask)   # mkstemp made it 0600
-                os.replace(self.tmp, self.path)
-        finally:
-            if os.path.exists(self.tmp):
-                os.unlink(self.tmp)
-        if exc_type is not None:
-            return
-        try:   # make the rename itself durable
-            dfd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError:
-            pass
 
 
 # ======================================================================= .pth / .pt

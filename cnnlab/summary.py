@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.autograd.tensor import Tensor, no_grad
+from cnnlab.nn._args import pair
 from cnnlab.nn.module import Module
 
 INPLACE_TYPES = ("ReLU", "LeakyReLU", "ELU", "Dropout", "Dropout2d", "Flatten", "Identity")
@@ -98,10 +99,6 @@ class ModelSummary:
         return format_summary(self)
 
 
-def _pair(v: Any) -> tuple[int, int]:
-    return (int(v), int(v)) if isinstance(v, (int, np.integer)) else (int(v[0]), int(v[1]))
-
-
 def _spatial_params(m: Module, in_shape: tuple[int, ...], out_shape: tuple[int, ...]):
     """(kernel_eff, stride, pad_before, pad_total) per axis for layers that slide a
     window, or None.  Adaptive pools are described by their equivalent window when
@@ -117,16 +114,16 @@ def _spatial_params(m: Module, in_shape: tuple[int, ...], out_shape: tuple[int, 
         return [(ks[0], ss[0], 0, 0), (ks[1], ss[1], 0, 0)]
     if not hasattr(m, "kernel_size") or "Transpose" in tname:
         return None
-    k = _pair(m.kernel_size)
-    s = _pair(getattr(m, "stride", None) or k)     # pools without a stride (Subsample2d) tile
-    d = _pair(getattr(m, "dilation", 1))
+    k = pair(m.kernel_size, "kernel_size")
+    s = pair(getattr(m, "stride", None) or k, "stride")   # no stride (Subsample2d): they tile
+    d = pair(getattr(m, "dilation", 1), "dilation")
     pad = getattr(m, "padding", 0)
     if isinstance(pad, str):
         from cnnlab.nn.functional_conv import conv_padding
 
         pt, pb, pl, pr = conv_padding(pad, k, s, d, (H, W))
     else:
-        p = _pair(pad)
+        p = pair(pad, "padding")
         pt, pb, pl, pr = p[0], p[0], p[1], p[1]
     return [(d[0] * (k[0] - 1) + 1, s[0], pt, pt + pb), (d[1] * (k[1] - 1) + 1, s[1], pl, pl + pr)]
 

@@ -50,9 +50,5 @@ def check_op(cnn_fn: Callable, torch_fn: Callable, arrays: Sequence[np.ndarray],
                                    err_msg=f"gradient of input {i}")
 
 
-def rand(rng: np.random.Generator, *shape: int) -> np.ndarray:
-    return rng.standard_normal(shape)
-
-
 def leaves(*arrays: np.ndarray) -> list[cnnlab.Tensor]:
     return [cnnlab.Tensor(a.copy(), requires_grad=True) for a in arrays]

@@ -387,6 +387,7 @@ def test_loader_epoch_advances_on_iter_and_drop_last_visits_prefix():
 def test_loader_seed_none_is_reproducible_per_instance():
     loader = DataLoader(_toy(30), batch_size=5, shuffle=True)
     first = _epoch_order(loader)
+    assert not np.array_equal(first, np.arange(30))   # it really shuffled
     loader.set_epoch(0)
     np.testing.assert_array_equal(_epoch_order(loader), first)
 

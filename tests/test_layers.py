@@ -176,3 +176,4 @@ def test_dropout_is_reproducible_with_manual_seed():
     cnnlab.manual_seed(3)
     b = F.dropout(x, 0.5).data
     np.testing.assert_array_equal(a, b)
+    assert (a == 0).any() and (a == 2).any()      # it really dropped and rescaled

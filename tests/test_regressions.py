@@ -137,6 +137,7 @@ def test_buffers_accept_tensors():
     m.register_buffer("stat", cnnlab.Tensor(np.ones(3)))
     m.stat = cnnlab.Tensor(np.zeros(3))
     assert isinstance(m.state_dict()["stat"], np.ndarray) and m.state_dict()["stat"].dtype == np.float64
+    np.testing.assert_array_equal(m.state_dict()["stat"], 0)
 
 
 def test_batchnorm_cumulative_average_matches_torch():

@@ -1,6 +1,7 @@
 """Checkpoint files: atomic writes, no pickle, corrupt files refused."""
 import io
 import json
+import struct
 import zipfile
 
 import numpy as np
@@ -53,8 +54,10 @@ def test_flipped_byte_is_refused(tmp_path):
     data = bytearray(p.read_bytes())
     with zipfile.ZipFile(p) as zf:
         info = zf.getinfo("model/w.npy")
-    # flip a byte inside the stored array payload (past the local header and .npy header)
-    pos = info.header_offset + 30 + len(info.filename) + 128 + 4
+    # flip a byte inside the stored array payload: past the local header (30 bytes, the
+    # name and the extra field, whose lengths it records) and the 128-byte .npy header
+    n_name, n_extra = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])
+    pos = info.header_offset + 30 + n_name + n_extra + 128 + 4
     data[pos] ^= 0xFF
     bad = tmp_path / "flip.npz"
     bad.write_bytes(bytes(data))

@@ -8,8 +8,12 @@ from cnnlab.kernels import pool_extra as extra_k
 
 
 class MaxPool2d(Function):
-    def forward(self, x, kernel, stride, padding, dilation, ceil_mode):
+    """``keep``, a list, receives the kernel's cache (the winners, for ``return_indices``)."""
+
+    def forward(self, x, kernel, stride, padding, dilation, ceil_mode, keep=None):
         y, self.cache = pool_k.max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode)
+        if keep is not None:
+            keep.append(self.cache)
         return y
 
     def backward(self, g):
@@ -59,8 +63,12 @@ class AdaptiveAvgPool2d(Function):
 
 
 class AdaptiveMaxPool2d(Function):
-    def forward(self, x, output_size):
+    """``keep``, a list, receives the kernel's cache (the winners, for ``return_indices``)."""
+
+    def forward(self, x, output_size, keep=None):
         y, self.cache = extra_k.adaptive_max_pool2d_forward(x, output_size)
+        if keep is not None:
+            keep.append(self.cache)
         return y
 
     def backward(self, g):

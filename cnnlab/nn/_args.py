@@ -21,6 +21,16 @@ def pair(v: IntPair, name: str) -> tuple[int, int]:
     return out
 
 
+def single(v: int | Sequence[int], name: str, op: str) -> int:
+    """An int, or the int in a 1-tuple (the 1-D layers' kernel_size, stride, ...)."""
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    t = tuple(int(a) for a in v)
+    if len(t) != 1:
+        raise ValueError(f"{op}: {name} must be an int or a 1-tuple, got {v!r}")
+    return t[0]
+
+
 def as_tensor(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 

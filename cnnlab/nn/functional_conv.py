@@ -7,9 +7,9 @@ import numpy as np
 
 from cnnlab.autograd import conv_ops as ops
 from cnnlab.autograd.tensor import Tensor
-from cnnlab.kernels.conv import conv_output_size
+from cnnlab.kernels.conv import conv_output_size, out_size
 from cnnlab.kernels.conv_transpose import conv_transpose_output_size
-from cnnlab.nn._args import IntPair, as_tensor, check_same_dtype, pair
+from cnnlab.nn._args import IntPair, as_tensor, check_same_dtype, pair, single
 
 
 def conv_padding(padding: IntPair | str, kernel: tuple[int, int], stride: tuple[int, int],
@@ -98,15 +98,6 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 # ------------------------------------------------------------------ conv1d
-def _single(v: Any, name: str, op: str) -> int:
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    t = tuple(int(a) for a in v)
-    if len(t) != 1:
-        raise ValueError(f"{op}: {name} must be an int or a 1-tuple, got {v!r}")
-    return t[0]
-
-
 def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 1,
            padding: int | str = 0, dilation: int = 1, groups: int = 1) -> Tensor:
     """1-D convolution (cross-correlation) over time series (N, C, L) or unbatched (C, L)
@@ -128,10 +119,10 @@ def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: in
     if groups < 1 or x.shape[1] != Cg * groups or O % groups:
         raise ValueError(f"conv1d: weight {weight.shape} with groups={groups} expects input "
                          f"(N, {Cg * groups}, L), got {x.shape}")
-    s, d = _single(stride, "stride", "conv1d"), _single(dilation, "dilation", "conv1d")
+    s, d = single(stride, "stride", "conv1d"), single(dilation, "dilation", "conv1d")
     if s < 1 or d < 1:
         raise ValueError(f"conv1d: stride and dilation must be >= 1, got {s} and {d}")
-    p = padding if isinstance(padding, str) else (0, _single(padding, "padding", "conv1d"))
+    p = padding if isinstance(padding, str) else (0, single(padding, "padding", "conv1d"))
     N, C, L = x.shape
     try:
         y = conv2d(x.reshape(N, C, 1, L), weight.reshape(O, Cg, 1, K), bias, (1, s), p, (1, d),
@@ -224,8 +215,7 @@ def locally_connected2d(input: Tensor, weight: Tensor, bias: Tensor | None = Non
         raise ValueError(f"locally_connected2d: stride and dilation must be >= 1, got {s} and {d}")
     pad = conv_padding(padding, (KH, KW), s, d, x.shape[2:])
     H, W = x.shape[2:]
-    out = tuple((size + p0 + p1 - dd * (k - 1) - 1) // ss + 1 for size, k, ss, dd, p0, p1 in
-                ((H, KH, s[0], d[0], pad[0], pad[1]), (W, KW, s[1], d[1], pad[2], pad[3])))
+    out = (out_size(H, KH, s[0], pad[0], pad[1], d[0]), out_size(W, KW, s[1], pad[2], pad[3], d[1]))
     if out != (OH, OW):
         raise ValueError(f"locally_connected2d: input {x.shape} with kernel {(KH, KW)}, stride "
                          f"{s}, padding {padding!r}, dilation {d} gives {out} output positions, "
@@ -247,9 +237,9 @@ def locally_connected1d(input: Tensor, weight: Tensor, bias: Tensor | None = Non
     if bias is not None and bias.shape != (O, OL):
         raise ValueError(f"locally_connected1d: expected bias of shape {(O, OL)}, got "
                          f"{bias.shape}")
-    s = _single(stride, "stride", "locally_connected1d")
-    d = _single(dilation, "dilation", "locally_connected1d")
-    p = padding if isinstance(padding, str) else (0, _single(padding, "padding",
+    s = single(stride, "stride", "locally_connected1d")
+    d = single(dilation, "dilation", "locally_connected1d")
+    p = padding if isinstance(padding, str) else (0, single(padding, "padding",
                                                               "locally_connected1d"))
     N, _, L = x.shape
     b2 = None if bias is None else bias.reshape(O, 1, OL)

@@ -14,13 +14,12 @@ import numpy as np
 from cnnlab.autograd import pool_ops as ops
 from cnnlab.autograd.tensor import Tensor
 from cnnlab.kernels import pool as pool_k
-from cnnlab.kernels import pool_extra as extra_k
-from cnnlab.nn._args import IntPair, as_tensor, check_same_dtype, pair
+from cnnlab.nn._args import IntPair, as_tensor, check_same_dtype, pair, single
 from cnnlab.random import get_rng
 
 
 def _pool_args(x: Tensor, kernel_size: IntPair, stride: IntPair | None, padding: IntPair,
-               dilation: IntPair, ceil_mode: bool, name: str):
+               dilation: IntPair, name: str):
     unbatched = x.ndim == 3
     if unbatched:
         x = x.reshape(1, *x.shape)
@@ -50,13 +49,14 @@ def max_pool2d(input: Tensor, kernel_size: IntPair, stride: IntPair | None = Non
     ``return_indices`` also returns, per output, the flat index h * W + w of
     the maximum in its input plane (an int64 Tensor), as PyTorch does."""
     x, unbatched, k, s, p, d = _pool_args(as_tensor(input), kernel_size, stride, padding,
-                                          dilation, ceil_mode, "max_pool2d")
-    y = ops.MaxPool2d.apply(x, kernel=k, stride=s, padding=p, dilation=d, ceil_mode=ceil_mode)
+                                          dilation, "max_pool2d")
+    keep: list = []
+    y = ops.MaxPool2d.apply(x, kernel=k, stride=s, padding=p, dilation=d, ceil_mode=ceil_mode,
+                            keep=keep)
     out = y.reshape(y.shape[1:]) if unbatched else y
     if not return_indices:
         return out
-    _, cache = pool_k.max_pool2d_forward(x.data, k, s, p, d, ceil_mode)
-    idx = pool_k.max_pool2d_indices(cache)
+    idx = pool_k.max_pool2d_indices(keep[0])
     return out, Tensor(idx[0] if unbatched else idx)
 
 
@@ -65,7 +65,7 @@ def avg_pool2d(input: Tensor, kernel_size: IntPair, stride: IntPair | None = Non
                divisor_override: int | None = None) -> Tensor:
     """Average pooling; stride defaults to kernel_size.  PyTorch's signature and divisor rules."""
     x, unbatched, k, s, p, _ = _pool_args(as_tensor(input), kernel_size, stride, padding, 1,
-                                          ceil_mode, "avg_pool2d")
+                                          "avg_pool2d")
     if divisor_override is not None and divisor_override <= 0:
         raise ValueError(f"avg_pool2d: divisor_override must be positive, got {divisor_override}")
     y = ops.AvgPool2d.apply(x, kernel=k, stride=s, padding=p, ceil_mode=ceil_mode,
@@ -74,15 +74,6 @@ def avg_pool2d(input: Tensor, kernel_size: IntPair, stride: IntPair | None = Non
 
 
 # ------------------------------------------------------------------- 1-D pooling
-def _single(v: int | Sequence[int], name: str, op: str) -> int:
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    t = tuple(v)
-    if len(t) != 1:
-        raise ValueError(f"{op}: {name} must be an int or a 1-tuple, got {v!r}")
-    return int(t[0])
-
-
 def _pool1d_args(x: Tensor, kernel_size, stride, padding, dilation, name: str):
     """Validate a 1-D pool's arguments; returns x as (N, C, 1, L) and the ints."""
     unbatched = x.ndim == 2
@@ -91,11 +82,11 @@ def _pool1d_args(x: Tensor, kernel_size, stride, padding, dilation, name: str):
     if x.ndim != 3:
         raise ValueError(f"{name}: expected input (N, C, L) or (C, L), got shape "
                          f"{x.shape[1:] if unbatched else x.shape}")
-    k = _single(kernel_size, "kernel_size", name)
+    k = single(kernel_size, "kernel_size", name)
     empty = stride is None or (not isinstance(stride, (int, np.integer)) and len(stride) == 0)
-    s = k if empty else _single(stride, "stride", name)
-    p = _single(padding, "padding", name)
-    d = _single(dilation, "dilation", name)
+    s = k if empty else single(stride, "stride", name)
+    p = single(padding, "padding", name)
+    d = single(dilation, "dilation", name)
     if k < 1 or s < 1 or d < 1:
         raise ValueError(f"{name}: kernel_size, stride and dilation must be >= 1, got {k}, {s}, {d}")
     if not 0 <= p <= k // 2:
@@ -122,13 +113,13 @@ def max_pool1d(input: Tensor, kernel_size: int, stride: int | None = None, paddi
     With ``return_indices`` also returns the index of each maximum along L."""
     x, unbatched, k, s, p, d = _pool1d_args(as_tensor(input), kernel_size, stride, padding,
                                             dilation, "max_pool1d")
+    keep: list = []
     y = ops.MaxPool2d.apply(x, kernel=(1, k), stride=(1, s), padding=(0, p), dilation=(1, d),
-                            ceil_mode=ceil_mode)
+                            ceil_mode=ceil_mode, keep=keep)
     out = _from_2d(y, unbatched)
     if not return_indices:
         return out
-    _, cache = pool_k.max_pool2d_forward(x.data, (1, k), (1, s), (0, p), (1, d), ceil_mode)
-    idx = pool_k.max_pool2d_indices(cache)[:, :, 0, :]   # h = 0, so h * L + l = l
+    idx = pool_k.max_pool2d_indices(keep[0])[:, :, 0, :]   # h = 0, so h * L + l = l
     return out, Tensor(idx[0] if unbatched else idx)
 
 
@@ -163,7 +154,7 @@ def lp_pool2d(input: Tensor, norm_type: float, kernel_size: IntPair,
     gradient where a window's a is 0 is 0, as in PyTorch."""
     p = _check_norm_type(norm_type, "lp_pool2d")
     x, unbatched, k, s, _, _ = _pool_args(as_tensor(input), kernel_size, stride, 0, 1,
-                                          ceil_mode, "lp_pool2d")
+                                          "lp_pool2d")
     y = ops.LPPool2d.apply(x, norm_type=p, kernel=k, stride=s, ceil_mode=ceil_mode)
     return y.reshape(y.shape[1:]) if unbatched else y
 
@@ -193,7 +184,7 @@ def stochastic_pool2d(input: Tensor, kernel_size: IntPair, stride: IntPair | Non
     would not be probabilities).  (N, C, H, W) or (C, H, W) -> (N, C, OH, OW),
     OH = (H - KH) // SH + 1; stride defaults to kernel_size; no padding.
     """
-    x, unbatched, k, s, _, _ = _pool_args(as_tensor(input), kernel_size, stride, 0, 1, False,
+    x, unbatched, k, s, _, _ = _pool_args(as_tensor(input), kernel_size, stride, 0, 1,
                                           "stochastic_pool2d")
     if x.size and not (x.data.min() >= 0):
         raise ValueError(f"stochastic_pool2d: input must be non-negative (e.g. after ReLU), "
@@ -258,11 +249,12 @@ def adaptive_max_pool2d(input: Tensor, output_size: int | Sequence[int | None],
     ties go to the first maximum in scan order.  With ``return_indices`` also
     returns the flat index h * W + w of each maximum."""
     x, unbatched, out_hw = _adaptive_args(as_tensor(input), output_size, 2, "adaptive_max_pool2d")
-    out = _adaptive_out(ops.AdaptiveMaxPool2d.apply(x, output_size=out_hw), unbatched, 2)
+    keep: list = []
+    out = _adaptive_out(ops.AdaptiveMaxPool2d.apply(x, output_size=out_hw, keep=keep), unbatched, 2)
     if not return_indices:
         return out
-    _, cache = extra_k.adaptive_max_pool2d_forward(x.data, out_hw)
-    return out, Tensor(cache.indices[0] if unbatched else cache.indices)
+    indices = keep[0].indices
+    return out, Tensor(indices[0] if unbatched else indices)
 
 
 def adaptive_avg_pool1d(input: Tensor, output_size: int) -> Tensor:
@@ -275,11 +267,11 @@ def adaptive_max_pool1d(input: Tensor, output_size: int,
                         return_indices: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Adaptive max pooling along L; with ``return_indices`` also the index along L."""
     x, unbatched, out_hw = _adaptive_args(as_tensor(input), output_size, 1, "adaptive_max_pool1d")
-    out = _adaptive_out(ops.AdaptiveMaxPool2d.apply(x, output_size=out_hw), unbatched, 1)
+    keep: list = []
+    out = _adaptive_out(ops.AdaptiveMaxPool2d.apply(x, output_size=out_hw, keep=keep), unbatched, 1)
     if not return_indices:
         return out
-    _, cache = extra_k.adaptive_max_pool2d_forward(x.data, out_hw)
-    idx = cache.indices[:, :, 0, :]
+    idx = keep[0].indices[:, :, 0, :]
     return out, Tensor(idx[0] if unbatched else idx)
 
 
@@ -295,7 +287,7 @@ def subsample2d(input: Tensor, weight: Tensor, bias: Tensor | None,
     (C,), bias (C,) or None -> (N, C, H // KH, W // KW).  With weight = 1 / (KH KW)
     and bias = 0 it is ``avg_pool2d(input, kernel_size)``.
     """
-    x, unbatched, k, _, _, _ = _pool_args(as_tensor(input), kernel_size, None, 0, 1, False,
+    x, unbatched, k, _, _, _ = _pool_args(as_tensor(input), kernel_size, None, 0, 1,
                                           "subsample2d")
     weight = as_tensor(weight)
     bias = None if bias is None else as_tensor(bias)

@@ -25,7 +25,7 @@ from cnnlab import optim
 from cnnlab.data import Compose, DataLoader, Normalize, Pad, Resize, dataset_stats, get_dataset
 from cnnlab.models import get_model, input_size_for
 from cnnlab.nn.module import Module
-from cnnlab.serialization import CheckpointError
+from cnnlab.serialization import CheckpointError, atomic_write
 from cnnlab.training.checkpoint import load_training_state, save_model, save_training_state
 from cnnlab.training.loop import evaluate, train_one_epoch
 
@@ -168,9 +168,8 @@ def default_out_dir(cfg: TrainConfig, root: str | os.PathLike = "runs") -> Path:
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+        f.write(text.encode("utf-8"))
 
 
 # ----------------------------------------------------------------------- fit

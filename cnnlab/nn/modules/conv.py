@@ -11,7 +11,7 @@ from cnnlab.kernels.conv_transpose import conv_transpose_output_size
 from cnnlab.kernels.local import local2d_num_parameters
 from cnnlab.nn import functional as F
 from cnnlab.nn import init
-from cnnlab.nn.functional_conv import _single
+from cnnlab.nn._args import single
 from cnnlab.nn.module import Module
 from cnnlab.nn.parameter import Parameter
 
@@ -46,20 +46,12 @@ class Conv2d(Module):
         self.stride = F.pair(stride, "stride")
         self.padding = padding if isinstance(padding, str) else F.pair(padding, "padding")
         self.dilation = F.pair(dilation, "dilation")
-        shape = (out_channels, in_channels // groups, *self.kernel_size)
-        self.weight = Parameter(np.empty(shape, dtype=dtype))
-        if bias:
-            self.bias = Parameter(np.empty(out_channels, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        _add_weight_and_bias(self, (out_channels, in_channels // groups, *self.kernel_size),
+                             out_channels, bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        _reset_like_torch_conv(self)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim not in (3, 4) or x.shape[-3] != self.in_channels:
@@ -115,6 +107,25 @@ def _uniform_fan_in(*tensors, fan_in: int) -> None:
             init.uniform_(t, -bound, bound)
 
 
+def _add_weight_and_bias(layer: Module, weight_shape: tuple[int, ...], bias_size: int,
+                         bias: bool, dtype) -> None:
+    """Register ``weight`` (and ``bias``, or None) as empty parameters; the caller
+    then runs its ``reset_parameters``."""
+    layer.weight = Parameter(np.empty(weight_shape, dtype=dtype))
+    if bias:
+        layer.bias = Parameter(np.empty(bias_size, dtype=dtype))
+    else:
+        layer.register_parameter("bias", None)
+
+
+def _reset_like_torch_conv(layer: Module) -> None:
+    """PyTorch's default for Conv/ConvTranspose: kaiming_uniform_(a=sqrt(5)) on the
+    weight, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) on the bias."""
+    init.kaiming_uniform_(layer.weight, a=math.sqrt(5))
+    fan_in, _ = init.calculate_fan_in_and_fan_out(layer.weight)
+    _uniform_fan_in(layer.bias, fan_in=fan_in)
+
+
 class Conv1d(Module):
     """1-D convolution over time series (N, C_in, L) (Deep Learning ch. 9, the notes' 004),
     PyTorch's signature and layout: weight (out_channels, in_channels // groups, K),
@@ -135,26 +146,20 @@ class Conv1d(Module):
             raise ValueError(f"Conv1d: padding must be 'valid', 'same', 'full' or an int, "
                              f"got {padding!r}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = (_single(kernel_size, "kernel_size", "Conv1d"),)
-        self.stride = (_single(stride, "stride", "Conv1d"),)
+        self.kernel_size = (single(kernel_size, "kernel_size", "Conv1d"),)
+        self.stride = (single(stride, "stride", "Conv1d"),)
         self.padding = padding if isinstance(padding, str) else (
-            _single(padding, "padding", "Conv1d"),)
-        self.dilation = (_single(dilation, "dilation", "Conv1d"),)
+            single(padding, "padding", "Conv1d"),)
+        self.dilation = (single(dilation, "dilation", "Conv1d"),)
         if self.kernel_size[0] < 1 or self.stride[0] < 1 or self.dilation[0] < 1:
             raise ValueError(f"Conv1d: kernel_size, stride and dilation must be >= 1, got "
                              f"{kernel_size}, {stride} and {dilation}")
-        self.weight = Parameter(np.empty((out_channels, in_channels // groups,
-                                          self.kernel_size[0]), dtype=dtype))
-        if bias:
-            self.bias = Parameter(np.empty(out_channels, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        _add_weight_and_bias(self, (out_channels, in_channels // groups, self.kernel_size[0]),
+                             out_channels, bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
-        _uniform_fan_in(self.bias, fan_in=fan_in)
+        _reset_like_torch_conv(self)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim not in (2, 3) or x.shape[-2] != self.in_channels:
@@ -212,18 +217,12 @@ class ConvTranspose2d(Module):
                 raise ValueError(
                     f"ConvTranspose2d: output_padding {self.output_padding} must be smaller "
                     f"than either the stride {self.stride} or the dilation {self.dilation}")
-        shape = (in_channels, out_channels // groups, *self.kernel_size)
-        self.weight = Parameter(np.empty(shape, dtype=dtype))
-        if bias:
-            self.bias = Parameter(np.empty(out_channels, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        _add_weight_and_bias(self, (in_channels, out_channels // groups, *self.kernel_size),
+                             out_channels, bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
-        _uniform_fan_in(self.bias, fan_in=fan_in)
+        _reset_like_torch_conv(self)
 
     def _output_padding(self, in_hw: tuple[int, int], output_size) -> tuple[int, int]:
         if output_size is None:
@@ -373,12 +372,12 @@ class LocallyConnected1d(Module):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
         name = type(self).__name__
-        self.input_size = _single(input_size, "input_size", name)
-        self.kernel_size = _single(kernel_size, "kernel_size", name)
-        self.stride = _single(stride, "stride", name)
-        self.padding = padding if isinstance(padding, str) else _single(padding, "padding",
+        self.input_size = single(input_size, "input_size", name)
+        self.kernel_size = single(kernel_size, "kernel_size", name)
+        self.stride = single(stride, "stride", name)
+        self.padding = padding if isinstance(padding, str) else single(padding, "padding",
                                                                           name)
-        self.dilation = _single(dilation, "dilation", name)
+        self.dilation = single(dilation, "dilation", name)
         p2 = self.padding if isinstance(self.padding, str) else (0, self.padding)
         _, OL = LocallyConnected2d._output_size(name, in_channels, out_channels,
                                                 (1, self.input_size), (1, self.kernel_size),

@@ -13,7 +13,8 @@ import numpy as np
 
 from cnnlab.autograd.tensor import DEFAULT_DTYPE, Tensor
 from cnnlab.nn import functional as F
-from cnnlab.nn.functional_pool import _check_norm_type, _single
+from cnnlab.nn._args import single
+from cnnlab.nn.functional_pool import _check_norm_type
 from cnnlab.nn.module import Module
 from cnnlab.nn.parameter import Parameter
 
@@ -90,9 +91,9 @@ class _Pool1d(Module):
                  ceil_mode: bool = False) -> None:
         super().__init__()
         name = type(self).__name__
-        self.kernel_size = _single(kernel_size, "kernel_size", name)
-        self.stride = self.kernel_size if stride is None else _single(stride, "stride", name)
-        self.padding = _single(padding, "padding", name)
+        self.kernel_size = single(kernel_size, "kernel_size", name)
+        self.stride = self.kernel_size if stride is None else single(stride, "stride", name)
+        self.padding = single(padding, "padding", name)
         self.ceil_mode = ceil_mode
         if self.kernel_size < 1 or self.stride < 1:
             raise ValueError(f"{name}: kernel_size and stride must be >= 1, got "
@@ -114,7 +115,7 @@ class MaxPool1d(_Pool1d):
     def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0,
                  dilation: int = 1, return_indices: bool = False, ceil_mode: bool = False) -> None:
         super().__init__(kernel_size, stride, padding, ceil_mode)
-        self.dilation = _single(dilation, "dilation", "MaxPool1d")
+        self.dilation = single(dilation, "dilation", "MaxPool1d")
         self.return_indices = return_indices
 
     def forward(self, x: Tensor):
@@ -171,8 +172,8 @@ class LPPool1d(Module):
         super().__init__()
         self.norm_type = norm_type
         _check_norm_type(norm_type, "LPPool1d")
-        self.kernel_size = _single(kernel_size, "kernel_size", "LPPool1d")
-        self.stride = self.kernel_size if stride is None else _single(stride, "stride",
+        self.kernel_size = single(kernel_size, "kernel_size", "LPPool1d")
+        self.stride = self.kernel_size if stride is None else single(stride, "stride",
                                                                          "LPPool1d")
         self.ceil_mode = ceil_mode
 
