@@ -255,6 +255,25 @@ class Module:
         self._forward_hooks[handle.id] = hook
         return handle
 
+    def get_submodule(self, target: str) -> Module:
+        """The submodule at dotted path ``target`` (``"features.3"``), as PyTorch's;
+        ``""`` is the module itself.  Raises ``AttributeError`` naming the missing part
+        and the names that exist there."""
+        if target == "":
+            return self
+        mod: Module = self
+        walked: list[str] = []
+        for part in target.split("."):
+            children = mod._modules
+            if part not in children or children[part] is None:
+                where = ".".join(walked) or type(self).__name__
+                raise AttributeError(
+                    f"{type(self).__name__} has no submodule {target!r}: {where!r} has no "
+                    f"child {part!r} (children: {', '.join(k for k, v in children.items() if v is not None) or 'none'})")
+            mod = children[part]
+            walked.append(part)
+        return mod
+
     # ------------------------------------------------------------------- repr
     def extra_repr(self) -> str:
         return ""
