@@ -1,0 +1,117 @@
+"""Small image utilities shared by the visualisation methods: scaling to 8 bits,
+tiling maps into one grid, writing PNGs (Pillow-free: matplotlib's PNG writer)."""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["to_unit", "to_uint8", "tile", "save_png", "save_figure", "as_hwc"]
+
+
+def to_unit(img: np.ndarray, robust: bool = False, symmetric: bool = False) -> np.ndarray:
+    """Scale an array to [0, 1] (float64) for display.
+
+    Parameters
+    ----------
+    img : ndarray, any shape
+    robust : bool
+        Clip to the 1st and 99th percentiles first, so a few extreme values do not
+        wash the picture out.
+    symmetric : bool
+        Map 0 to 0.5 and ``max |img|`` to 0 / 1 (for signed maps: filters, gradients).
+    A constant array maps to 0.5 everywhere.
+    """
+    a = np.asarray(img, dtype=np.float64)
+    if robust and a.size:
+        lo, hi = np.percentile(a, [1, 99])
+        a = np.clip(a, lo, hi)
+    if symmetric:
+        m = float(np.max(np.abs(a))) if a.size else 0.0
+        return np.full_like(a, 0.5) if m == 0 else 0.5 + 0.5 * a / m
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if hi == lo:
+        return np.full_like(a, 0.5)
+    return (a - lo) / (hi - lo)
+
+
+def to_uint8(img: np.ndarray, **kwargs) -> np.ndarray:
+    """:func:`to_unit` then round to 0..255 (uint8)."""
+    return np.round(to_unit(img, **kwargs) * 255).astype(np.uint8)
+
+
+def as_hwc(img: np.ndarray) -> np.ndarray:
+    """(C, H, W) with C in (1, 3) -> (H, W) grey or (H, W, 3) colour; (H, W[, 3]) unchanged."""
+    a = np.asarray(img)
+    if a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):
+        a = a[0] if a.shape[0] == 1 else np.transpose(a, (1, 2, 0))
+    elif a.ndim == 3 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3):
+        raise ValueError(f"as_hwc: expected an image (H, W), (H, W, 3) or (C, H, W), got shape {a.shape}")
+    return a
+
+
+def tile(images: Sequence[np.ndarray] | np.ndarray, ncols: int | None = None, pad: int = 1,
+         pad_value: float = 1.0) -> np.ndarray:
+    """Lay equally sized images out in a grid.
+
+    Parameters
+    ----------
+    images : (K, H, W) or (K, H, W, 3), values already in [0, 1]
+    ncols : int, optional
+        Columns; default ``ceil(sqrt(K))``.
+    pad : int
+        Pixels of ``pad_value`` between tiles and around the border.
+
+    Returns
+    -------
+    grid : (rows*(H+pad)+pad, ncols*(W+pad)+pad[, 3]) float64
+    """
+    arr = np.asarray(images, dtype=np.float64)
+    if arr.ndim not in (3, 4) or len(arr) == 0:
+        raise ValueError(f"tile: expected a non-empty stack (K, H, W) or (K, H, W, 3), got shape {arr.shape}")
+    K, H, W = arr.shape[:3]
+    ncols = max(1, min(K, ncols or math.ceil(math.sqrt(K))))
+    nrows = math.ceil(K / ncols)
+    out = np.full((nrows * (H + pad) + pad, ncols * (W + pad) + pad, *arr.shape[3:]), pad_value)
+    for k in range(K):
+        r, c = divmod(k, ncols)
+        y, x = pad + r * (H + pad), pad + c * (W + pad)
+        out[y:y + H, x:x + W] = arr[k]
+    return out
+
+
+def save_png(img: np.ndarray, path: str | os.PathLike, scale: int = 1, cmap: str = "gray") -> Path:
+    """Write an image in [0, 1] ((H, W) grey, or (H, W, 3)) as a PNG of exactly
+    ``(H*scale, W*scale)`` pixels (nearest-neighbour enlargement); creates parent folders."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    a = np.clip(np.asarray(img, dtype=np.float64), 0.0, 1.0)
+    if scale > 1:
+        a = np.repeat(np.repeat(a, scale, axis=0), scale, axis=1)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if a.ndim == 2:
+        plt.imsave(path, a, cmap=cmap, vmin=0.0, vmax=1.0)
+    else:
+        plt.imsave(path, a)
+    return path
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Save a matplotlib figure to ``path`` (parents created) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return path
