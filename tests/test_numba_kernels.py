@@ -93,3 +93,36 @@ def test_depthwise_direct_kernel_equals_the_gemm_layouts(case, dtype):
         assert a.dtype == dtype
         np.testing.assert_allclose(a, b_, atol=tol, rtol=tol)
     assert conv_k.choose_layout(w.shape, (1, 1), C) == "depthwise"
+
+
+@pytest.mark.parametrize("shape", [(6, 4, 5, 3), (4, 3), (5, 7, 9), (1, 2, 3, 3)])
+@pytest.mark.parametrize("layout", ["nchw", "channel_major", "strided"])
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norm_fused_kernel_equals_numpy(monkeypatch, shape, layout, affine):
+    """The fused BN kernel: same y, x_hat, running stats, dx, dgamma, dbeta, in training
+    and eval, whatever the input's memory layout; and y keeps x's layout."""
+    from cnnlab.kernels import norm as norm_k
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape) * 3 + 1
+    if layout == "channel_major" and len(shape) == 4:
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    elif layout == "strided":
+        x = np.repeat(x, 2, axis=-1)[..., ::2]
+    C = shape[1]
+    gamma, beta = (rng.standard_normal(C), rng.standard_normal(C)) if affine else (None, None)
+    dy = rng.standard_normal(shape)
+
+    def run():
+        out = []
+        for training in (True, False):
+            rm, rv = np.full(C, 0.5), np.full(C, 2.0)
+            y, cache = norm_k.batch_norm_forward(x, rm, rv, gamma, beta, training, 0.1, 1e-5)
+            keeps_layout = layout == "strided" or y.strides == x.strides
+            out += [y, keeps_layout, rm, rv, *norm_k.batch_norm_backward(dy, cache)]
+        return out
+
+    fast, slow = both(monkeypatch, run)
+    for a, b_ in zip(fast, slow):
+        np.testing.assert_allclose(a, b_, atol=1e-11, rtol=0)
+    assert fast[1] is True and fast[8] is True

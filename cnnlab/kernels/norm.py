@@ -25,6 +25,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from cnnlab.kernels import _numba as _nb
+
 
 class BatchNormCache(NamedTuple):
     x_hat: np.ndarray
@@ -46,7 +48,9 @@ def batch_norm_forward(x: np.ndarray, running_mean: np.ndarray | None,
                        running_var: np.ndarray | None, gamma: np.ndarray | None,
                        beta: np.ndarray | None, training: bool, momentum: float,
                        eps: float) -> tuple[np.ndarray, BatchNormCache]:
-    """x (N, C, ...) -> y (same shape).  Updates running stats in place when training."""
+    """x (N, C, ...) -> y (same shape and memory layout).  Updates running stats in
+    place when training.  With numba the three passes run in one compiled kernel
+    (:func:`_batch_norm_forward_fused`); this NumPy code is its specification."""
     axes = _reduce_axes(x)
     nd = x.ndim
     if training:
@@ -54,6 +58,11 @@ def batch_norm_forward(x: np.ndarray, running_mean: np.ndarray | None,
         if n <= 1:
             raise ValueError(
                 f"expected more than 1 value per channel when training, got input size {x.shape}")
+    if _nb.AVAILABLE and x.ndim >= 2 and x.size:
+        return _batch_norm_forward_fused(x, running_mean, running_var, gamma, beta, training,
+                                         momentum, eps)
+    if training:
+        n = x.size // x.shape[1]
         mean = x.mean(axis=axes)
         xc = x - _bcast(mean, nd)
         var = np.mean(xc * xc, axis=axes)
@@ -83,6 +92,8 @@ def batch_norm_backward(dy: np.ndarray, cache: BatchNormCache):
     dx = inv_std * (g - mean(g) - x_hat * mean(g * x_hat)),  g = gamma * dy.
     With running statistics dx is just inv_std * g.
     """
+    if _nb.AVAILABLE and dy.ndim >= 2 and dy.size:
+        return _batch_norm_backward_fused(dy, cache)
     axes = _reduce_axes(dy)
     nd = dy.ndim
     x_hat = cache.x_hat
@@ -98,6 +109,66 @@ def batch_norm_backward(dy: np.ndarray, cache: BatchNormCache):
     else:
         dx = g * inv
     return dx, dgamma, dbeta
+
+
+def _channel_major(a: np.ndarray) -> bool:
+    """True when ``a`` (N, C, ...) is stored channel-major, (C, N, ...) in memory
+    (the layout the notes' X_col convolution produces)."""
+    return a.ndim >= 2 and a.shape[0] > 1 and a.shape[1] > 1 and a.strides[1] > a.strides[0]
+
+
+def _acl(a: np.ndarray, channel_major: bool) -> np.ndarray:
+    """(N, C, ...) -> a C-contiguous (A, C, L) view, channel axis 1: (N, C, prod(spatial))
+    for NCHW storage, (1, C, N*prod(spatial)) for channel-major; a copy only when ``a``
+    is in neither layout."""
+    N, C = a.shape[:2]
+    if channel_major:
+        t = np.ascontiguousarray(np.swapaxes(a, 0, 1))
+        return t.reshape(1, C, -1)
+    return np.ascontiguousarray(a).reshape(N, C, -1)
+
+
+def _from_acl(a3: np.ndarray, shape: tuple[int, ...], channel_major: bool) -> np.ndarray:
+    """Inverse of :func:`_acl` for an array allocated in that layout."""
+    if channel_major:
+        return np.swapaxes(a3.reshape((shape[1], shape[0]) + shape[2:]), 0, 1)
+    return a3.reshape(shape)
+
+
+def _batch_norm_forward_fused(x, running_mean, running_var, gamma, beta, training, momentum, eps):
+    C = x.shape[1]
+    cm = _channel_major(x)
+    x3 = _acl(x, cm)
+    if training:
+        mean, var = np.empty(C), np.empty(C)
+    else:
+        mean, var = running_mean.astype(np.float64), running_var.astype(np.float64)
+    g = np.ones(C, x.dtype) if gamma is None else gamma
+    b = np.zeros(C, x.dtype) if beta is None else beta
+    x_hat3, y3 = np.empty_like(x3), np.empty_like(x3)
+    inv_std = _nb.bn_forward(x3, mean, var, training, g, b, float(eps), x_hat3, y3)
+    if training:
+        n = x.size // C
+        if running_mean is not None:
+            running_mean *= 1 - momentum
+            running_mean += (momentum * mean).astype(running_mean.dtype)
+        if running_var is not None:
+            running_var *= 1 - momentum
+            running_var += (momentum * var * (n / (n - 1))).astype(running_var.dtype)
+    return (_from_acl(y3, x.shape, cm),
+            BatchNormCache(_from_acl(x_hat3, x.shape, cm), inv_std, gamma, training))
+
+
+def _batch_norm_backward_fused(dy, cache: BatchNormCache):
+    C = dy.shape[1]
+    cm = _channel_major(cache.x_hat)
+    x_hat3 = _acl(cache.x_hat, cm)
+    dy3 = _acl(dy.astype(x_hat3.dtype, copy=False), cm)
+    g = np.ones(C, x_hat3.dtype) if cache.gamma is None else cache.gamma
+    dx3 = np.empty_like(x_hat3)
+    dgamma, dbeta = np.empty(C, x_hat3.dtype), np.empty(C, x_hat3.dtype)
+    _nb.bn_backward(dy3, x_hat3, g, cache.inv_std, cache.training, dx3, dgamma, dbeta)
+    return _from_acl(dx3, dy.shape, cm), dgamma, dbeta
 
 
 # ---------------------------------------------------------------- shared helper
