@@ -34,7 +34,7 @@ SMALL = {
     "zfnet": (3, 64), "nin": (3, 32), "allconv": (3, 32), "googlenet": (3, 64),
     "resnet18": (3, 32), "resnet34": (3, 32), "resnet50": (3, 32), "resnet20": (3, 32),
     "resnet32": (3, 32), "densenet121": (3, 32), "densenet_bc_100_12": (3, 16),
-    "vgg11": (3, 32), "vgg11_bn": (3, 32),
+    "vgg11": (3, 32), "vgg11_bn": (3, 32), "bn_cnn": (1, 28),
 }
 
 
@@ -104,7 +104,7 @@ def test_vgg_paper_configurations_a_lrn_and_c():
 
 
 @pytest.mark.parametrize("name", ["nin", "allconv", "resnet20", "resnet18", "densenet121",
-                                  "lenet5", "digits_cnn", "densenet_bc_100_12"])
+                                  "lenet5", "digits_cnn", "densenet_bc_100_12", "bn_cnn"])
 def test_models_run_at_the_minimum_input_size_training_uses(name):
     from cnnlab.models import MIN_INPUT_SIZE, input_size_for
 

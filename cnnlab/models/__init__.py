@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Callable
 
 from cnnlab.models.alexnet import AlexNet, alexnet, alexnet_original, zfnet
+from cnnlab.models.bncnn import BNCNN, bn_cnn
 from cnnlab.models.densenet import DenseNet, densenet121, densenet169, densenet_bc_100_12
 from cnnlab.models.googlenet import GoogLeNet, GoogLeNetOutputs, googlenet, googlenet_loss
 from cnnlab.models.lenet import DigitsCNN, LeNet5, LeNet5_1998, digits_cnn, lenet5, lenet5_1998
@@ -43,7 +44,7 @@ from cnnlab.nn.module import Module
 
 _REGISTRY: dict[str, Callable[..., Module]] = {
     f.__name__: f for f in (
-        alexnet, alexnet_original, allconv, densenet121, densenet169, densenet_bc_100_12,
+        alexnet, alexnet_original, allconv, bn_cnn, densenet121, densenet169, densenet_bc_100_12,
         digits_cnn, googlenet, lenet5, lenet5_1998, nin, resnet18, resnet20, resnet32, resnet34, resnet44,
         resnet50, resnet56, resnet101, resnet110, resnet152, vgg11, vgg11_bn, vgg11_lrn, vgg13,
         vgg13_bn, vgg16, vgg16_bn, vgg16_c, vgg19, vgg19_bn, zfnet)
@@ -53,7 +54,7 @@ _REGISTRY: dict[str, Callable[..., Module]] = {
 # brought up to it by zero padding (LeNet-5 1998: MNIST's 28x28 padded to 32, as
 # in the paper) or by bilinear resizing.  ``cnnlab train`` uses this.
 MIN_INPUT_SIZE: dict[str, tuple[int, str]] = {
-    "lenet5": (20, "resize"), "lenet5_1998": (32, "pad"), "digits_cnn": (8, "resize"),
+    "bn_cnn": (8, "resize"), "lenet5": (20, "resize"), "lenet5_1998": (32, "pad"), "digits_cnn": (8, "resize"),
     "alexnet": (64, "resize"), "alexnet_original": (99, "resize"), "zfnet": (64, "resize"),
     "googlenet": (64, "resize"), "nin": (28, "resize"), "allconv": (28, "resize"),
     **{f"vgg{v}": (32, "resize") for v in ("11", "11_bn", "11_lrn", "13", "13_bn", "16",
@@ -86,6 +87,6 @@ def get_model(name: str, **kwargs) -> Module:
     return _REGISTRY[key](**kwargs)
 
 
-__all__ = ["MIN_INPUT_SIZE", "NIN", "VGG", "AllConvNet", "AlexNet", "CifarResNet", "DenseNet",
+__all__ = ["MIN_INPUT_SIZE", "NIN", "VGG", "AllConvNet", "AlexNet", "BNCNN", "CifarResNet", "DenseNet",
            "DigitsCNN", "GoogLeNet", "GoogLeNetOutputs", "LeNet5", "LeNet5_1998", "ResNet",
            "get_model", "googlenet_loss", "input_size_for", "list_models", *_REGISTRY]
