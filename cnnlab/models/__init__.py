@@ -54,7 +54,8 @@ _REGISTRY: dict[str, Callable[..., Module]] = {
 # brought up to it by zero padding (LeNet-5 1998: MNIST's 28x28 padded to 32, as
 # in the paper) or by bilinear resizing.  ``cnnlab train`` uses this.
 MIN_INPUT_SIZE: dict[str, tuple[int, str]] = {
-    "bn_cnn": (8, "resize"), "lenet5": (20, "resize"), "lenet5_1998": (32, "pad"), "digits_cnn": (8, "resize"),
+    "bn_cnn": (8, "resize"), "lenet5": (20, "resize"), "lenet5_1998": (32, "pad"),
+    "digits_cnn": (8, "resize"),
     "alexnet": (64, "resize"), "alexnet_original": (99, "resize"), "zfnet": (64, "resize"),
     "googlenet": (64, "resize"), "nin": (28, "resize"), "allconv": (28, "resize"),
     **{f"vgg{v}": (32, "resize") for v in ("11", "11_bn", "11_lrn", "13", "13_bn", "16",

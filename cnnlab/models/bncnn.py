@@ -13,7 +13,6 @@ two CPU cores::
 from __future__ import annotations
 
 from cnnlab.autograd.tensor import Tensor
-from cnnlab.nn.module import Module
 from cnnlab.nn import (
     BatchNorm1d,
     BatchNorm2d,
@@ -25,6 +24,7 @@ from cnnlab.nn import (
     ReLU,
     Sequential,
 )
+from cnnlab.nn.module import Module
 
 __all__ = ["BNCNN", "bn_cnn"]
 
