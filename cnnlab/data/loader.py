@@ -6,6 +6,11 @@ of ``(seed, e)`` only.  ``e`` is :attr:`DataLoader.epoch`, which counts how
 many times the loader has been iterated (it is incremented when ``iter()`` is
 called) and can be set, so a run resumed at epoch ``k`` (``loader.epoch = k``
 or ``loader.set_epoch(k)``) sees exactly the batches of an uninterrupted run.
+
+The same holds for random augmentation: a ``transform`` with the attribute
+``random = True`` (see :mod:`cnnlab.data.augment`; a ``Compose`` holding one)
+is called as ``transform(x, rng=loader.batch_rng(e, b))`` for batch ``b`` of
+epoch ``e``, a generator seeded with ``[seed, e, b, 1]``.
 """
 from __future__ import annotations
 
@@ -41,6 +46,7 @@ class DataLoader:
         Drop the final incomplete batch.
     transform : callable ``ndarray -> ndarray``, optional
         Applied to each batch's ``x`` array (B, C, H, W) before wrapping.
+        If it has ``random = True`` it also gets ``rng=batch_rng(epoch, b)``.
 
     Yields
     ------
@@ -119,16 +125,27 @@ class DataLoader:
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         # Not a generator function: the epoch is consumed as soon as iter() is
         # called, even if the caller stops early.
-        order = self.order(self._epoch)
+        epoch = self._epoch
+        order = self.order(epoch)
         self._epoch += 1
-        return self._batches(order)
+        return self._batches(order, epoch)
 
-    def _batches(self, order: np.ndarray) -> Iterator[tuple[Tensor, Tensor]]:
+    def batch_rng(self, epoch: int, batch_index: int) -> np.random.Generator:
+        """The generator a random ``transform`` gets for batch ``batch_index`` of ``epoch``:
+        ``np.random.default_rng([seed, epoch, batch_index, 1])`` (the trailing 1
+        keeps it apart from the shuffling stream ``[seed, epoch]``)."""
+        return np.random.default_rng([self.seed, int(epoch), int(batch_index), 1])
+
+    def _batches(self, order: np.ndarray, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
         bs = self.batch_size
+        random = bool(getattr(self.transform, "random", False))
         for b in range(len(self)):
             x, y = self._fetch(order[b * bs:(b + 1) * bs])
             if self.transform is not None:
-                x = self.transform(x)
+                if random:
+                    x = self.transform(x, rng=self.batch_rng(epoch, b))  # type: ignore[call-arg]
+                else:
+                    x = self.transform(x)
                 if not isinstance(x, np.ndarray):
                     raise TypeError(f"DataLoader: transform must return an ndarray, "
                                     f"got {type(x).__name__}")

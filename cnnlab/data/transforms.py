@@ -5,6 +5,12 @@ single image ``(C, H, W)`` (``Pad`` and ``Resize`` act on the last two axes
 of any array with at least 2 dimensions).  They never modify their input.
 The :class:`~cnnlab.data.loader.DataLoader` applies its ``transform`` to each
 batch's ``x`` before wrapping it in a Tensor.
+
+The random augmentations (flips, crops, colour and lighting jitter, erasing)
+live in :mod:`cnnlab.data.augment` and are re-exported here.  A transform
+with the attribute ``random = True`` is called as ``t(x, rng=None)``;
+:class:`Compose` forwards its ``rng`` to those, and the ``DataLoader`` passes
+one that depends only on (seed, epoch, batch index).
 """
 from __future__ import annotations
 
@@ -12,7 +18,22 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["Compose", "Normalize", "Pad", "Resize", "Transform"]
+from cnnlab.data.augment import (
+    AUGMENTATION_NAMES,
+    CenterCrop,
+    ColorJitter,
+    Lighting,
+    PCALighting,
+    RandomCrop,
+    RandomErasing,
+    RandomHorizontalFlip,
+    build_augmentation,
+    pca_lighting_basis,
+)
+
+__all__ = ["AUGMENTATION_NAMES", "CenterCrop", "ColorJitter", "Compose", "Lighting", "Normalize",
+           "PCALighting", "Pad", "RandomCrop", "RandomErasing", "RandomHorizontalFlip", "Resize",
+           "Transform", "build_augmentation", "pca_lighting_basis"]
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -28,6 +49,15 @@ class Compose:
     Parameters
     ----------
     transforms : sequence of callables ``ndarray -> ndarray``
+        Those with ``random = True`` are called as ``t(x, rng=rng)`` when
+        :meth:`__call__` is given an ``rng``, so one generator drives the
+        whole pipeline (each random transform draws from it in turn).
+
+    Attributes
+    ----------
+    random : bool
+        True when any of the transforms is random (then the ``DataLoader``
+        passes an ``rng``).
     """
 
     def __init__(self, transforms: Sequence[Transform]) -> None:
@@ -36,9 +66,16 @@ class Compose:
             if not callable(t):
                 raise TypeError(f"Compose: every transform must be callable, got {t!r}")
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    @property
+    def random(self) -> bool:
+        return any(getattr(t, "random", False) for t in self.transforms)
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         for t in self.transforms:
-            x = t(x)
+            if rng is not None and getattr(t, "random", False):
+                x = t(x, rng=rng)   # type: ignore[call-arg]
+            else:
+                x = t(x)
         return x
 
     def __repr__(self) -> str:
