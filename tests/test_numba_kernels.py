@@ -126,3 +126,26 @@ def test_batch_norm_fused_kernel_equals_numpy(monkeypatch, shape, layout, affine
     for a, b_ in zip(fast, slow):
         np.testing.assert_allclose(a, b_, atol=1e-11, rtol=0)
     assert fast[1] is True and fast[8] is True
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channel_major", "mismatched", "sliced"])
+def test_relu_backward_one_pass_kernel_equals_numpy(monkeypatch, layout):
+    """ReLU backward's compiled pass: exact zeros at y == 0, any dense memory order;
+    mismatched or sliced layouts fall back to NumPy with the same result."""
+    from cnnlab.kernels import activation as act
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 4, 5, 6)).round(1)      # rounding puts exact zeros in x
+    dy = rng.standard_normal(x.shape)
+    if layout == "channel_major":
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+        dy = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    elif layout == "mismatched":
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    elif layout == "sliced":
+        x, dy = x[:, :, ::2], dy[:, :, ::2]
+    y = act.relu_forward(x)
+    assert np.any(x == 0)
+    fast, slow = both(monkeypatch, lambda: act.relu_backward(dy, y))
+    np.testing.assert_array_equal(fast, slow)
+    np.testing.assert_array_equal(fast, np.where(x > 0, dy, 0.0))

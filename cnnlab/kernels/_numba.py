@@ -294,6 +294,13 @@ def _bn_backward(dy, x_hat, gamma, inv_std, train, dx, dgamma, dbeta):
                     dx[a, c, l] = k * dy[a, c, l]
 
 
+def _relu_bwd(dy, y, dx):
+    """dx = dy where y > 0, else 0; flat arrays in the same memory order (one pass,
+    where NumPy's ``dy * (y > 0)`` makes two and a mask)."""
+    for i in range(dy.size):
+        dx[i] = dy[i] if y[i] > 0 else 0
+
+
 im2col_cm = _jit(_im2col_cm)
 depthwise_fwd = _jit(_depthwise_fwd)
 depthwise_bwd = _jit(_depthwise_bwd, reassociate=True)
@@ -302,6 +309,7 @@ max_pool_fwd = _jit(_max_pool_fwd)
 max_pool_bwd = _jit(_max_pool_bwd)
 bn_forward = _jit(_bn_forward, reassociate=True)
 bn_backward = _jit(_bn_backward, reassociate=True)
+relu_bwd = _jit(_relu_bwd)
 
 
 def outer_order(a: np.ndarray) -> tuple[int, int, int, int]:
@@ -312,4 +320,4 @@ def outer_order(a: np.ndarray) -> tuple[int, int, int, int]:
 
 
 __all__ = ["AVAILABLE", "bn_backward", "bn_forward", "col2im_cm", "depthwise_bwd", "depthwise_fwd",
-           "im2col_cm", "max_pool_bwd", "max_pool_fwd", "outer_order"]
+           "im2col_cm", "max_pool_bwd", "max_pool_fwd", "outer_order", "relu_bwd"]

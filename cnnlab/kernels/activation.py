@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cnnlab.kernels import _numba as _nb
+
 
 def relu_forward(x: np.ndarray) -> np.ndarray:
     """max(x, 0), elementwise."""
@@ -16,7 +18,21 @@ def relu_forward(x: np.ndarray) -> np.ndarray:
 def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     """dy where the output is positive, else 0.  At exactly x = 0 the
     (sub)gradient is taken as 0, as in PyTorch."""
+    if (_nb.AVAILABLE and dy.dtype == y.dtype and dy.shape == y.shape and dy.strides == y.strides
+            and _dense(y)):
+        dx = np.empty_like(dy)          # same memory order as dy: its flat view is a view
+        _nb.relu_bwd(dy.ravel(order="K"), y.ravel(order="K"), dx.ravel(order="K"))
+        return dx
     return dy * (y > 0)
+
+
+def _dense(a: np.ndarray) -> bool:
+    """Whether ``a`` fills one block of memory in some axis order (so ``ravel('K')``
+    is a view and two such arrays with equal strides line up element by element)."""
+    if a.flags.c_contiguous or a.flags.f_contiguous:
+        return True
+    order = np.argsort([-abs(s) for s in a.strides], kind="stable")
+    return bool(np.transpose(a, order).flags.c_contiguous)
 
 
 def sigmoid_forward(x: np.ndarray) -> np.ndarray:
