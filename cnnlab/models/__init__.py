@@ -11,6 +11,7 @@ from cnnlab.models.alexnet import AlexNet, alexnet, alexnet_original, zfnet
 from cnnlab.models.bncnn import BNCNN, bn_cnn
 from cnnlab.models.densenet import DenseNet, densenet121, densenet169, densenet_bc_100_12
 from cnnlab.models.googlenet import GoogLeNet, GoogLeNetOutputs, googlenet, googlenet_loss
+from cnnlab.models.heads import find_head, replace_head
 from cnnlab.models.lenet import DigitsCNN, LeNet5, LeNet5_1998, digits_cnn, lenet5, lenet5_1998
 from cnnlab.models.nin import NIN, AllConvNet, allconv, nin
 from cnnlab.models.resnet import (
@@ -90,4 +91,5 @@ def get_model(name: str, **kwargs) -> Module:
 
 __all__ = ["MIN_INPUT_SIZE", "NIN", "VGG", "AllConvNet", "AlexNet", "BNCNN", "CifarResNet", "DenseNet",
            "DigitsCNN", "GoogLeNet", "GoogLeNetOutputs", "LeNet5", "LeNet5_1998", "ResNet",
-           "get_model", "googlenet_loss", "input_size_for", "list_models", *_REGISTRY]
+           "find_head", "get_model", "googlenet_loss", "input_size_for", "list_models", "replace_head",
+           *_REGISTRY]

@@ -158,6 +158,95 @@ class Module:
             p.requires_grad = requires_grad
         return self
 
+    # ------------------------------------------------------- transfer learning
+    def freeze(self, *targets: str | Module | Parameter) -> Module:
+        """Stop training some parameters: set ``requires_grad = False`` (the notes'
+        "freeze the early layers" when fine-tuning, 001/002).
+
+        Parameters
+        ----------
+        *targets : str, Module or Parameter
+            Dotted names of submodules (``"features"``, ``"layer1.0"``) or of single
+            parameters (``"fc.bias"``), or submodule / parameter objects of this
+            module.  No target freezes every parameter of the module.
+
+        Returns
+        -------
+        Module
+            ``self``, so ``model.freeze().unfreeze("fc")`` trains only ``fc``.
+
+        Raises
+        ------
+        ValueError
+            For a name that is neither a submodule nor a parameter (the message
+            lists the top-level names), or an object that is not part of this module.
+
+        Notes
+        -----
+        The engine computes no gradient for a leaf with ``requires_grad=False``, so
+        its ``.grad`` stays ``None`` and every optimizer skips it, even one built
+        over all of ``model.parameters()``; an old gradient is cleared here, so
+        neither a step nor ``clip_grad_norm_`` sees it.  Buffers are not
+        parameters: BatchNorm's running mean and variance still update in
+        training mode.  To fix them too, put those layers in eval mode after
+        ``model.train()`` (``model.get_submodule("features").eval()``).
+        """
+        for p in self._select_parameters("freeze", targets):
+            p.requires_grad = False
+            p.grad = None
+        return self
+
+    def unfreeze(self, *targets: str | Module | Parameter) -> Module:
+        """Make parameters trainable again (``requires_grad = True``); the targets
+        are as in :meth:`freeze`, none meaning the whole module.  Returns ``self``."""
+        for p in self._select_parameters("unfreeze", targets):
+            p.requires_grad = True
+        return self
+
+    def _select_parameters(self, caller: str, targets: tuple[Any, ...]) -> list[Parameter]:
+        """The parameters named by :meth:`freeze`'s targets, without duplicates."""
+        if not targets:
+            return list(self.parameters())
+        selected: dict[int, Parameter] = {}
+        where = f"{type(self).__name__}.{caller}"
+        for target in targets:
+            if isinstance(target, Parameter):
+                if not any(p is target for p in self.parameters()):
+                    raise ValueError(f"{where}: the given Parameter {target.shape} is not a "
+                                     f"parameter of this {type(self).__name__}")
+                params = [target]
+            elif isinstance(target, Module):
+                if not any(m is target for m in self.modules()):
+                    raise ValueError(f"{where}: the given {type(target).__name__} is not a "
+                                     f"submodule of this {type(self).__name__}")
+                params = list(target.parameters())
+            elif isinstance(target, str):
+                params = self._parameters_at(where, target)
+            else:
+                raise TypeError(f"{where}: targets must be dotted names, Modules or Parameters, "
+                                f"got {type(target).__name__}")
+            for p in params:
+                selected[id(p)] = p
+        return list(selected.values())
+
+    def _parameters_at(self, where: str, name: str) -> list[Parameter]:
+        """The parameters of submodule ``name``, or the single parameter ``name``."""
+        try:
+            return list(self.get_submodule(name).parameters())
+        except AttributeError:
+            pass
+        owner_path, _, leaf = name.rpartition(".")
+        try:
+            owner = self.get_submodule(owner_path)
+        except AttributeError:
+            owner = None
+        if owner is not None and owner._parameters.get(leaf) is not None:
+            return [owner._parameters[leaf]]
+        top = [k for k, v in self._modules.items() if v is not None]
+        top += [k for k, v in self._parameters.items() if v is not None]
+        raise ValueError(f"{where}: no submodule or parameter named {name!r}; top-level names: "
+                         f"{', '.join(top) or 'none'}")
+
     # ----------------------------------------------------------------- dtype
     def to(self, dtype: Any) -> Module:
         """Cast every floating parameter and buffer to ``dtype`` in place
@@ -267,9 +356,10 @@ class Module:
             children = mod._modules
             if part not in children or children[part] is None:
                 where = ".".join(walked) or type(self).__name__
+                names = ", ".join(k for k, v in children.items() if v is not None) or "none"
                 raise AttributeError(
                     f"{type(self).__name__} has no submodule {target!r}: {where!r} has no "
-                    f"child {part!r} (children: {', '.join(k for k, v in children.items() if v is not None) or 'none'})")
+                    f"child {part!r} (children: {names})")
             mod = children[part]
             walked.append(part)
         return mod

@@ -20,6 +20,7 @@ which Python's ``json`` writes as ``Infinity``).
 
 from __future__ import annotations
 
+import bisect
 import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -35,7 +36,9 @@ __all__ = [
     "LinearLR",
     "MultiStepLR",
     "ReduceLROnPlateau",
+    "SequentialLR",
     "StepLR",
+    "warmup_scheduler",
 ]
 
 
@@ -266,6 +269,10 @@ class StepLR(LRScheduler):
             return self._current_lrs()
         return [lr * self.gamma for lr in self._current_lrs()]
 
+    def _get_closed_form_lr(self) -> list[float]:
+        """``base_lr * gamma ** (last_epoch // step_size)`` (used by :class:`SequentialLR`)."""
+        return [base_lr * self.gamma ** (self.last_epoch // self.step_size) for base_lr in self.base_lrs]
+
 
 class MultiStepLR(LRScheduler):
     """Multiply the learning rate by ``gamma`` at each milestone epoch.
@@ -305,6 +312,11 @@ class MultiStepLR(LRScheduler):
             return self._current_lrs()
         return [lr * self.gamma**count for lr in self._current_lrs()]
 
+    def _get_closed_form_lr(self) -> list[float]:
+        """``base_lr * gamma ** (number of milestones <= last_epoch)``."""
+        passed = bisect.bisect_right(self.milestones, self.last_epoch)
+        return [base_lr * self.gamma**passed for base_lr in self.base_lrs]
+
 
 class ExponentialLR(LRScheduler):
     """Multiply the learning rate by ``gamma`` every epoch.
@@ -329,6 +341,10 @@ class ExponentialLR(LRScheduler):
         if self._is_initial:
             return self._current_lrs()
         return [lr * self.gamma for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        """``base_lr * gamma ** last_epoch``."""
+        return [base_lr * self.gamma**self.last_epoch for base_lr in self.base_lrs]
 
 
 class LinearLR(LRScheduler):
@@ -386,6 +402,19 @@ class LinearLR(LRScheduler):
         )
         return [lr * ratio for lr in self._current_lrs()]
 
+    def _get_closed_form_lr(self) -> list[float]:
+        """``base_lr * (start + (end - start) * min(total_iters, last_epoch) / total_iters)``."""
+        return [
+            base_lr
+            * (
+                self.start_factor
+                + (self.end_factor - self.start_factor)
+                * min(self.total_iters, self.last_epoch)
+                / self.total_iters
+            )
+            for base_lr in self.base_lrs
+        ]
+
 
 class CosineAnnealingLR(LRScheduler):
     r"""Cosine annealing from ``initial_lr`` down to ``eta_min`` over ``T_max`` epochs.
@@ -439,6 +468,14 @@ class CosineAnnealingLR(LRScheduler):
             * (lr - eta_min)
             + eta_min
             for lr in self._current_lrs()
+        ]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        """``eta_min + (base_lr - eta_min) (1 + cos(pi t / T_max)) / 2``."""
+        return [
+            self.eta_min
+            + (base_lr - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+            for base_lr in self.base_lrs
         ]
 
 
@@ -605,3 +642,179 @@ class ReduceLROnPlateau(LRScheduler):
     def get_lr(self) -> list[float]:
         """Not used: the learning rate depends on the metric passed to :meth:`step`."""
         raise NotImplementedError(f"{type(self).__name__} computes learning rates in step(metrics)")
+
+
+class SequentialLR(LRScheduler):
+    """Run several schedulers one after another, switching at milestone epochs.
+
+    Scheduler ``i`` sets the learning rate for epochs ``milestones[i - 1]`` up
+    to ``milestones[i] - 1``.  At each milestone the next scheduler starts
+    from its own epoch 0 (computed from ``initial_lr`` in closed form), so it
+    does not inherit the previous one's last value: a warm-up followed by a
+    decay is ``SequentialLR(opt, [LinearLR(opt, 0.1, total_iters=5),
+    CosineAnnealingLR(opt, T_max=45)], milestones=[5])`` (see
+    :func:`warmup_scheduler`).  Same semantics and numbers as torch's.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The scheduled optimizer; every scheduler must belong to it.
+    schedulers : list of LRScheduler
+        The schedulers, in order (not ``ReduceLROnPlateau``, whose ``step``
+        needs a metric).  Build them before this, as in torch.
+    milestones : list of int
+        ``len(schedulers) - 1`` non-decreasing epochs at which to switch.
+    last_epoch : int, default -1
+        As in :class:`LRScheduler`.
+
+    Notes
+    -----
+    Construction resets every group's lr to its ``initial_lr``, undoes the
+    construction step of every scheduler, and takes the initial step of the
+    scheduler for epoch 0 only.
+    """
+
+    _not_serialised = ("optimizer", "_is_initial", "_schedulers")
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        schedulers: Sequence[LRScheduler],
+        milestones: Sequence[int],
+        last_epoch: int = -1,
+    ) -> None:
+        name = type(self).__name__
+        _check_optimizer(name, optimizer)
+        schedulers, milestones = list(schedulers), list(milestones)
+        if not schedulers:
+            raise ValueError(f"{name} expects at least one scheduler, but got no scheduler")
+        for i, sched in enumerate(schedulers):
+            if isinstance(sched, ReduceLROnPlateau):
+                raise ValueError(
+                    f"{name} does not support ReduceLROnPlateau (its step() needs a metric), "
+                    f"got one at index {i}"
+                )
+            if not isinstance(sched, LRScheduler):
+                raise TypeError(f"{name}: schedulers[{i}] is {type(sched).__name__}, not an LRScheduler")
+            if sched.optimizer is not optimizer:
+                raise ValueError(
+                    f"{name} expects all schedulers to belong to the same optimizer, but "
+                    f"schedulers[{i}] ({type(sched).__name__}) has a different one"
+                )
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError(
+                f"{name} expects one milestone fewer than schedulers, got {len(schedulers)} "
+                f"schedulers and {len(milestones)} milestones"
+            )
+        for m in milestones:
+            _check_int(name, "each milestone", m, 0)
+        if any(a > b for a, b in zip(milestones, milestones[1:])):
+            raise ValueError(f"{name}: milestones must be non-decreasing, got {milestones}")
+        _check_int(name, "last_epoch", last_epoch, -1)
+        self._schedulers = schedulers
+        self._milestones = [int(m) for m in milestones]
+        self.last_epoch = last_epoch + 1
+        self.optimizer = optimizer
+        self._is_initial = False
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+        for sched in schedulers:        # undo their construction steps
+            sched.last_epoch -= 1
+        first = self._schedulers[bisect.bisect_right(self._milestones, 0)]
+        first._initial_step()
+        self._last_lr = first.get_last_lr()
+
+    def step(self) -> None:
+        """Advance one epoch with the scheduler whose turn it is."""
+        self.last_epoch += 1
+        idx = bisect.bisect_right(self._milestones, self.last_epoch)
+        sched = self._schedulers[idx]
+        if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
+            self._restart(sched)
+        else:
+            sched.step()
+        self._last_lr = sched.get_last_lr()
+
+    def _restart(self, sched: LRScheduler) -> None:
+        """Put ``sched`` at its epoch 0, from ``initial_lr`` (torch's ``_update_lr(0)``)."""
+        sched.last_epoch = 0
+        closed_form = getattr(sched, "_get_closed_form_lr", None)
+        values = closed_form() if closed_form is not None else sched.get_lr()
+        for group, lr in zip(self.optimizer.param_groups, values):
+            group["lr"] = lr
+        sched._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def get_lr(self) -> list[float]:
+        """Not used: each step delegates to one of the schedulers."""
+        raise NotImplementedError(f"{type(self).__name__} delegates to its schedulers")
+
+    def state_dict(self) -> dict[str, Any]:
+        """This scheduler's state, with every inner scheduler's under ``'_schedulers'``."""
+        state = super().state_dict()
+        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore the state returned by :meth:`state_dict`, inner schedulers included."""
+        state = dict(state_dict)
+        inner = state.pop("_schedulers", None)
+        super().load_state_dict(state)
+        if inner is not None:
+            if len(inner) != len(self._schedulers):
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: {len(inner)} scheduler states for "
+                    f"{len(self._schedulers)} schedulers"
+                )
+            for sched, s in zip(self._schedulers, inner):
+                sched.load_state_dict(s)
+
+
+def warmup_scheduler(
+    optimizer: Optimizer,
+    warmup_epochs: int,
+    after: LRScheduler | None = None,
+    start_factor: float = 0.1,
+) -> LRScheduler:
+    """A linear learning-rate warm-up, optionally followed by another schedule.
+
+    For epochs ``0 .. warmup_epochs - 1`` the learning rate rises linearly
+    from ``start_factor * lr`` towards ``lr``:
+    ``lr * (start_factor + (1 - start_factor) * epoch / warmup_epochs)``; from
+    epoch ``warmup_epochs`` on, ``after`` runs from its own epoch 0.  Built
+    from :class:`LinearLR` and :class:`SequentialLR`, so it equals::
+
+        SequentialLR(optimizer, [LinearLR(optimizer, start_factor, 1.0, warmup_epochs), after],
+                     milestones=[warmup_epochs])
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The scheduled optimizer.
+    warmup_epochs : int
+        Length of the warm-up (>= 1; 0 returns ``after`` itself).
+    after : LRScheduler, optional
+        The schedule after the warm-up, already built on ``optimizer`` (its
+        epochs count from the end of the warm-up: e.g.
+        ``CosineAnnealingLR(opt, T_max=epochs - warmup_epochs)``).  ``None``
+        keeps the full learning rate after the warm-up.
+    start_factor : float, default 0.1
+        Fraction of the learning rate at epoch 0, in (0, 1].
+
+    Returns
+    -------
+    LRScheduler
+        The :class:`SequentialLR` (the :class:`LinearLR` alone without ``after``).
+    """
+    name = "warmup_scheduler"
+    _check_int(name, "warmup_epochs", warmup_epochs, 0)
+    if after is not None and (not isinstance(after, LRScheduler) or isinstance(after, ReduceLROnPlateau)):
+        raise TypeError(f"{name}: after must be an epoch scheduler (not ReduceLROnPlateau), "
+                        f"got {type(after).__name__}")
+    if warmup_epochs == 0:
+        if after is None:
+            raise ValueError(f"{name}: warmup_epochs=0 and no after scheduler: nothing to schedule")
+        return after
+    warm = LinearLR(optimizer, start_factor=start_factor, end_factor=1.0, total_iters=warmup_epochs)
+    if after is None:
+        return warm
+    return SequentialLR(optimizer, [warm, after], milestones=[warmup_epochs])
