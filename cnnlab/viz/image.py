@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["to_unit", "to_uint8", "tile", "save_png", "save_figure", "as_hwc"]
+__all__ = ["to_unit", "to_uint8", "tile", "tile_color", "save_png", "save_figure", "as_hwc", "auto_scale",
+           "save_titled_png"]
 
 
 def to_unit(img: np.ndarray, robust: bool = False, symmetric: bool = False) -> np.ndarray:
@@ -114,4 +115,63 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
+    return path
+
+
+def tile_color(images: Sequence[np.ndarray] | np.ndarray, ncols: int | None = None, pad: int = 1,
+               color: tuple[float, float, float] = (0.35, 0.55, 0.85)) -> np.ndarray:
+    """:func:`tile` with the gaps painted ``color`` (RGB in [0, 1]), so tiles whose own
+    values reach black or white stay distinct.  Grey tiles (K, H, W) become RGB.
+
+    Returns
+    -------
+    grid : (rows*(H+pad)+pad, ncols*(W+pad)+pad, 3) float64
+    """
+    arr = np.asarray(images, dtype=np.float64)
+    grid = tile(arr, ncols=ncols, pad=pad, pad_value=0.0)
+    gap = tile(np.zeros(arr.shape[:3]), ncols=ncols, pad=pad, pad_value=1.0) > 0.5
+    rgb = np.repeat(grid[..., None], 3, axis=-1) if grid.ndim == 2 else grid.copy()
+    rgb[gap] = np.asarray(color, dtype=np.float64)
+    return rgb
+
+
+def auto_scale(shape: Sequence[int], target: int = 256, max_scale: int = 32, max_side: int | None = None,
+               side: str = "long") -> int:
+    """The integer enlargement that brings an image of ``shape`` ((H, W[, 3])) to at
+    least ``target`` pixels on its longer side (``side='short'``: its shorter side), at
+    most ``max_scale``, at least 1, and (if given) keeping the longer side within
+    ``max_side`` pixels when that allows a scale of 1 or more."""
+    h, w = max(int(shape[0]), 1), max(int(shape[1]), 1)
+    ref = max(h, w) if side == "long" else min(h, w)
+    s = max(1, min(max_scale, math.ceil(target / ref)))
+    if max_side is not None:
+        s = max(1, min(s, max_side // max(h, w)))
+    return int(s)
+
+
+def save_titled_png(img: np.ndarray, path: str | os.PathLike, title: str | None = None, scale: int = 1,
+                    cmap: str = "gray", title_px: int = 24) -> Path:
+    """:func:`save_png` with a band of ``title_px`` white pixels above the image holding
+    ``title``.  The PNG is exactly ``(H*scale + title_px, W*scale)`` pixels
+    (``(H*scale, W*scale)`` when ``title`` is None or empty)."""
+    if not title:
+        return save_png(img, path, scale=scale, cmap=cmap)
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    a = np.clip(np.asarray(img, dtype=np.float64), 0.0, 1.0)
+    if scale > 1:
+        a = np.repeat(np.repeat(a, scale, axis=0), scale, axis=1)
+    rgb = plt.get_cmap(cmap)(a)[..., :3] if a.ndim == 2 else a[..., :3]
+    H, W = rgb.shape[:2]
+    dpi = 100
+    fig = Figure(figsize=(W / dpi, (H + title_px) / dpi), dpi=dpi, facecolor="white")
+    fig.figimage(rgb, xo=0, yo=0, origin="upper")
+    fig.text(0.5, 1.0 - 0.5 * title_px / (H + title_px), title, ha="center", va="center",
+             fontsize=max(6.0, 0.45 * title_px), clip_on=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
     return path
