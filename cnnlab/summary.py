@@ -152,12 +152,16 @@ def _macs(m: Module, inp: Tensor | None, out: Tensor) -> int:
 
 
 def summary(model: Module, input_size: tuple[int, ...], batch_size: int = 1,
-            dtype: Any = np.float32, verbose: bool = True) -> ModelSummary:
+            dtype: Any = None, verbose: bool = True) -> ModelSummary:
     """Account for every layer of ``model`` on an input of ``(batch_size, *input_size)``.
 
     Prints the table (unless ``verbose=False``) and returns a :class:`ModelSummary`
-    whose fields hold the same numbers; ``str()`` of it is the table.
+    whose fields hold the same numbers; ``str()`` of it is the table.  ``dtype``
+    (default: the model's parameter dtype, float32 for a model without parameters)
+    sizes the activations.
     """
+    if dtype is None:
+        dtype = next((p.data.dtype for p in model.parameters()), np.dtype(np.float32))
     x = Tensor(np.zeros((batch_size, *input_size), dtype=dtype))
     itemsize = np.dtype(dtype).itemsize
     names = {id(m): n for n, m in model.named_modules()}

@@ -120,3 +120,12 @@ def test_summary_prints_the_table_and_returns_the_numbers(capsys):
     assert printed.strip() == str(s).strip() and "features.3" in printed
     summary(lenet5(), (1, 28, 28), verbose=False)
     assert capsys.readouterr().out == ""
+
+
+def test_summary_follows_the_model_dtype():
+    """A float64 model is summarised with float64 activations (8 bytes each), not refused."""
+    from cnnlab.models import get_model
+
+    s32 = summary(get_model("lenet5"), (1, 28, 28), verbose=False)
+    s64 = summary(get_model("lenet5").double(), (1, 28, 28), verbose=False)
+    assert s64.forward_bytes == 2 * s32.forward_bytes
