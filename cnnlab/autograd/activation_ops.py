@@ -2,6 +2,7 @@
 :mod:`cnnlab.kernels.activation`)."""
 from __future__ import annotations
 
+from cnnlab.autograd import relu_modes
 from cnnlab.autograd.tensor import Function
 from cnnlab.kernels import activation as act
 
@@ -12,7 +13,9 @@ class ReLU(Function):
         return self.y
 
     def backward(self, g):
-        return (act.relu_backward(g, self.y),)
+        if relu_modes.MODE == "normal":     # see cnnlab.autograd.relu_modes (guided, deconvnet)
+            return (act.relu_backward(g, self.y),)
+        return (relu_modes.relu_backward_by_mode(g, self.y, relu_modes.MODE),)
 
 
 class Sigmoid(Function):
