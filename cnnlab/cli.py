@@ -1,4 +1,4 @@
-"""The ``cnnlab`` command line: ``cnnlab train | evaluate | models | summary``.
+"""The ``cnnlab`` command line: ``cnnlab train | evaluate | features | linear | models | summary``.
 
 Run ``cnnlab COMMAND --help`` for the options of each.
 """
@@ -8,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from cnnlab.data.augment import AUGMENTATION_NAMES
 from cnnlab.data.idx import IDXFormatError
 from cnnlab.serialization import CheckpointError
 
@@ -25,20 +26,57 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "/usr/share/datasets/fashion-mnist (Debian package dataset-fashion-mnist)")
     p.add_argument("--data-dir", help="folder holding the four IDX files (fashion-mnist, mnist)")
     p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--batch-size", type=int,
+                   help="1 is online (stochastic) learning: lower --lr with it, e.g. 0.002")
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--nesterov", action="store_true")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
-    p.add_argument("--scheduler", choices=["none", "step", "cosine"],
-                   help="learning-rate schedule over the epochs (default: cosine)")
+    p.add_argument("--scheduler", choices=["none", "step", "cosine", "warmup-cosine", "plateau"],
+                   help="learning-rate schedule over the epochs (default: cosine); warmup-cosine "
+                        "rises linearly over --warmup-epochs first; plateau divides the lr by "
+                        "1/--gamma when the validation loss stalls (needs --val-split)")
+    p.add_argument("--warmup-epochs", type=int, help="linear warm-up length for warmup-cosine "
+                   "(default 1)")
     p.add_argument("--step-size", type=int, default=5, help="StepLR period in epochs")
-    p.add_argument("--gamma", type=float, default=0.1, help="StepLR factor")
+    p.add_argument("--gamma", type=float, default=0.1, help="StepLR / plateau factor")
+    p.add_argument("--plateau-patience", type=int, default=2,
+                   help="epochs without a better validation loss before plateau lowers the lr")
+    p.add_argument("--clip-grad-norm", type=float, metavar="X",
+                   help="rescale each step's gradients to a joint 2-norm of at most X")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-normalize", action="store_true",
                    help="feed raw [0, 1] pixels instead of standardising with the dataset's "
                         "mean and std")
+    p.add_argument("--augment", default="none", choices=list(AUGMENTATION_NAMES),
+                   help="random training-time distortions (training batches only, on raw "
+                        "pixels); flips suit fashion-mnist, not digits (use crop)")
+    p.add_argument("--tta", action="store_true",
+                   help="also report the final test accuracy with test-time augmentation "
+                        "(shifted views, plus mirrors on fashion-mnist)")
+    p.add_argument("--val-split", type=float, default=0.0, metavar="FRACTION",
+                   help="hold out this fraction of the training set (stratified, seeded) and "
+                        "report val_loss/val_acc every epoch")
+    p.add_argument("--early-stopping", type=int, metavar="PATIENCE",
+                   help="stop when the validation accuracy has not improved for PATIENCE epochs "
+                        "and restore the best epoch's weights (needs --val-split; also best.npz)")
+    p.add_argument("--train-size", type=int, metavar="N",
+                   help="train on a stratified, seeded subset of N training images")
+    tl = p.add_argument_group("transfer learning")
+    tl.add_argument("--init-from", metavar="CKPT",
+                    help="start from the weights of a model.npz/checkpoint (any dataset): every "
+                         "tensor whose name and shape match is copied, and the head is replaced "
+                         "when the classes differ; --model and --input-size default to its")
+    tl.add_argument("--freeze", action="append", default=[], metavar="PREFIX",
+                    help="keep the parameters under PREFIX fixed (repeatable, e.g. --freeze "
+                         "features); BatchNorm layers under it stay in eval mode")
+    tl.add_argument("--lr-mult", action="append", default=[], metavar="PREFIX=FACTOR",
+                    help="learning rate x FACTOR for the parameters under PREFIX (repeatable, "
+                         "e.g. --lr-mult features=0.1)")
+    tl.add_argument("--input-size", type=int, metavar="S",
+                    help="resize the images to SxS for the model (default: the model's minimum "
+                         "size, or the --init-from model's input size)")
     p.add_argument("--out", help="run folder (default: runs/<dataset>-<model>, numbered if taken)")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
                    help="continue the run in --out from its newest checkpoint (or from "
@@ -59,7 +97,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                       momentum=args.momentum, nesterov=args.nesterov,
                       weight_decay=args.weight_decay, optimizer=args.optimizer,
                       scheduler=args.scheduler, step_size=args.step_size, gamma=args.gamma,
-                      seed=args.seed, normalize=not args.no_normalize)
+                      seed=args.seed, normalize=not args.no_normalize, augment=args.augment,
+                      tta=args.tta, warmup_epochs=args.warmup_epochs,
+                      plateau_patience=args.plateau_patience, clip_grad_norm=args.clip_grad_norm,
+                      val_split=args.val_split, early_stopping=args.early_stopping,
+                      lr_mult=_parse_lr_mult(args.lr_mult), init_from=args.init_from,
+                      freeze=args.freeze, input_size=args.input_size, train_size=args.train_size)
     resume_path = args.resume if isinstance(args.resume, str) else None   # --resume CKPT
     if args.resume is True and not args.out:
         raise SystemExit("cnnlab train: --resume needs --out RUN_FOLDER (or a checkpoint path)")
@@ -71,6 +114,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         out = default_out_dir(cfg.resolved())
     fit(cfg, out, resume=args.resume, progress=args.progress)
     return 0
+
+
+def _parse_lr_mult(items: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in items:
+        prefix, sep, factor = item.partition("=")
+        try:
+            value = float(factor)
+        except ValueError:
+            value = None
+        if not sep or not prefix or value is None:
+            raise ValueError(f"--lr-mult must look like PREFIX=FACTOR, e.g. features=0.1, got {item!r}")
+        out[prefix] = value
+    return out
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -98,6 +155,73 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"test accuracy {res.accuracy:.4f} ({int(cm.trace())}/{res.count})  "
           f"test loss {res.loss:.4f}")
     print(format_confusion_matrix(cm, classes or None))
+    return 0
+
+
+def _add_features(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("features", help="save a layer's outputs (CNN codes) for a dataset split",
+                       description="Run a trained model (model.npz or checkpoint) in eval mode over a "
+                                   "dataset split and save the flattened output of one layer, the "
+                                   "labels and the layer name to an .npz (no pickle).")
+    p.add_argument("checkpoint")
+    p.add_argument("--layer", required=True,
+                   help="dotted submodule name, e.g. classifier.2 (see `cnnlab summary MODEL`)")
+    p.add_argument("--dataset", choices=["digits", "fashion-mnist", "mnist"],
+                   help="default: the dataset the model was trained on (others are resized to "
+                        "its input)")
+    p.add_argument("--data-dir")
+    p.add_argument("--split", choices=["train", "test"], default="train")
+    p.add_argument("--relu", action="store_true", help="threshold the codes at zero")
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--out", required=True, help="output .npz")
+    p.set_defaults(func=cmd_features)
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from cnnlab.training.features import extract_features, save_codes
+    from cnnlab.training.run import evaluation_loader, load_for_evaluation
+
+    model, meta = load_for_evaluation(args.checkpoint)
+    data, loader = evaluation_loader(meta, args.dataset, args.data_dir, args.batch_size, args.split)
+    codes, labels = extract_features(model, args.layer, loader, relu=args.relu)
+    save_codes(args.out, codes, labels, args.layer, source=str(args.checkpoint),
+               dataset=args.dataset or meta["dataset"], split=args.split)
+    print(f"{args.out}: {codes.shape[0]} codes of dimension {codes.shape[1]} from layer "
+          f"{args.layer}{' (ReLU)' if args.relu else ''} of {meta['model_spec']['name']}")
+    return 0
+
+
+def _add_linear(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("linear", help="train a linear SVM/softmax classifier on saved codes",
+                       description="Train a linear classifier (cnnlab.nn.Linear, SGD) on codes from "
+                                   "`cnnlab features` and print train and test accuracy.")
+    p.add_argument("train_codes", metavar="TRAIN_CODES.npz")
+    p.add_argument("--test", required=True, metavar="TEST_CODES.npz")
+    p.add_argument("--loss", choices=["svm", "softmax"], default="softmax")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--weight-decay", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_linear)
+
+
+def cmd_linear(args: argparse.Namespace) -> int:
+    from cnnlab.training.features import load_codes
+    from cnnlab.training.linear import train_linear
+
+    x_tr, y_tr, layer = load_codes(args.train_codes)
+    x_te, y_te, layer_te = load_codes(args.test)
+    if x_tr.shape[1] != x_te.shape[1]:
+        raise ValueError(f"train codes have dimension {x_tr.shape[1]} ({layer}), test codes "
+                         f"{x_te.shape[1]} ({layer_te})")
+    clf = train_linear(x_tr, y_tr, loss=args.loss, epochs=args.epochs, lr=args.lr,
+                       weight_decay=args.weight_decay, batch_size=args.batch_size, seed=args.seed,
+                       num_classes=int(max(y_tr.max(), y_te.max())) + 1)
+    print(f"linear {args.loss} on {x_tr.shape[1]}-d codes of {layer or '?'}: "
+          f"{len(y_tr)} train / {len(y_te)} test")
+    print(f"train accuracy {clf.score(x_tr, y_tr):.4f}")
+    print(f"test accuracy {clf.score(x_te, y_te):.4f}")
     return 0
 
 
@@ -154,8 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
     _add_evaluate(sub)
+    _add_features(sub)
+    _add_linear(sub)
     _add_models(sub)
     _add_summary(sub)
+    from cnnlab.viz.cli import add_viz_commands  # viz and report: loaded lazily, above training
+    add_viz_commands(sub)
     return parser
 
 

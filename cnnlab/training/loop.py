@@ -7,13 +7,14 @@ without recording a graph.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from cnnlab.autograd.tensor import Tensor, no_grad
 from cnnlab.models.googlenet import googlenet_loss
 from cnnlab.nn.module import Module
+from cnnlab.nn.utils import clip_grad_norm_
 
 ProgressHook = Callable[[int, float, float], None]   # (batch size, loss, accuracy so far)
 
@@ -40,13 +41,26 @@ class EpochResult:
 
 def train_one_epoch(model: Module, loader: Iterable[tuple[Tensor, Tensor]], optimizer,
                     loss_fn: Callable[[Tensor, Tensor], Tensor] = classification_loss,
-                    on_batch: ProgressHook | None = None) -> EpochResult:
+                    on_batch: ProgressHook | None = None, clip_grad_norm: float | None = None,
+                    eval_modules: Sequence[Module] = ()) -> EpochResult:
     """One pass over ``loader`` with a gradient step per batch.
+
+    Parameters
+    ----------
+    clip_grad_norm : float, optional
+        Rescale the gradients so their joint 2-norm is at most this, between
+        ``backward`` and the step (:func:`cnnlab.nn.utils.clip_grad_norm_`).
+    eval_modules : sequence of Module
+        Submodules kept in eval mode while the rest trains (BatchNorm layers of
+        frozen parts, whose running statistics must not move).
 
     Returns the sample-weighted mean training loss and accuracy (of the
     predictions made while training, before each step).
     """
     model.train()
+    for m in eval_modules:
+        m.eval()
+    params = [p for p in model.parameters() if p.requires_grad] if clip_grad_norm else []
     total_loss, correct, seen = 0.0, 0, 0
     for x, y in loader:
         optimizer.zero_grad()
@@ -58,6 +72,8 @@ def train_one_epoch(model: Module, loader: Iterable[tuple[Tensor, Tensor]], opti
             raise FloatingPointError(
                 f"training diverged: loss is {batch_loss} after {seen} samples; lower the learning rate")
         loss.backward()
+        if clip_grad_norm:
+            clip_grad_norm_(params, clip_grad_norm)
         optimizer.step()
         n = len(y)
         total_loss += batch_loss * n
@@ -117,3 +133,26 @@ def format_confusion_matrix(cm: np.ndarray, class_names: list[str] | None = None
     legend = ", ".join(f"{i}={n}" for i, n in enumerate(names))
     lines.append(f"columns: {legend}")
     return "\n".join(lines)
+
+
+def best_epoch(history: Sequence[dict], key: str = "val_acc") -> tuple[int, float] | None:
+    """(epoch, value) of the first epoch with the highest ``key`` in a run's
+    history (rows with ``"epoch"`` and ``key``); None if no row has ``key``."""
+    best: tuple[int, float] | None = None
+    for row in history:
+        value = row.get(key)
+        if value is not None and (best is None or value > best[1]):
+            best = (int(row["epoch"]), float(value))
+    return best
+
+
+def should_stop(history: Sequence[dict], patience: int, key: str = "val_acc") -> bool:
+    """Early stopping: True when ``key`` has not improved (strictly) on its best
+    for ``patience`` epochs, i.e. the last epoch is ``>= best epoch + patience``.
+
+    With validation accuracies 0.5, 0.7, 0.7, 0.6 and ``patience=2`` the best
+    is epoch 2, and training stops after epoch 4."""
+    if patience < 1:
+        raise ValueError(f"should_stop: patience must be >= 1, got {patience}")
+    best = best_epoch(history, key)
+    return best is not None and int(history[-1]["epoch"]) - best[0] >= patience
