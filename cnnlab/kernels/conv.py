@@ -142,15 +142,17 @@ def zeros_like_layout(shape: tuple[int, ...], like: np.ndarray, dtype=None) -> n
 def choose_layout(w_shape: tuple[int, int, int, int], out_hw: Pair, groups: int) -> Layout:
     """Pick the layout that is faster for this shape.
 
-    Measured here (forward + backward, float32, 2 cores): "cols" wins for few
-    channels or large maps (LeNet, ResNet-20's 16- and 32-channel stages,
-    including stride 2, VGG at 56x56); "rows" wins once a window row of
-    channels, Cg * KW, is long against the output width (64 channels at 8x8).
+    Measured here (forward + backward, float32, 2 cores, batch 128): "cols" wins
+    for few channels or large maps (LeNet, ResNet-20's 16- and 32-channel stages,
+    including stride 2, VGG at 56x56, 64 channels at 14x14 by 1.15-1.25x, 48 at
+    10x10 by 1.6x); "rows" wins once a window row of channels, Cg * KW, is long
+    against the output width: 64 channels at 8x8 and 7x7, 128 at 7x7, 256 at 7x7
+    (by 1.05-1.2x).  The two tie near Cg * KW = 16 * OW.
     """
     Cg, KW = w_shape[1], w_shape[3]
     if Cg == 1 and groups > 1 and _nb.AVAILABLE:
         return "depthwise"   # one input map per group: no GEMM to speak of, compute directly
-    return "rows" if Cg * KW >= 8 * out_hw[1] else "cols"
+    return "rows" if Cg * KW >= 16 * out_hw[1] else "cols"
 
 
 # ----------------------------------------------------------- "cols" layout
