@@ -53,8 +53,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="random training-time distortions (training batches only, on raw "
                         "pixels); flips suit fashion-mnist, not digits (use crop)")
     p.add_argument("--tta", action="store_true",
-                   help="also report the final test accuracy with test-time augmentation "
-                        "(shifted views, plus mirrors on fashion-mnist)")
+                   help="also report the final test accuracy with test-time augmentation: the "
+                        "views --augment trained on (shifts; mirrors too for flipping presets on "
+                        "fashion-mnist); with --augment none it equals the plain accuracy")
     p.add_argument("--val-split", type=float, default=0.0, metavar="FRACTION",
                    help="hold out this fraction of the training set (stratified, seeded) and "
                         "report val_loss/val_acc every epoch")

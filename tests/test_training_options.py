@@ -15,7 +15,7 @@ from cnnlab.optim import SGD
 from cnnlab.serialization import load_arrays
 from cnnlab.training import run as run_mod
 from cnnlab.training.loop import best_epoch, should_stop, train_one_epoch
-from cnnlab.training.run import TrainConfig, build_scheduler, fit, model_spec_for
+from cnnlab.training.run import TrainConfig, build_scheduler, fit, model_spec_for, tta_options
 from cnnlab.training.splits import stratified_indices, stratified_split
 from cnnlab.training.transfer import batchnorms_under, parameter_groups
 
@@ -224,3 +224,29 @@ def test_resume_is_bit_exact_with_the_new_options(tmp_path):
     rows_a = [strip(r) for r in (full / "metrics.jsonl").read_text().splitlines()]
     rows_b = [strip(r) for r in (part / "metrics.jsonl").read_text().splitlines()]
     assert rows_a == rows_b and "group_lrs" in rows_a[0]
+
+
+def test_a_single_sample_last_batch_is_dropped_for_batchnorm_models(tmp_path):
+    """49 images in batches of 16 leave one sample: BatchNorm1d cannot train on it (torch raises
+    too), so the run drops it instead of crashing; batch size 1 is refused with a clear message."""
+    res = fit(TrainConfig(model="bn_cnn", epochs=1, batch_size=16, train_size=49), tmp_path / "bn",
+              progress=False, report=quiet)
+    assert np.isfinite(res.history[0]["train_loss"])
+    with pytest.raises(ValueError, match="batch size 1 cannot train bn_cnn"):
+        fit(TrainConfig(model="bn_cnn", epochs=1, batch_size=1, train_size=20), tmp_path / "bn1",
+            progress=False, report=quiet)
+
+
+def test_tta_views_follow_the_training_augmentation():
+    norm = {"mean": 0.25, "std": 0.5}
+    spec8 = model_spec_for(TrainConfig().resolved(), (1, 8, 8), 10)
+    assert tta_options(TrainConfig(augment="none").resolved(), spec8, norm) == {"flips": False, "crops": None}
+    crop = tta_options(TrainConfig(augment="crop").resolved(), spec8, norm)
+    assert crop == {"flips": False, "crops": "five", "padding": 1, "padding_mode": "constant",
+                    "fill": -0.5}                              # raw background 0, normalised
+    spec28 = model_spec_for(TrainConfig(model="lenet5", input_size=28).resolved(), (1, 8, 8), 10)
+    assert tta_options(TrainConfig(augment="crop").resolved(), spec28, None)["padding"] == 4  # 1 px * 28/8
+    fashion = TrainConfig(dataset="fashion-mnist", augment="flip-crop").resolved()
+    spec_f = model_spec_for(fashion, (1, 28, 28), 10)
+    assert tta_options(fashion, spec_f, norm)["flips"] and tta_options(fashion, spec_f, norm)["padding"] == 3
+    assert not tta_options(TrainConfig(augment="flip-crop").resolved(), spec8, norm)["flips"]  # digits

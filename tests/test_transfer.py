@@ -135,3 +135,21 @@ def test_fine_tuning_beats_training_from_scratch_on_few_labels(pretrained, tmp_p
     tuned = fit(TrainConfig(**base, init_from=str(pretrained), lr_mult={"features": 0.1}),
                 tmp_path / "tuned", progress=False, report=quiet)
     assert tuned.test_accuracy > scratch.test_accuracy + 0.1
+
+
+def test_linear_classifier_ignores_dimensions_constant_in_training():
+    """A code dimension constant on the training codes (a dead ReLU unit) gets std = inf and maps
+    to 0, so its untrained weight cannot swamp the scores when the unit fires on test codes."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 200)
+    x = rng.normal(size=(200, 5)).astype(np.float32)
+    x[:, 1] += 3 * y
+    x[:, 0] = 0.0
+    clf = train_linear(x[:100], y[:100], epochs=100, seed=0)
+    assert clf.std[0] == np.inf and np.isfinite(clf.std[1:]).all()
+    fired = x[100:].copy()
+    fired[:, 0] = 0.5
+    np.testing.assert_array_equal(clf.decision_function(fired), clf.decision_function(x[100:]))
+    assert clf.score(x[100:], y[100:]) > 0.8
+    with pytest.raises(ValueError, match="num_classes=2 but the labels go up to 2"):
+        train_linear(x[:100], y[:100], num_classes=2)

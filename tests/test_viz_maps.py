@@ -277,6 +277,18 @@ def test_receptive_field_formula_for_stride_2_conv_and_pool():
     mask[y0:y1, x0:x1] = False
     outside[0, 0][mask] += 5.0
     assert forward(model, outside)[0, :, 1, 2] == pytest.approx(forward(model, x)[0, :, 1, 2], abs=1e-12)
+    # ... and the box is no larger than needed: its first and last rows and columns each reach the unit
+    base = forward(model, x)[0, :, 1, 2]
+    for rows, cols in (((y0,), range(x0, x1)), ((y1 - 1,), range(x0, x1)), (range(y0, y1), (x0,)),
+                       (range(y0, y1), (x1 - 1,))):
+        moved = False
+        for r in rows:
+            for c in cols:
+                for delta in (50.0, -50.0):
+                    inside = x.copy()
+                    inside[0, 0, r, c] += delta
+                    moved |= bool(np.abs(forward(model, inside)[0, :, 1, 2] - base).max() > 1e-9)
+        assert moved, (rows, cols)
     # top-k boxes follow the formula and are clipped at the border
     imgs = np.random.default_rng(11).standard_normal((12, 1, 16, 16))
     top = top_k_activating(model, "3", 1, imgs, k=12)

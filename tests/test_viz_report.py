@@ -190,9 +190,11 @@ def test_cli_methods_end_to_end(run, tmp_path, capsys):
     wrong = int((run["pred"] != run["y"]).sum())
     assert rc == 0 and text.splitlines()[-1].startswith(f"{wrong} of {len(run['y'])} test images")
 
-    rc, text, _ = _run_cli(capsys, "viz", "occlusion", "--checkpoint", ckpt, "--index", "0", "--size", "2",
-                           "--stride", "2", "--out", out)
-    assert rc == 0 and (Path(out) / "occlusion_test0.png").is_file()
+    bad = int(np.flatnonzero(run["pred"] != run["y"])[0])   # occlusion shows p(true class), not p(predicted)
+    rc, text, _ = _run_cli(capsys, "viz", "occlusion", "--checkpoint", ckpt, "--index", str(bad),
+                           "--size", "2", "--stride", "2", "--out", out)
+    assert rc == 0 and (Path(out) / f"occlusion_test{bad}.png").is_file()
+    assert f"; p({name[run['y'][bad]]}) under occlusion" in text
     lo, hi = map(float, re.search(r"under occlusion ([\d.]+) \.\. ([\d.]+)", text).groups())
     assert 0.0 <= lo <= hi <= 1.0
 

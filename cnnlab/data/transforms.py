@@ -27,7 +27,11 @@ from cnnlab.data.augment import (
     RandomCrop,
     RandomErasing,
     RandomHorizontalFlip,
+    _float_dtype,
+    _padding4,
+    _pair,
     build_augmentation,
+    pad_images,
     pca_lighting_basis,
 )
 
@@ -36,11 +40,6 @@ __all__ = ["AUGMENTATION_NAMES", "CenterCrop", "ColorJitter", "Compose", "Lighti
            "Transform", "build_augmentation", "pca_lighting_basis"]
 
 Transform = Callable[[np.ndarray], np.ndarray]
-
-
-def _float_dtype(x: np.ndarray) -> np.dtype:
-    """float64 stays float64, everything else computes in float32."""
-    return np.dtype(np.float64) if x.dtype == np.float64 else np.dtype(np.float32)
 
 
 class Compose:
@@ -152,31 +151,14 @@ class Pad:
     """
 
     def __init__(self, padding: int | Sequence[int], fill: float = 0) -> None:
-        if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
-            pads = (int(padding),) * 4
-        else:
-            p = tuple(int(v) for v in padding)
-            if len(p) == 2:
-                pads = (p[0], p[1], p[0], p[1])
-            elif len(p) == 4:
-                pads = p
-            else:
-                raise ValueError(f"Pad: padding must be an int, a 2-tuple or a 4-tuple, "
-                                 f"got {padding!r}")
-        if any(v < 0 for v in pads):
-            raise ValueError(f"Pad: padding must be non-negative, got {padding!r}")
-        self.left, self.top, self.right, self.bottom = pads
+        self.left, self.top, self.right, self.bottom = _padding4(padding, "Pad")
         self.fill = fill
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
         if x.ndim < 2:
             raise ValueError(f"Pad: expected at least 2-d input (..., H, W), got shape {x.shape}")
-        h, w = x.shape[-2:]
-        out = np.full(x.shape[:-2] + (h + self.top + self.bottom, w + self.left + self.right),
-                      self.fill, dtype=x.dtype)
-        out[..., self.top:self.top + h, self.left:self.left + w] = x
-        return out
+        return pad_images(x, (self.left, self.top, self.right, self.bottom), self.fill)
 
     def __repr__(self) -> str:
         return (f"Pad(padding=({self.left}, {self.top}, {self.right}, {self.bottom}), "
@@ -222,15 +204,7 @@ class Resize:
     """
 
     def __init__(self, size: int | Sequence[int]) -> None:
-        if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-            hw = (int(size), int(size))
-        else:
-            hw = tuple(int(v) for v in size)
-            if len(hw) != 2:
-                raise ValueError(f"Resize: size must be an int or (H, W), got {size!r}")
-        if hw[0] <= 0 or hw[1] <= 0:
-            raise ValueError(f"Resize: size must be positive, got {size!r}")
-        self.size: tuple[int, int] = (hw[0], hw[1])
+        self.size: tuple[int, int] = _pair(size, "Resize")
         self._cache: dict[tuple[int, int, np.dtype], tuple[np.ndarray, np.ndarray]] = {}
 
     def _matrices(self, h: int, w: int, dt: np.dtype) -> tuple[np.ndarray, np.ndarray]:

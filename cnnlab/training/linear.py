@@ -35,8 +35,10 @@ class LinearClassifier:
     linear : cnnlab.nn.Linear
         ``(D -> K)``; the weights are ``linear.weight.data`` (K, D), float32.
     mean, std : ndarray, shape (D,)
-        The training codes' per-dimension statistics (``std`` floored at 1e-6,
-        so constant dimensions map to 0).
+        The training codes' per-dimension statistics; ``std`` is ``inf`` for
+        dimensions constant in training (std < 1e-6), so those map to 0 for
+        any input (a unit dead on the training codes but active on test codes
+        would otherwise be scaled by 1e6 through an untrained weight).
     loss : {'softmax', 'svm'}
         The loss it was trained with.
     history : list of float
@@ -109,8 +111,11 @@ def train_linear(codes: np.ndarray, labels: np.ndarray, loss: str = "softmax", e
         raise ValueError(f"train_linear: need epochs >= 1, batch_size >= 1, lr > 0; got {epochs}, "
                          f"{batch_size}, {lr}")
     k = int(labels.max()) + 1 if num_classes is None else int(num_classes)
+    if k <= labels.max():
+        raise ValueError(f"train_linear: num_classes={k} but the labels go up to {labels.max()}")
     mean = codes.mean(axis=0, dtype=np.float64)
-    std = np.maximum(codes.std(axis=0, dtype=np.float64), 1e-6)
+    std = codes.std(axis=0, dtype=np.float64)
+    std[std < 1e-6] = np.inf
     saved = cnnlab.get_rng_state()
     try:
         cnnlab.manual_seed(seed)

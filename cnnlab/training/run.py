@@ -42,6 +42,7 @@ from cnnlab.data import (
     get_dataset,
 )
 from cnnlab.models import get_model, input_size_for
+from cnnlab.nn import BatchNorm1d
 from cnnlab.nn.module import Module
 from cnnlab.serialization import CheckpointError, atomic_write
 from cnnlab.training.checkpoint import load_training_state, save_model, save_training_state
@@ -73,7 +74,8 @@ class TrainConfig:
 
     * ``augment``: a :func:`cnnlab.data.build_augmentation` preset applied to
       the training batches only, on raw pixels before resizing and Normalize;
-    * ``tta``: also report the final test accuracy with test-time augmentation;
+    * ``tta``: also report the final test accuracy with test-time augmentation
+      (the views of the training augmentation, see :func:`tta_options`);
     * ``scheduler``: 'none', 'step', 'cosine', 'warmup-cosine' (a linear warm-up
       over ``warmup_epochs``, then cosine) or 'plateau' (``ReduceLROnPlateau`` on
       the validation loss, factor ``gamma``, patience ``plateau_patience``);
@@ -387,6 +389,13 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLi
     if cfg.freeze:
         model.freeze(*cfg.freeze)
     frozen_bn = batchnorms_under(model, cfg.freeze)
+    trained_bn = [m for m in model.modules()
+                  if m._buffers.get("running_mean") is not None and m not in frozen_bn]
+    if trained_bn and cfg.batch_size == 1 and any(isinstance(m, BatchNorm1d) for m in trained_bn):
+        raise ValueError(f"batch size 1 cannot train {cfg.model}: its BatchNorm1d layers need more "
+                         "than one sample per batch in training mode; use --batch-size 2 or more")
+    if trained_bn and cfg.batch_size > 1 and len(train_set) % cfg.batch_size == 1:
+        train_loader.drop_last = True   # a last batch of one sample would break BatchNorm
     optimizer = build_optimizer(cfg, model)
     scheduler = build_scheduler(cfg, optimizer)
     history: list[dict[str, Any]] = []
@@ -472,9 +481,7 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLi
     if cfg.tta:
         from cnnlab.training.tta import evaluate_tta
 
-        tta_acc = evaluate_tta(model, test_loader, flips=cfg.dataset in FLIP_SAFE, crops="five",
-                               padding=max(1, spec["kwargs"]["input_size"] // 8))
-        extra["test_accuracy_tta"] = tta_acc
+        extra["test_accuracy_tta"] = evaluate_tta(model, test_loader, **tta_options(cfg, spec, normalize))
     save_model(out / "model.npz", model, {**meta_common, "test_accuracy": final_acc,
                                           "epochs": cfg.epochs, "history": history, **extra})
     plot = write_curves(history, out / "curves.png", f"{cfg.model} on {cfg.dataset}")
@@ -482,6 +489,27 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLi
     report(f"test accuracy {final_acc:.4f}{tta_text}  (run folder: {out}"
            + (f", curves: {plot}" if plot else "") + ")")
     return RunResult(out, history, final_acc, model)
+
+
+def tta_options(cfg: TrainConfig, spec: dict, normalize: dict | None) -> dict[str, Any]:
+    """The test-time views matching the run's training augmentation (``evaluate_tta`` keywords).
+
+    Shifted views only when the training batches were randomly shifted (any
+    ``augment`` preset): by the training crop's padding, scaled to the model's
+    input size, with the raw background 0 (normalised) shifted in, as in
+    training.  Mirrors only when training flipped too and the dataset's labels
+    survive a mirror (:data:`FLIP_SAFE`).  With ``augment='none'`` there is
+    no view but the identity, so the TTA accuracy equals the plain one (views
+    a model never saw in training lower its accuracy: a 1-pixel shift of an
+    8x8 digit is 12% of its width)."""
+    if cfg.augment == "none":
+        return {"flips": False, "crops": None}
+    inp = spec["input"]
+    raw_pad = max(1, inp["from"] // 8)          # build_augmentation's RandomCrop padding
+    padding = max(1, int(round(raw_pad * inp["to"] / inp["from"])))
+    fill = -normalize["mean"] / normalize["std"] if normalize else 0.0
+    return {"flips": cfg.dataset in FLIP_SAFE and cfg.augment != "crop", "crops": "five",
+            "padding": padding, "padding_mode": "constant", "fill": fill}
 
 
 def _report_setup(report: Reporter, cfg: TrainConfig, model: Module, spec: dict, sample_shape,

@@ -19,6 +19,7 @@ never changes ``x`` and leaves the parameters' ``.grad`` untouched.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,8 @@ import numpy as np
 from cnnlab.autograd.relu_modes import relu_backward_mode
 from cnnlab.autograd.tensor import Tensor, no_grad
 from cnnlab.nn.module import Module
+from cnnlab.nn.modules.activation import ReLU
+from cnnlab.training.loop import main_logits
 from cnnlab.viz.image import as_hwc, save_figure, to_unit
 
 __all__ = ["input_gradient", "saliency", "guided_backprop", "deconvnet", "occlusion",
@@ -67,8 +70,8 @@ def as_targets(target: Target, n: int, name: str) -> np.ndarray:
 
 def logits_of(outputs) -> Tensor:
     """The class scores of a model's output: ``outputs.logits`` for a multi-head model
-    (GoogLeNet's auxiliary heads), else the output itself."""
-    return getattr(outputs, "logits", outputs)
+    (GoogLeNet's auxiliary heads), else the output itself (:func:`cnnlab.training.loop.main_logits`)."""
+    return main_logits(outputs)
 
 
 def check_logits(out: Tensor, targets: np.ndarray | None, name: str) -> None:
@@ -105,6 +108,10 @@ def _score_gradient(model: Module, x: np.ndarray | Tensor, target: Target, name:
                     mode: str) -> np.ndarray:
     xa = as_batch(model, x, name)
     targets = as_targets(target, len(xa), name)
+    if mode != "normal" and not any(isinstance(m, ReLU) for m in model.modules()):
+        warnings.warn(f"{name}: {type(model).__name__} has no ReLU module, so unless its forward calls "
+                      f"F.relu the {mode} rule changes nothing and the map is the plain input gradient",
+                      stacklevel=3)
     with inspecting(model), relu_backward_mode(mode):
         xt = Tensor(xa, requires_grad=True)
         out = logits_of(model(xt))
@@ -358,7 +365,7 @@ def plot_occlusion(image: np.ndarray, heat: np.ndarray, path: str | os.PathLike,
     axes[0].imshow(disp, cmap="gray", vmin=0, vmax=1)
     axes[0].set_title("image", fontsize=9)
     im = axes[1].imshow(heat, cmap="jet", vmin=0, vmax=1)
-    axes[1].set_title("p(true class), occluder at each position", fontsize=9)
+    axes[1].set_title("p(class), occluder at each position", fontsize=9)
     fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.04)
     axes[2].imshow(disp, cmap="gray", vmin=0, vmax=1)
     axes[2].imshow(heat, cmap="jet", vmin=0, vmax=1, alpha=0.5, extent=extent, interpolation="nearest")

@@ -94,7 +94,9 @@ def image_to_model_input(img: np.ndarray, meta: dict[str, Any], invert: bool = F
     C = int(spec["kwargs"]["in_channels"])
     a = np.asarray(img, dtype=np.float64)
     if C == 1 and a.ndim == 3:
-        a = a @ np.array([0.2125, 0.7154, 0.0721])
+        from cnnlab.viz.kernels import to_grey
+
+        a = to_grey(a)
     elif C == 3 and a.ndim == 2:
         a = np.repeat(a[..., None], 3, axis=2)
     elif C not in (1, 3):
@@ -387,7 +389,8 @@ def _occlusion_defaults(ctx: VizContext) -> tuple[int, int]:
 def m_occlusion(ctx: VizContext) -> str:
     from cnnlab.viz.attribution import occlusion, plot_occlusion
 
-    t = ctx.target()
+    # Zeiler and Fergus plot p(true class): the label of a test image unless --target is given
+    t = ctx.label if ctx.args.target is None and ctx.label is not None else ctx.target()
     size, stride = _occlusion_defaults(ctx)
     heat = np.asarray(occlusion(ctx.model, ctx.x, t, size, stride, fill=ctx.args.fill))
     h = heat.reshape(heat.shape[-2:])
@@ -494,8 +497,9 @@ def m_fgsm(ctx: VizContext) -> str:
     adv_raw = adv * s + m
     k0, p0, _ = ctx.predict()
     k1, p1, _ = ctx.predict(adv)
+    what = f"iterative FGSM ({ctx.args.steps} steps)" if ctx.args.steps > 1 else "FGSM"
     plot_adversarial(ctx.raw[0], adv_raw[0] - ctx.raw[0], adv_raw[0], f"{ctx.name(k0)} ({p0:.2f})",
-                     f"{ctx.name(k1)} ({p1:.2f})", ctx.path("fgsm"), title=f"FGSM, eps = {ctx.args.eps:g}")
+                     f"{ctx.name(k1)} ({p1:.2f})", ctx.path("fgsm"), title=f"{what}, eps = {ctx.args.eps:g}")
     text = f"eps {ctx.args.eps:g}: {ctx.name(k0)} (p={p0:.3f}) -> {ctx.name(k1)} (p={p1:.3f})"
     if ctx.args.sweep:
         eps_list = [float(v) for v in ctx.args.sweep.split(",")]
@@ -674,9 +678,11 @@ def _add_viz(sub: argparse._SubParsersAction) -> None:
             m.add_argument("--steps", type=int, default=200)
             m.add_argument("--lr", type=float, default=0.1 if name == "class-model" else 0.05)
             if name == "class-model":
-                m.add_argument("--l2", type=float, default=0.01)
-                m.add_argument("--jitter", type=int, default=1)
-                m.add_argument("--blur-every", type=int, default=0)
+                # the defaults of cnnlab.viz.synthesis.class_model (tuned on digits_cnn)
+                m.add_argument("--l2", type=float, default=0.3, help="L2 decay weight (default 0.3)")
+                m.add_argument("--jitter", type=int, default=1, help="random shift in pixels (default 1)")
+                m.add_argument("--blur-every", type=int, default=4,
+                               help="Gaussian blur every N steps, 0 = never (default 4)")
             else:
                 m.add_argument("--tv", type=float, default=0.0, help="total-variation weight")
         elif name == "fgsm":

@@ -26,6 +26,7 @@ import numpy as np
 from cnnlab.autograd.tensor import Tensor, no_grad
 from cnnlab.nn.capture import capture_outputs
 from cnnlab.nn.module import Module
+from cnnlab.viz.attribution import model_dtype
 from cnnlab.viz.image import auto_scale, save_titled_png, tile_color, to_unit
 
 __all__ = ["activation_maps", "default_map_layers", "plot_activation_grid", "DeadFilterReport",
@@ -48,19 +49,13 @@ def _kind(m: Module) -> str | None:
     return None
 
 
-def _model_dtype(model: Module) -> np.dtype:
-    for p in model.parameters():
-        return p.data.dtype
-    return np.dtype(np.float32)
-
-
 def _as_batch(x: Any, model: Module, func: str) -> np.ndarray:
     a = x.numpy() if isinstance(x, Tensor) else np.asarray(x)
     if a.ndim == 3:
         a = a[None]
     if a.ndim != 4:
         raise ValueError(f"{func}: expected images (N, C, H, W) or one image (C, H, W), got shape {a.shape}")
-    return a.astype(_model_dtype(model), copy=False)
+    return a.astype(model_dtype(model), copy=False)
 
 
 class _EvalMode:

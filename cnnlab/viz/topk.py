@@ -24,6 +24,7 @@ import numpy as np
 from cnnlab.autograd.tensor import Tensor
 from cnnlab.nn.module import Module
 from cnnlab.summary import UNKNOWN, ReceptiveField, summary
+from cnnlab.viz.attribution import model_dtype
 from cnnlab.viz.image import as_hwc, save_figure, to_unit
 from cnnlab.viz.maps import layer_outputs
 
@@ -48,8 +49,7 @@ def receptive_field(model: Module, layer: str, input_size: tuple[int, ...]) -> R
     :class:`cnnlab.summary.ReceptiveField` with ``size``, ``jump``, ``start`` (y, x).
     """
     model.get_submodule(layer)                       # a clear error for a wrong name
-    dtype = next((p.data.dtype for p in model.parameters()), np.dtype(np.float32))
-    rows = summary(model, tuple(input_size), dtype=dtype, verbose=False).rows
+    rows = summary(model, tuple(input_size), dtype=model_dtype(model), verbose=False).rows
     match = [r for r in rows if r.name == layer] or [r for r in rows if r.name.startswith(layer + ".")]
     if not match:
         raise ValueError(f"receptive_field: layer {layer!r} is not in the model's summary "
