@@ -271,3 +271,23 @@ def test_report_screenshot_in_headless_chromium(report, tmp_path):
     assert header
     rows = np.abs(a - a[-1:, -1:]).sum(axis=(1, 2)) > 1    # rows that differ from the background
     assert rows.mean() > 0.5                               # content fills most of the viewport
+
+
+def test_viz_kernels_on_a_bundled_photo_needs_no_checkpoint(tmp_path, capsys):
+    """`cnnlab viz kernels` alone filters scikit-image's camera photo (shrunk to --max-side)
+    with every classic kernel, and the identity response is the shrunk photo itself."""
+    from cnnlab.cli import main
+    from cnnlab.viz.cli import sample_photo, shrink
+
+    photo = sample_photo("camera")
+    assert photo.shape == (512, 512) and 0.0 <= photo.min() and photo.max() <= 1.0
+    small = shrink(photo, 64)
+    assert small.shape == (64, 64)
+    assert abs(small.mean() - photo.mean()) < 0.01          # anti-aliased: the mean survives
+    assert main(["viz", "kernels", "--max-side", "64", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "kernels_camera.png").is_file()
+    std_identity = float(out.split("identity ")[1].split(",")[0])
+    assert abs(std_identity - small.std()) < 1e-3
+    with pytest.raises(ValueError, match="--photo must be one of"):
+        sample_photo("lena")

@@ -33,6 +33,30 @@ _NEEDS_INPUT = {"kernels", "activations", "occlusion", "saliency", "guided", "de
 
 
 # ----------------------------------------------------------------- inputs
+PHOTOS = ("camera", "chelsea", "astronaut", "coffee", "coins", "moon")
+
+
+def sample_photo(name: str) -> np.ndarray:
+    """One of scikit-image's bundled photos (no download) as float64 in [0, 1]."""
+    if name not in PHOTOS:
+        raise ValueError(f"--photo must be one of {', '.join(PHOTOS)}, got {name!r}")
+    from skimage import data
+
+    a = np.asarray(getattr(data, name)())
+    return a.astype(np.float64) / 255.0 if a.dtype == np.uint8 else a.astype(np.float64)
+
+
+def shrink(img: np.ndarray, max_side: int | None) -> np.ndarray:
+    """Anti-aliased downscale so the longer side is at most ``max_side`` (unchanged if smaller)."""
+    if not max_side or max(img.shape[:2]) <= max_side:
+        return img
+    from skimage.transform import resize
+
+    f = max_side / max(img.shape[:2])
+    shape = (max(1, round(img.shape[0] * f)), max(1, round(img.shape[1] * f))) + img.shape[2:]
+    return resize(img, shape, anti_aliasing=True)
+
+
 def load_image_file(path: str | os.PathLike) -> np.ndarray:
     """Read a PNG / JPG as float64 in [0, 1]: (H, W) grey or (H, W, 3) colour
     (an alpha channel is dropped).  Uses scikit-image, else matplotlib."""
@@ -572,12 +596,13 @@ HANDLERS: dict[str, Callable[[VizContext], str]] = {
 def cmd_viz(args: argparse.Namespace) -> int:
     method = args.method
     if args.checkpoint is None:
-        if method != "kernels" or args.image is None:
-            raise ValueError(f"{method}: --checkpoint RUN/model.npz is required"
-                             + (" (or --image PATH for kernels)" if method == "kernels" else ""))
-        img = load_image_file(args.image)
+        if method != "kernels":
+            raise ValueError(f"{method}: --checkpoint RUN/model.npz is required")
+        img = load_image_file(args.image) if args.image is not None else sample_photo(args.photo)
+        img = shrink(img, args.max_side)
         out_dir = Path(args.out or "viz")
-        ctx = VizContext(None, {}, out_dir, out_dir, args, tag=Path(args.image).stem, original=img)
+        tag = Path(args.image).stem if args.image is not None else args.photo
+        ctx = VizContext(None, {}, out_dir, out_dir, args, tag=tag, original=img)
     else:
         from cnnlab.training.run import load_for_evaluation
 
@@ -657,7 +682,12 @@ def _add_viz(sub: argparse._SubParsersAction) -> None:
     parent = _common_parent()
     for name in METHODS:
         m = methods.add_parser(name, parents=[parent], help=_HELP[name], description=_HELP[name])
-        if name == "activations":
+        if name == "kernels":
+            m.add_argument("--photo", choices=PHOTOS, default="camera",
+                           help="without --image: scikit-image's sample photo to filter (default camera)")
+            m.add_argument("--max-side", type=int, default=256,
+                           help="shrink the photo so its longer side is at most this (default 256)")
+        elif name == "activations":
             m.add_argument("--normalize", choices=["layer", "map"], default="layer",
                            help="grey levels shared by the layer's maps (default) or per map")
         elif name == "dead-filters":
