@@ -28,6 +28,7 @@ import numpy as np
 
 from cnnlab.autograd.relu_modes import relu_backward_mode
 from cnnlab.autograd.tensor import Tensor, no_grad
+from cnnlab.kernels.activation import softmax_forward
 from cnnlab.nn.module import Module
 from cnnlab.nn.modules.activation import ReLU
 from cnnlab.training.loop import main_logits
@@ -243,9 +244,8 @@ def occlusion(model: Module, x: np.ndarray | Tensor, target: Target, size: int, 
                     batch[k, :, r:r + size, c:c + size] = value
                 out = logits_of(model(Tensor(batch)))
                 check_logits(out, targets[n:n + 1], "occlusion")
-                z = out.data.astype(np.float64)
-                z = np.exp(z - z.max(axis=1, keepdims=True))
-                heat[n, start:start + len(chunk)] = z[:, targets[n]] / z.sum(axis=1)
+                p = softmax_forward(out.data.astype(np.float64), axis=1)
+                heat[n, start:start + len(chunk)] = p[:, targets[n]]
     return heat.reshape(N, OH, OW)
 
 

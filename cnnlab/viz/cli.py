@@ -215,13 +215,13 @@ class VizContext:
     def predict(self, x: np.ndarray | None = None) -> tuple[int, float, np.ndarray]:
         """(predicted class, its probability, all probabilities) for one input."""
         from cnnlab.autograd.tensor import Tensor, no_grad
+        from cnnlab.kernels.activation import softmax_forward
         from cnnlab.training.loop import main_logits
 
         self.model.eval()
         with no_grad():
             logits = np.asarray(main_logits(self.model(Tensor(self.x if x is None else x))).data, np.float64)
-        z = logits[0] - logits[0].max()
-        p = np.exp(z) / np.exp(z).sum()
+        p = softmax_forward(logits[0], axis=0)
         return int(p.argmax()), float(p.max()), p
 
     def name(self, k: int) -> str:

@@ -26,7 +26,7 @@ import numpy as np
 from cnnlab.autograd.tensor import Tensor, no_grad
 from cnnlab.nn.capture import capture_outputs
 from cnnlab.nn.module import Module
-from cnnlab.viz.attribution import model_dtype
+from cnnlab.viz.attribution import as_batch, inspecting
 from cnnlab.viz.image import auto_scale, save_titled_png, tile_color, to_unit
 
 __all__ = ["activation_maps", "default_map_layers", "plot_activation_grid", "DeadFilterReport",
@@ -47,29 +47,6 @@ def _kind(m: Module) -> str | None:
     if type(m).__module__ == _ACTIVATION_MODULE and tname not in ("Softmax", "LogSoftmax"):
         return "activation"
     return None
-
-
-def _as_batch(x: Any, model: Module, func: str) -> np.ndarray:
-    a = x.numpy() if isinstance(x, Tensor) else np.asarray(x)
-    if a.ndim == 3:
-        a = a[None]
-    if a.ndim != 4:
-        raise ValueError(f"{func}: expected images (N, C, H, W) or one image (C, H, W), got shape {a.shape}")
-    return a.astype(model_dtype(model), copy=False)
-
-
-class _EvalMode:
-    """Put a model in eval mode for a block and restore its training flag after."""
-
-    def __init__(self, model: Module) -> None:
-        self.model, self.was_training = model, model.training
-
-    def __enter__(self) -> Module:
-        self.model.eval()
-        return self.model
-
-    def __exit__(self, *exc: object) -> None:
-        self.model.train(self.was_training)
 
 
 def default_map_layers(model: Module, x: Any) -> list[str]:
@@ -98,7 +75,7 @@ def activation_maps(model: Module, x: Any, layers: Sequence[str] | None = None) 
     dict name -> (C, H, W) ndarray, the layer's output for ``x`` (eval mode, no graph),
     in forward order for the default layers, in the given order otherwise.
     """
-    a = _as_batch(x, model, "activation_maps")
+    a = as_batch(model, x, "activation_maps")
     if len(a) != 1:
         raise ValueError(f"activation_maps: expected one image, got a batch of {len(a)} (shape {a.shape})")
     explicit = layers is not None
@@ -120,7 +97,7 @@ def activation_maps(model: Module, x: Any, layers: Sequence[str] | None = None) 
                 order.append(_n)
             handles.append(model.get_submodule(n).register_forward_hook(hook))
     try:
-        with _EvalMode(model), no_grad(), capture_outputs(model, names) as seen:
+        with inspecting(model), no_grad(), capture_outputs(model, names) as seen:
             model(Tensor(a))
     finally:
         for h in handles:
@@ -187,7 +164,7 @@ def _iter_batches(images_or_loader: Any, model: Module, batch_size: int, func: s
     """Batches (n, C, H, W) in the model's dtype from an array / Tensor of images or from
     an iterable of batches (a DataLoader's (x, y) pairs, or bare x)."""
     if isinstance(images_or_loader, (np.ndarray, Tensor)):
-        a = _as_batch(images_or_loader, model, func)
+        a = as_batch(model, images_or_loader, func)
         if batch_size < 1:
             raise ValueError(f"{func}: batch_size must be >= 1, got {batch_size}")
         for i in range(0, len(a), batch_size):
@@ -198,7 +175,7 @@ def _iter_batches(images_or_loader: Any, model: Module, batch_size: int, func: s
                         f"got {type(images_or_loader).__name__}")
     for batch in images_or_loader:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        yield _as_batch(x, model, func)
+        yield as_batch(model, x, func)
 
 
 def layer_outputs(model: Module, images_or_loader: Any, layer: str, batch_size: int = 256
@@ -209,7 +186,7 @@ def layer_outputs(model: Module, images_or_loader: Any, layer: str, batch_size: 
     pieces, or an iterable of batches (a :class:`cnnlab.data.DataLoader`: its (x, y)
     pairs; or bare x arrays).  Yields ndarrays (n, ...) in input order."""
     model.get_submodule(layer)
-    with _EvalMode(model), no_grad():
+    with inspecting(model), no_grad():
         for xb in _iter_batches(images_or_loader, model, batch_size, "layer_outputs"):
             with capture_outputs(model, [layer]) as seen:
                 model(Tensor(xb))

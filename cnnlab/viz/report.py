@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.kernels.activation import softmax_forward
+
 __all__ = ["write_report", "render_html", "Figure", "Section", "png_data_uri"]
 
 
@@ -408,8 +410,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
             model.eval()
             with no_grad():
                 z = np.asarray(main_logits(model(Tensor(x[shown]))).data, dtype=np.float64)
-            p = np.exp(z - z.max(1, keepdims=True))
-            p /= p.sum(1, keepdims=True)
+            p = softmax_forward(z, axis=1)
             s.figures.append(Figure(
                 plot_misclassified(raw_small[shown], preds[shown], targets[shown], classes or None,
                                    tmpdir / "wrong.png", max_n=32, probs=p.max(1)),
