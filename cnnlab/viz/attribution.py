@@ -294,7 +294,7 @@ def plot_saliency(image: np.ndarray, saliency_map: np.ndarray, path: str | os.Pa
     axes[0, 0].set_title("image", fontsize=9)
     axes[0, 1].set_title("saliency |dS/dx|", fontsize=9)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=10, y=1.03)
     return save_figure(fig, path)
 
 
@@ -329,7 +329,7 @@ def plot_guided(image: np.ndarray, maps: np.ndarray | dict[str, np.ndarray], pat
     for k, key in enumerate(["image", *columns]):
         axes[0, k].set_title(key, fontsize=9)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=10, y=1.03)
     return save_figure(fig, path)
 
 
@@ -375,5 +375,5 @@ def plot_occlusion(image: np.ndarray, heat: np.ndarray, path: str | os.PathLike,
     for a in axes:
         a.set_axis_off()
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=10, y=1.03)
     return save_figure(fig, path)
