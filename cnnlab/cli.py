@@ -1,4 +1,5 @@
-"""The ``cnnlab`` command line: ``cnnlab train | evaluate | features | linear | models | summary``.
+"""The ``cnnlab`` command line:
+``cnnlab train | evaluate | features | linear | models | summary | viz | report``.
 
 Run ``cnnlab COMMAND --help`` for the options of each.
 """
@@ -275,7 +276,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cnnlab", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="cnnlab",
+        description="Train, inspect and visualise convolutional networks written from scratch on NumPy.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
     _add_evaluate(sub)
