@@ -12,8 +12,7 @@ class BatchNorm(Function):
         return y
 
     def backward(self, g):
-        dx, dgamma, dbeta = norm_k.batch_norm_backward(g, self.cache)
-        return dx, dgamma, dbeta
+        return norm_k.batch_norm_backward(g, self.cache)
 
 
 class LayerNorm(Function):

@@ -614,6 +614,11 @@ class RandomErasing(RandomTransform):
 AUGMENTATION_NAMES: tuple[str, ...] = ("none", "crop", "flip-crop", "alexnet", "erasing")
 
 
+def crop_padding(image_size: int) -> int:
+    """The ``RandomCrop`` padding of the presets: 1/8 of the side, at least 1 pixel."""
+    return max(1, image_size // 8)
+
+
 def build_augmentation(name: str, image_size: int, channels: int, *, images: np.ndarray | None = None,
                        seed: int | None = None) -> list:
     """The training-time augmentation preset ``name``, as a list of transforms.
@@ -660,7 +665,7 @@ def build_augmentation(name: str, image_size: int, channels: int, *, images: np.
     if name == "none":
         return []
     seeds = np.random.SeedSequence(seed).spawn(3)
-    steps: list = [RandomCrop(image_size, padding=max(1, image_size // 8), seed=seeds[0])]
+    steps: list = [RandomCrop(image_size, padding=crop_padding(image_size), seed=seeds[0])]
     if name == "crop":
         return steps
     steps.append(RandomHorizontalFlip(0.5, seed=seeds[1]))

@@ -39,6 +39,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from cnnlab.kernels.activation import softmax_backward, softmax_forward
 from cnnlab.kernels.conv import ConvCache, conv2d_backward, conv2d_forward
 
 Pair = tuple[int, int]
@@ -47,13 +48,12 @@ Padding4 = tuple[int, int, int, int]
 
 def softmax_columns(c: np.ndarray) -> np.ndarray:
     """alpha_ij = exp(c_ij) / sum_k exp(c_kj): c (C_in, C_out) -> alpha, columns sum to 1."""
-    e = np.exp(c - c.max(axis=0, keepdims=True))
-    return e / e.sum(axis=0, keepdims=True)
+    return softmax_forward(c, axis=0)
 
 
 def softmax_columns_backward(dalpha: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """dE/dc_i = alpha_i (dE/dalpha_i - sum_k dE/dalpha_k alpha_k) per column (eq. 17)."""
-    return alpha * (dalpha - (dalpha * alpha).sum(axis=0, keepdims=True))
+    return softmax_backward(dalpha, alpha, axis=0)
 
 
 class CombinationCache(NamedTuple):

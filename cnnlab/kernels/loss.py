@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnnlab.kernels.activation import log_softmax_forward
+from cnnlab.kernels.activation import log_softmax_forward, sigmoid_forward
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -226,11 +226,6 @@ def _log_sigmoid(x: np.ndarray) -> np.ndarray:
     return np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
-
-
 class BCEWithLogitsCache(NamedTuple):
     x: np.ndarray
     y: np.ndarray
@@ -264,7 +259,7 @@ def binary_cross_entropy_with_logits_backward(dloss: np.ndarray, cache: BCEWithL
     s = _scale(dloss, cache.reduction, x.size)
     if w is not None:
         s = s * w
-    sig = _sigmoid(x)
+    sig = sigmoid_forward(x)
     if pw is None:
         dx, dy = s * (sig - y), -s * x
     else:

@@ -62,7 +62,6 @@ def batch_norm_forward(x: np.ndarray, running_mean: np.ndarray | None,
         return _batch_norm_forward_fused(x, running_mean, running_var, gamma, beta, training,
                                          momentum, eps)
     if training:
-        n = x.size // x.shape[1]
         mean = x.mean(axis=axes)
         xc = x - _bcast(mean, nd)
         var = np.mean(xc * xc, axis=axes)

@@ -44,10 +44,7 @@ class BasicBlock(Module):
         self.relu = ReLU()
         self.conv2 = conv3x3(planes, planes)
         self.bn2 = BatchNorm2d(planes)
-        if downsample is not None:
-            self.downsample = downsample
-        else:
-            self.add_module("downsample", None)
+        self.add_module("downsample", downsample)
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -71,10 +68,7 @@ class Bottleneck(Module):
         self.conv3 = conv1x1(planes, planes * self.expansion)
         self.bn3 = BatchNorm2d(planes * self.expansion)
         self.relu = ReLU()
-        if downsample is not None:
-            self.downsample = downsample
-        else:
-            self.add_module("downsample", None)
+        self.add_module("downsample", downsample)
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)

@@ -59,6 +59,18 @@ def _class_indices(input: Tensor, target: Any, name: str, ignore_index: int | No
     return t
 
 
+def _class_loss_args(input: Any, target: Any, weight: Any, ignore_index: int, reduction: str,
+                     name: str) -> tuple[Tensor, np.ndarray, np.ndarray | None]:
+    """Validate a class-index loss's arguments (input (C,) or (N, C, ...)); returns
+    the input tensor, the class indices and the class weights."""
+    x = as_tensor(input)
+    _check_reduction(reduction, name)
+    _check_float(x, name)
+    t = _class_indices(x, target, name, ignore_index)
+    C = x.shape[0] if x.ndim == 1 else x.shape[1]
+    return x, t, _class_weight(weight, C, x, name)
+
+
 def cross_entropy(input: Tensor, target: Tensor | np.ndarray, weight: Tensor | None = None,
                   ignore_index: int = -100, reduction: str = "mean",
                   label_smoothing: float = 0.0) -> Tensor:
@@ -78,12 +90,7 @@ def cross_entropy(input: Tensor, target: Tensor | np.ndarray, weight: Tensor | N
     (not torch's class-probability targets).
     """
     name = "cross_entropy"
-    z = as_tensor(input)
-    _check_reduction(reduction, name)
-    _check_float(z, name)
-    t = _class_indices(z, target, name, ignore_index)
-    C = z.shape[0] if z.ndim == 1 else z.shape[1]
-    w = _class_weight(weight, C, z, name)
+    z, t, w = _class_loss_args(input, target, weight, ignore_index, reduction, name)
     if not 0.0 <= float(label_smoothing) <= 1.0:
         raise ValueError(f"{name}: label_smoothing must be between 0.0 and 1.0, "
                          f"got {label_smoothing}")
@@ -99,13 +106,7 @@ def nll_loss(input: Tensor, target: Tensor | np.ndarray, weight: Tensor | None =
     t_m == ignore_index); ``'mean'`` divides by the summed weights of the
     non-ignored targets.  ``nll_loss(log_softmax(z, 1), t) == cross_entropy(z, t)``.
     """
-    name = "nll_loss"
-    lp = as_tensor(input)
-    _check_reduction(reduction, name)
-    _check_float(lp, name)
-    t = _class_indices(lp, target, name, ignore_index)
-    C = lp.shape[0] if lp.ndim == 1 else lp.shape[1]
-    w = _class_weight(weight, C, lp, name)
+    lp, t, w = _class_loss_args(input, target, weight, ignore_index, reduction, "nll_loss")
     return ops.NLLLoss.apply(lp, target=t, weight=w, ignore_index=int(ignore_index),
                              reduction=reduction)
 

@@ -41,6 +41,7 @@ from cnnlab.data import (
     dataset_stats,
     get_dataset,
 )
+from cnnlab.data.augment import crop_padding
 from cnnlab.models import get_model, input_size_for
 from cnnlab.nn import BatchNorm1d
 from cnnlab.nn.module import Module
@@ -367,8 +368,7 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLi
     train_set, val_set = split_training_data(cfg, train_set)
     sample_shape = tuple(train_set.x.shape[1:])
     classes = list(train_set.classes or [str(i) for i in range(int(train_set.y.max()) + 1)])
-    mean, std = dataset_stats(cfg.dataset) if cfg.normalize else (0.0, 1.0)
-    normalize = {"mean": mean, "std": std} if cfg.normalize else None
+    normalize = dict(zip(("mean", "std"), dataset_stats(cfg.dataset))) if cfg.normalize else None
     spec = model_spec_for(cfg, sample_shape, len(classes))
     transform = input_transform(spec, normalize, sample_shape[0])
     augment = build_augmentation(cfg.augment, sample_shape[-1], sample_shape[0], images=train_set.x,
@@ -505,8 +505,7 @@ def tta_options(cfg: TrainConfig, spec: dict, normalize: dict | None) -> dict[st
     if cfg.augment == "none":
         return {"flips": False, "crops": None}
     inp = spec["input"]
-    raw_pad = max(1, inp["from"] // 8)          # build_augmentation's RandomCrop padding
-    padding = max(1, int(round(raw_pad * inp["to"] / inp["from"])))
+    padding = max(1, int(round(crop_padding(inp["from"]) * inp["to"] / inp["from"])))
     fill = -normalize["mean"] / normalize["std"] if normalize else 0.0
     return {"flips": cfg.dataset in FLIP_SAFE and cfg.augment != "crop", "crops": "five",
             "padding": padding, "padding_mode": "constant", "fill": fill}

@@ -15,19 +15,13 @@ import numpy as np
 
 from cnnlab.autograd.tensor import Tensor, no_grad
 from cnnlab.data.augment import pad_images
+from cnnlab.kernels.activation import softmax_forward
 from cnnlab.nn.module import Module
 from cnnlab.training.loop import main_logits
 
 __all__ = ["evaluate_tta", "predict_tta", "tta_views"]
 
 _CROPS = (None, "five", "ten")
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def tta_views(x: np.ndarray, flips: bool = True, crops: str | None = None, padding: int = 2,
@@ -109,7 +103,8 @@ def predict_tta(model: Module, x: np.ndarray | Tensor, flips: bool = True, crops
         with no_grad():
             for i in range(0, len(arr), batch_size):
                 views = tta_views(arr[i:i + batch_size], flips, crops, padding, padding_mode, fill)
-                total = sum(_softmax(main_logits(model(Tensor(v))).data) for v in views)
+                total = sum(softmax_forward(main_logits(model(Tensor(v))).data.astype(np.float64), axis=1)
+                            for v in views)
                 chunks.append(total / len(views))
     finally:
         model.train(was_training)

@@ -441,14 +441,21 @@ def _gradient_method(ctx: VizContext, fn_name: str) -> str:
     return f"{ctx.prediction_text()}; target {ctx.name(t)}, max |map| {a.max():.4g} at pixel ({r}, {c})"
 
 
+def _norm_stats(ctx: VizContext) -> tuple[float, float]:
+    """The run's input normalisation ``(mean, std)``; ``(0, 1)`` when it has none."""
+    norm = ctx.meta.get("normalize") or {"mean": 0.0, "std": 1.0}
+    return norm["mean"], norm["std"]
+
+
 def m_class_model(ctx: VizContext) -> str:
+    from cnnlab.viz.attribution import _display
     from cnnlab.viz.image import save_png, save_titled_png, tile, to_unit
     from cnnlab.viz.synthesis import class_model
 
     spec = ctx.meta["model_spec"]["kwargs"]
     shape = (int(spec["in_channels"]), int(spec["input_size"]), int(spec["input_size"]))
-    norm = ctx.meta.get("normalize") or {"mean": 0.0, "std": 1.0}
-    rng = ((0.0 - norm["mean"]) / norm["std"], (1.0 - norm["mean"]) / norm["std"])
+    mean, std = _norm_stats(ctx)
+    rng = ((0.0 - mean) / std, (1.0 - mean) / std)
     common = {"steps": ctx.args.steps, "lr": ctx.args.lr, "l2": ctx.args.l2, "jitter": ctx.args.jitter,
               "blur_every": ctx.args.blur_every, "seed": ctx.args.seed, "pixel_range": rng}
     if ctx.args.layer:
@@ -478,21 +485,15 @@ def m_class_model(ctx: VizContext) -> str:
                                                    for t, p in zip(targets, probs))
 
 
-def _display(model_input: np.ndarray) -> np.ndarray:
-    """(C, H, W) model-unit image -> (H, W[, 3]) in [0, 1]."""
-    from cnnlab.viz.image import as_hwc, to_unit
-
-    return to_unit(as_hwc(np.asarray(model_input, dtype=np.float64)))
-
-
 def m_invert(ctx: VizContext) -> str:
+    from cnnlab.viz.attribution import _display
     from cnnlab.viz.embedding import extract_codes, penultimate_layer
     from cnnlab.viz.image import save_titled_png, tile
     from cnnlab.viz.synthesis import invert_features
 
     layer = _layer(ctx, lambda: penultimate_layer(ctx.model))
-    norm = ctx.meta.get("normalize") or {"mean": 0.0, "std": 1.0}
-    rng = ((0.0 - norm["mean"]) / norm["std"], (1.0 - norm["mean"]) / norm["std"])
+    mean, std = _norm_stats(ctx)
+    rng = ((0.0 - mean) / std, (1.0 - mean) / std)
     rec = np.asarray(invert_features(ctx.model, layer, ctx.x[0], steps=ctx.args.steps, lr=ctx.args.lr,
                                      tv=ctx.args.tv, seed=ctx.args.seed, pixel_range=rng))
     a = extract_codes(ctx.model, layer, ctx.x).astype(np.float64)
@@ -509,9 +510,9 @@ def m_invert(ctx: VizContext) -> str:
 def m_fgsm(ctx: VizContext) -> str:
     from cnnlab.viz.adversarial import accuracy_under_attack, fgsm, iterative_fgsm, plot_adversarial
 
-    norm = ctx.meta.get("normalize") or {"mean": 0.0, "std": 1.0}
-    m, s = norm["mean"], norm["std"]
-    y = ctx.label if ctx.label is not None else ctx.predict()[0]
+    m, s = _norm_stats(ctx)
+    k0, p0, _ = ctx.predict()
+    y = ctx.label if ctx.label is not None else k0
     if ctx.args.steps > 1:
         adv = iterative_fgsm(ctx.model, ctx.x, y, ctx.args.eps, steps=ctx.args.steps, pixel_range=(0.0, 1.0),
                              mean=m, std=s)
@@ -519,7 +520,6 @@ def m_fgsm(ctx: VizContext) -> str:
         adv = fgsm(ctx.model, ctx.x, y, ctx.args.eps, pixel_range=(0.0, 1.0), mean=m, std=s)
     adv = np.asarray(adv, dtype=np.float32)
     adv_raw = adv * s + m
-    k0, p0, _ = ctx.predict()
     k1, p1, _ = ctx.predict(adv)
     what = f"iterative FGSM ({ctx.args.steps} steps)" if ctx.args.steps > 1 else "FGSM"
     plot_adversarial(ctx.raw[0], adv_raw[0] - ctx.raw[0], adv_raw[0], f"{ctx.name(k0)} ({p0:.2f})",

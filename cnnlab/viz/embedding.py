@@ -28,6 +28,7 @@ import numpy as np
 from cnnlab.autograd.tensor import Tensor, no_grad
 from cnnlab.nn.capture import capture_outputs, layer_names
 from cnnlab.nn.module import Module
+from cnnlab.viz.attribution import inspecting
 from cnnlab.viz.image import save_png, to_unit
 
 __all__ = ["check_layer", "penultimate_layer", "extract_codes", "tsne", "grid_assignment",
@@ -88,16 +89,11 @@ def extract_codes(model: Module, layer: str | None, images: np.ndarray | Tensor,
     if batch_size < 1:
         raise ValueError(f"extract_codes: batch_size must be >= 1, got {batch_size}")
     layer = penultimate_layer(model) if layer is None else check_layer(model, layer, "extract_codes")
-    was_training = model.training
-    model.eval()
     parts = []
-    try:
-        with no_grad(), capture_outputs(model, [layer]) as seen:
-            for start in range(0, len(x), batch_size):
-                model(Tensor(x[start:start + batch_size]))
-                parts.append(seen[layer].reshape(len(x[start:start + batch_size]), -1))
-    finally:
-        model.train(was_training)
+    with inspecting(model), no_grad(), capture_outputs(model, [layer]) as seen:
+        for start in range(0, len(x), batch_size):
+            model(Tensor(x[start:start + batch_size]))
+            parts.append(seen[layer].reshape(len(x[start:start + batch_size]), -1))
     return np.concatenate(parts).astype(np.float32, copy=False)
 
 

@@ -11,6 +11,15 @@ from cnnlab.nn.module import Module
 from cnnlab.nn.parameter import Parameter
 
 
+def add_affine_parameters(layer: Module, shape: int | tuple[int, ...], affine: bool, bias: bool,
+                          dtype) -> None:
+    """Register a normalisation layer's ``weight`` (ones) and ``bias`` (zeros) of
+    ``shape``; None for both without ``affine``, for ``bias`` alone without ``bias``."""
+    layer.register_parameter("weight", Parameter(np.ones(shape, dtype=dtype)) if affine else None)
+    layer.register_parameter("bias", Parameter(np.zeros(shape, dtype=dtype))
+                             if affine and bias else None)
+
+
 class _BatchNorm(Module):
     """Shared by the batch and instance norms: weight (ones) and bias (zeros) of
     shape (C,) when ``affine`` (no bias with the keyword ``bias=False``, as in
@@ -25,15 +34,7 @@ class _BatchNorm(Module):
         super().__init__()
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        if affine:
-            self.weight = Parameter(np.ones(num_features, dtype=dtype))
-            if bias:
-                self.bias = Parameter(np.zeros(num_features, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        add_affine_parameters(self, num_features, affine, bias, dtype)
         if track_running_stats:
             self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
             self.register_buffer("running_var", np.ones(num_features, dtype=dtype))

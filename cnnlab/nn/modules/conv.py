@@ -65,19 +65,10 @@ class Conv2d(Module):
             raise ValueError(f"{self!r}: {e}") from None
 
     def extra_repr(self) -> str:
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding not in ((0, 0), "valid"):
-            s += f", padding={self.padding!r}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        if self.strict:
-            s += ", strict=True"
-        return s
+        s = _conv_extra_repr(f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                             f"stride={self.stride}", self.padding, (0, 0), self.dilation, (1, 1),
+                             self.groups, self.bias)
+        return s + ", strict=True" if self.strict else s
 
     def check_setting(self, in_hw: tuple[int, int]) -> tuple[int, int]:
         """The output (OH, OW) for an input (H, W), raising (naming the layer and
@@ -126,6 +117,22 @@ def _reset_like_torch_conv(layer: Module) -> None:
     _uniform_fan_in(layer.bias, fan_in=fan_in)
 
 
+def _conv_extra_repr(head: str, padding, no_padding, dilation, no_dilation, groups: int,
+                     bias: Tensor | None) -> str:
+    """``head`` plus the padding, dilation, groups and bias settings that differ from
+    the defaults (``no_padding`` / ``no_dilation`` in the layer's own form)."""
+    s = head
+    if padding not in (no_padding, "valid"):
+        s += f", padding={padding!r}"
+    if dilation != no_dilation:
+        s += f", dilation={dilation}"
+    if groups != 1:
+        s += f", groups={groups}"
+    if bias is None:
+        s += ", bias=False"
+    return s
+
+
 class Conv1d(Module):
     """1-D convolution over time series (N, C_in, L) (Deep Learning ch. 9, the notes' 004),
     PyTorch's signature and layout: weight (out_channels, in_channels // groups, K),
@@ -172,17 +179,9 @@ class Conv1d(Module):
             raise ValueError(f"{self!r}: {e}") from None
 
     def extra_repr(self) -> str:
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding not in ((0,), "valid"):
-            s += f", padding={self.padding!r}"
-        if self.dilation != (1,):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        return _conv_extra_repr(f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                                f"stride={self.stride}", self.padding, (0,), self.dilation, (1,),
+                                self.groups, self.bias)
 
 
 class ConvTranspose2d(Module):
@@ -350,15 +349,9 @@ class LocallyConnected2d(Module):
                                      self.dilation)
 
     def extra_repr(self) -> str:
-        s = (f"{self.in_channels}, {self.out_channels}, input_size={self.input_size}, "
-             f"kernel_size={self.kernel_size}, stride={self.stride}")
-        if self.padding not in ((0, 0), "valid"):
-            s += f", padding={self.padding!r}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        return _conv_extra_repr(f"{self.in_channels}, {self.out_channels}, input_size={self.input_size}, "
+                                f"kernel_size={self.kernel_size}, stride={self.stride}", self.padding,
+                                (0, 0), self.dilation, (1, 1), 1, self.bias)
 
 
 class LocallyConnected1d(Module):
@@ -402,15 +395,9 @@ class LocallyConnected1d(Module):
                                      self.dilation)
 
     def extra_repr(self) -> str:
-        s = (f"{self.in_channels}, {self.out_channels}, input_size={self.input_size}, "
-             f"kernel_size={self.kernel_size}, stride={self.stride}")
-        if self.padding not in (0, "valid"):
-            s += f", padding={self.padding!r}"
-        if self.dilation != 1:
-            s += f", dilation={self.dilation}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        return _conv_extra_repr(f"{self.in_channels}, {self.out_channels}, input_size={self.input_size}, "
+                                f"kernel_size={self.kernel_size}, stride={self.stride}", self.padding,
+                                0, self.dilation, 1, 1, self.bias)
 
 
 # LeCun et al. 1998, Table I: the S2 maps (0-5) each C3 map (0-15) is connected to.
@@ -588,15 +575,9 @@ class LearnedCombination(Module):
             raise ValueError(f"{self!r}: {e}") from None
 
     def extra_repr(self) -> str:
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-             f"stride={self.stride}")
-        if self.padding not in ((0, 0), "valid"):
-            s += f", padding={self.padding!r}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.bias is None:
-            s += ", bias=False"
-        return s
+        return _conv_extra_repr(f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                                f"stride={self.stride}", self.padding, (0, 0), self.dilation, (1, 1), 1,
+                                self.bias)
 
 
 def combination_l1_penalty(layer: LearnedCombination | Tensor, lam: float) -> Tensor:

@@ -9,7 +9,7 @@ import numpy as np
 from cnnlab.autograd.tensor import DEFAULT_DTYPE, Tensor
 from cnnlab.nn import functional as F
 from cnnlab.nn.module import Module
-from cnnlab.nn.parameter import Parameter
+from cnnlab.nn.modules.batchnorm import add_affine_parameters
 
 
 class LayerNorm(Module):
@@ -32,15 +32,7 @@ class LayerNorm(Module):
             raise ValueError(f"LayerNorm: normalized_shape must be a non-empty shape of positive "
                              f"sizes, got {normalized_shape!r}")
         self.eps, self.elementwise_affine = eps, elementwise_affine
-        if elementwise_affine:
-            self.weight = Parameter(np.ones(self.normalized_shape, dtype=dtype))
-            if bias:
-                self.bias = Parameter(np.zeros(self.normalized_shape, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        add_affine_parameters(self, self.normalized_shape, elementwise_affine, bias, dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         k = len(self.normalized_shape)
@@ -72,15 +64,7 @@ class GroupNorm(Module):
                              f"num_groups ({num_groups})")
         self.num_groups, self.num_channels = num_groups, num_channels
         self.eps, self.affine = eps, affine
-        if affine:
-            self.weight = Parameter(np.ones(num_channels, dtype=dtype))
-            if bias:
-                self.bias = Parameter(np.zeros(num_channels, dtype=dtype))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        add_affine_parameters(self, num_channels, affine, bias, dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim < 2 or x.shape[1] != self.num_channels:
