@@ -19,6 +19,7 @@ from cnnlab.autograd.tensor import (
     tensor,
 )
 from cnnlab.gradcheck import GradcheckError, gradcheck
+from cnnlab.kernels._threads import get_num_threads, set_num_threads
 from cnnlab.kernels.conv import conv_output_size
 from cnnlab.random import get_rng_state, manual_seed, set_rng_state
 from cnnlab.serialization import CheckpointError, load, save
@@ -28,7 +29,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_DTYPE", "CheckpointError", "GradcheckError", "Tensor", "__version__", "cat", "stack",
-    "conv_output_size", "data", "enable_grad", "get_rng_state", "gradcheck", "is_grad_enabled",
-    "load", "manual_seed", "models", "nn", "no_grad", "optim", "save", "set_rng_state", "summary",
-    "tensor",
+    "conv_output_size", "data", "enable_grad", "get_num_threads", "get_rng_state", "gradcheck",
+    "is_grad_enabled", "load", "manual_seed", "models", "nn", "no_grad", "optim", "save",
+    "set_num_threads", "set_rng_state", "summary", "tensor",
 ]

@@ -125,13 +125,14 @@ def test_conv2d_im2col_shapes_of_the_notes_alexnet_example():
     x = rng.standard_normal((1, 3, 227, 227)).astype(np.float32)
     w = rng.standard_normal((96, 3, 11, 11)).astype(np.float32)
     y, cache = conv_k.conv2d_forward(x, w, None, (4, 4), (0, 0, 0, 0), (1, 1), 1, layout="cols")
-    assert cache.cols.shape == (1, 363, 3025)
+    (x_col,) = cache.cols          # one sample: one batch chunk
+    assert x_col.shape == (1, 363, 3025)
     assert cache.w_mat.shape == (1, 96, 363)
     assert y.shape == (1, 96, 55, 55)
-    np.testing.assert_allclose(y[0].reshape(96, 3025), np.dot(cache.w_mat[0], cache.cols[0]))
+    np.testing.assert_allclose(y[0].reshape(96, 3025), np.dot(cache.w_mat[0], x_col[0]))
     # the other layout stores the transpose: one receptive field per row
     y2, cache2 = conv_k.conv2d_forward(x, w, None, (4, 4), (0, 0, 0, 0), (1, 1), 1, layout="rows")
-    assert cache2.cols.shape == (3025, 1, 363)
+    assert cache2.cols[0].shape == (3025, 1, 363)
     np.testing.assert_allclose(y2, y, rtol=1e-4, atol=1e-3)
 
 
@@ -264,23 +265,32 @@ def test_pooling_keeps_the_memory_layout_and_values(order):
         assert np.argsort(y.data.strides)[::-1].tolist() == list(order)
 
 
+@pytest.mark.parametrize("layout,keep", [("cols", False), ("cols", True), ("rows", True)])
 @pytest.mark.parametrize("per_chunk", [1, 2])
 @pytest.mark.parametrize("case", CONV_CASES[:6])
-def test_conv_cols_layout_in_batch_chunks_matches_torch(monkeypatch, case, per_chunk):
-    # large inputs are processed in batch chunks whose X_col is recomputed in backward;
-    # force that path on small shapes (chunks of 1 sample, and of 2)
+def test_conv_in_batch_chunks_matches_torch(monkeypatch, case, per_chunk, layout, keep):
+    # inputs are processed in batch chunks (spread over the threads); large "cols" inputs
+    # recompute their X_col in backward instead of keeping it.  Force both on small
+    # shapes (chunks of 1 sample, and of 2)
     N, C, H, W, O, KH, KW, s, p, d, g = case
     s2, d2 = F.pair(s, "s"), F.pair(d, "d")
     p4 = F.conv_padding(p, (KH, KW), s2, d2, (H, W))
     OH = (H + p4[0] + p4[1] - d2[0] * (KH - 1) - 1) // s2[0] + 1
     OW = (W + p4[2] + p4[3] - d2[1] * (KW - 1) - 1) // s2[1] + 1
+    n = N + 5
     monkeypatch.setattr(conv_k, "CHUNK_BYTES", per_chunk * C * KH * KW * OH * OW * 8)
+    monkeypatch.setattr(conv_k, "SPLIT_BYTES", 0)
+    monkeypatch.setattr(conv_k, "KEEP_BYTES", 1 << 40 if keep else 0)
     rng = np.random.default_rng(21)
-    x = rng.standard_normal((N + 5, C, H, W))   # more than two chunks
+    x = rng.standard_normal((n, C, H, W))        # more than two chunks
     w = rng.standard_normal((O, C // g, KH, KW))
     b = rng.standard_normal(O)
-    y, cache = conv_k.conv2d_forward(x, w, b, s2, p4, d2, g, layout="cols")
-    assert cache.chunk == per_chunk and cache.cols is None
+    y, cache = conv_k.conv2d_forward(x, w, b, s2, p4, d2, g, layout=layout)
+    assert cache.chunk == per_chunk
+    if keep:
+        assert len(cache.cols) == -(-n // per_chunk) and cache.x is None
+    else:
+        assert cache.cols is None and cache.x is x
     xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
     yt = TF.conv2d(xt, wt, bt, stride=s, padding=p, dilation=d, groups=g)
     np.testing.assert_allclose(y, yt.detach().numpy(), atol=1e-9, rtol=0)

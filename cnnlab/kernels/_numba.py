@@ -90,16 +90,19 @@ def _col2im_cm(d, sh, sw, dh, dw, Hp, Wp):
     return dxp
 
 
-def _max_pool_fwd(x, KH, KW, sh, sw, dh, dw, y, arg):
-    """x (A, B, Hp, Wp) (padding already -inf) -> y, arg (A, B, OH, OW).
+def _max_pool_fwd(x, KH, KW, sh, sw, dh, dw, y, arg, a0, a1):
+    """x (A, B, Hp, Wp) (padding already -inf) -> y, arg (A, B, OH, OW), for
+    a0 <= a < a1 (the rows of A are independent, so callers split them over threads).
 
     The first maximum in scan order wins a tie (strict >) and a NaN wins over
     any number, as in the NumPy kernel and PyTorch.  The common 2x2 / stride 2
-    case has its own loop (5x faster: constant offsets, no wraparound tests)."""
-    A, B = x.shape[0], x.shape[1]
+    case has its own loop (5x faster: constant offsets, no wraparound tests);
+    other windows run one output row at a time, tap by tap, with branch-free
+    selects that LLVM vectorises (and constant offsets for 3x3 / stride 2)."""
+    B = x.shape[1]
     OH, OW = y.shape[2], y.shape[3]
     if KH == 2 and KW == 2 and sh == 2 and sw == 2 and dh == 1 and dw == 1:
-        for a in range(A):
+        for a in range(a0, a1):
             for b in range(B):
                 for oh in range(OH):
                     for ow in range(OW):
@@ -120,30 +123,45 @@ def _max_pool_fwd(x, KH, KW, sh, sw, dh, dw, y, arg):
                         y[a, b, oh, ow] = best
                         arg[a, b, oh, ow] = k
         return
-    for a in range(A):
+    best = np.empty(OW, dtype=x.dtype)
+    kb = np.empty(OW, dtype=arg.dtype)
+    s332 = KH == 3 and KW == 3 and sh == 2 and sw == 2 and dh == 1 and dw == 1
+    for a in range(a0, a1):
         for b in range(B):
             for oh in range(OH):
                 for ow in range(OW):
-                    h0 = oh * sh
-                    w0 = ow * sw
-                    best = x[a, b, h0, w0]
-                    k = 0
-                    for i in range(KH):
-                        for j in range(KW):
-                            v = x[a, b, h0 + i * dh, w0 + j * dw]
-                            if v > best or v != v:
-                                best = v
-                                k = i * KW + j
-                    y[a, b, oh, ow] = best
-                    arg[a, b, oh, ow] = k
+                    best[ow] = x[a, b, oh * sh, ow * sw]
+                    kb[ow] = 0
+                for i in range(KH):
+                    for j in range(KW):
+                        if i == 0 and j == 0:
+                            continue
+                        k = i * KW + j
+                        if s332:     # the ResNet stem's pool: constant stride, vectorised
+                            h = 2 * oh + i
+                            for ow in range(OW):
+                                v = x[a, b, h, 2 * ow + j]
+                                t = (v > best[ow]) | (v != v)
+                                best[ow] = v if t else best[ow]
+                                kb[ow] = k if t else kb[ow]
+                        else:
+                            h = oh * sh + i * dh
+                            for ow in range(OW):
+                                v = x[a, b, h, ow * sw + j * dw]
+                                t = (v > best[ow]) | (v != v)
+                                best[ow] = v if t else best[ow]
+                                kb[ow] = k if t else kb[ow]
+                for ow in range(OW):
+                    y[a, b, oh, ow] = best[ow]
+                    arg[a, b, oh, ow] = kb[ow]
 
 
-def _max_pool_bwd(dy, arg, KH, KW, sh, sw, dh, dw, dxp):
-    """Route dy (A, B, OH, OW) to the argmax positions in dxp (A, B, Hp, Wp),
-    which the caller zeroed; overlapping windows accumulate."""
-    A, B, OH, OW = dy.shape
+def _max_pool_bwd(dy, arg, KH, KW, sh, sw, dh, dw, dxp, a0, a1):
+    """Route dy (A, B, OH, OW) to the argmax positions in dxp (A, B, Hp, Wp), for
+    a0 <= a < a1; the caller zeroed dxp; overlapping windows accumulate."""
+    B, OH, OW = dy.shape[1], dy.shape[2], dy.shape[3]
     if KH == 2 and KW == 2 and sh == 2 and sw == 2 and dh == 1 and dw == 1:
-        for a in range(A):   # 2x2 / 2 windows tile the input: plain stores
+        for a in range(a0, a1):   # 2x2 / 2 windows tile the input: plain stores
             for b in range(B):
                 for oh in range(OH):
                     for ow in range(OW):
@@ -154,7 +172,7 @@ def _max_pool_bwd(dy, arg, KH, KW, sh, sw, dh, dw, dxp):
                         dxp[a, b, 2 * oh + 1, 2 * ow] = g if k == 2 else 0.0
                         dxp[a, b, 2 * oh + 1, 2 * ow + 1] = g if k == 3 else 0.0
         return
-    for a in range(A):
+    for a in range(a0, a1):
         for b in range(B):
             for oh in range(OH):
                 for ow in range(OW):
@@ -222,18 +240,18 @@ def _depthwise_bwd(xp, w, dy, sh, sw, dh, dw, per_group, need_dx):
     return dxp, dwt
 
 
-def _bn_forward(x, mean, var, train, gamma, beta, eps, x_hat, y):
-    """Batch norm over x (A, C, L), channel axis 1, in one kernel per pass.
+def _bn_forward(x, mean, var, train, gamma, beta, eps, x_hat, y, inv_std, c0, c1):
+    """Batch norm over channels c0..c1-1 of x (A, C, L), channel axis 1, in one
+    kernel per pass (channels are independent, so callers split them over threads).
 
     ``train``: mean and (biased) var are computed here, in float64, and written
     to ``mean``/``var``; otherwise they are the given running statistics.
-    Writes x_hat = (x - mean) / sqrt(var + eps) and y = gamma x_hat + beta;
-    returns inv_std (C,).  Three passes over x instead of NumPy's seven."""
+    Writes x_hat = (x - mean) / sqrt(var + eps), y = gamma x_hat + beta and
+    inv_std (C,).  Three passes over x instead of NumPy's seven."""
     A, C, L = x.shape
     m = A * L
-    inv_std = np.empty(C, dtype=x.dtype)
-    mu_t = np.empty(C, dtype=x.dtype)     # mean in x's dtype, so the last loop stays in it
-    for c in range(C):
+    mu_t = np.empty(1, dtype=x.dtype)     # mean in x's dtype, so the last loop stays in it
+    for c in range(c0, c1):
         if train:
             s = 0.0
             for a in range(A):
@@ -248,8 +266,8 @@ def _bn_forward(x, mean, var, train, gamma, beta, eps, x_hat, y):
             mean[c] = mu
             var[c] = ss / m
         inv_std[c] = 1.0 / np.sqrt(var[c] + eps)
-        mu_t[c] = mean[c]
-        mu_c = mu_t[c]
+        mu_t[0] = mean[c]
+        mu_c = mu_t[0]
         inv_c = inv_std[c]
         g = gamma[c]
         b = beta[c]
@@ -258,17 +276,16 @@ def _bn_forward(x, mean, var, train, gamma, beta, eps, x_hat, y):
                 h = (x[a, c, l] - mu_c) * inv_c
                 x_hat[a, c, l] = h
                 y[a, c, l] = h * g + b
-    return inv_std
 
 
-def _bn_backward(dy, x_hat, gamma, inv_std, train, dx, dgamma, dbeta):
-    """dy, x_hat (A, C, L) -> dx (written), dgamma, dbeta (C,) (written), two passes:
+def _bn_backward(dy, x_hat, gamma, inv_std, train, dx, dgamma, dbeta, c0, c1):
+    """Channels c0..c1-1 of dy, x_hat (A, C, L) -> dx, dgamma, dbeta (C,) (written), two passes:
     the sums of dy and dy x_hat per channel, then
     dx = inv_std g (dy - mean(dy) - x_hat mean(dy x_hat)) (batch statistics) or inv_std g dy."""
     A, C, L = dy.shape
     m = A * L
     consts = np.empty(3, dtype=dy.dtype)   # per-channel constants in dy's dtype
-    for c in range(C):
+    for c in range(c0, c1):
         s = 0.0
         sx = 0.0
         for a in range(A):
@@ -294,10 +311,10 @@ def _bn_backward(dy, x_hat, gamma, inv_std, train, dx, dgamma, dbeta):
                     dx[a, c, l] = k * dy[a, c, l]
 
 
-def _relu_bwd(dy, y, dx):
-    """dx = dy where y > 0, else 0; flat arrays in the same memory order (one pass,
-    where NumPy's ``dy * (y > 0)`` makes two and a mask)."""
-    for i in range(dy.size):
+def _relu_bwd(dy, y, dx, i0, i1):
+    """dx = dy where y > 0, else 0, for flat indices i0..i1-1 of flat arrays in the
+    same memory order (one pass, where NumPy's ``dy * (y > 0)`` makes two and a mask)."""
+    for i in range(i0, i1):
         dx[i] = dy[i] if y[i] > 0 else 0
 
 

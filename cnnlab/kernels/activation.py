@@ -5,14 +5,25 @@ returns the gradient with respect to the input (same shape).
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from cnnlab.kernels import _numba as _nb
+from cnnlab.kernels import _threads
 
 
 def relu_forward(x: np.ndarray) -> np.ndarray:
-    """max(x, 0), elementwise."""
-    return np.maximum(x, 0)
+    """max(x, 0), elementwise, in x's memory order (split over the threads when large)."""
+    if x.size < _threads.MIN_PARALLEL_ELEMENTS or not _dense(x):
+        return np.maximum(x, 0)
+    y = np.empty_like(x)            # same memory order as x: its flat view is a view
+    if y.strides != x.strides:      # e.g. reversed axes
+        return np.maximum(x, 0)
+    xf, yf = x.ravel(order="K"), y.ravel(order="K")
+    _threads.parallel([partial(np.maximum, xf[a:b], 0, out=yf[a:b])
+                       for a, b in _threads.split(x.size, x.size)])
+    return y
 
 
 def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -21,7 +32,9 @@ def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     if (_nb.AVAILABLE and dy.dtype == y.dtype and dy.shape == y.shape and dy.strides == y.strides
             and _dense(y)):
         dx = np.empty_like(dy)          # same memory order as dy: its flat view is a view
-        _nb.relu_bwd(dy.ravel(order="K"), y.ravel(order="K"), dx.ravel(order="K"))
+        flat = dy.ravel(order="K"), y.ravel(order="K"), dx.ravel(order="K")
+        _threads.parallel([partial(_nb.relu_bwd, *flat, a, b)
+                           for a, b in _threads.split(dy.size, dy.size)])
         return dx
     return dy * (y > 0)
 

@@ -46,11 +46,13 @@ Backward (the notes, Bouvrie's equations for a conv layer):
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Literal, NamedTuple
 
 import numpy as np
 
 from cnnlab.kernels import _numba as _nb
+from cnnlab.kernels import _threads
 
 Pair = tuple[int, int]
 Padding4 = tuple[int, int, int, int]  # (top, bottom, left, right)
@@ -61,7 +63,10 @@ class ConvCache(NamedTuple):
     """What ``conv2d_backward`` needs from ``conv2d_forward``."""
 
     layout: Layout
-    cols: np.ndarray        # "cols": (G, Cg*KH*KW, N*OH*OW); "rows": (N*OH*OW, G, KH*KW*Cg);
+    cols: tuple | np.ndarray | None
+                            # "cols": one (G, Cg*KH*KW, n*OH*OW) per batch chunk;
+                            # "rows": one (n*OH*OW, G, KH*KW*Cg) per batch chunk;
+                            # None: not kept (recomputed from ``x`` in backward);
                             # "depthwise": the padded input itself, channel-major (C, N, Hp, Wp)
     w_mat: np.ndarray       # (G, Og, K) filters as rows, K in the same order as cols
     x_shape: tuple[int, int, int, int]
@@ -72,29 +77,38 @@ class ConvCache(NamedTuple):
     dilation: Pair
     groups: int
     has_bias: bool
-    x: np.ndarray | None = None    # "cols" in batch chunks: the input itself (no copy);
-                                   # each chunk is padded and stretched again in backward
-    chunk: int = 0                 # samples per chunk (0: cols is stored whole)
+    x: np.ndarray | None = None    # the input itself (no copy) when cols is None
+    chunk: int = 0                 # samples per batch chunk
 
 
-# Above this many bytes of X_col, the "cols" layout works through the batch in chunks
-# whose column matrix stays in cache, and recomputes it in backward instead of keeping
-# it: a 3x3 conv at 16@32x32 on 128 images would otherwise store 75 MB per layer.
-CHUNK_BYTES = 8 << 20
+# The "cols" and "rows" layouts work through the batch in chunks whose column
+# matrix (about CHUNK_BYTES) stays in cache while it is built, multiplied and
+# dropped; the chunks are spread over the cores (cnnlab.kernels._threads).
+# Up to KEEP_BYTES of column matrices per layer are kept for the backward pass;
+# above that the "cols" layout recomputes them from the input, which it keeps
+# instead: a 3x3 conv at 16@32x32 on 128 images would otherwise store 75 MB.
+CHUNK_BYTES = 3 << 20
+KEEP_BYTES = 16 << 20
+SPLIT_BYTES = 256 << 10   # below this in all, one chunk: splitting costs more than it gains
 
 
 def _batch_chunk(N: int, bytes_per_sample: int) -> int:
-    """Samples per chunk for the "cols" layout; N (no chunking) when it all fits."""
-    if N * bytes_per_sample <= 2 * CHUNK_BYTES:
+    """Samples per chunk, from the shapes alone (never from the thread count, so
+    results do not depend on it): an even number of chunks of about CHUNK_BYTES."""
+    total = N * bytes_per_sample
+    if N < 2 or total < SPLIT_BYTES:
         return N
-    return max(1, CHUNK_BYTES // max(bytes_per_sample, 1))
+    pieces = max(2, -(-total // CHUNK_BYTES))
+    pieces += pieces % 2
+    return -(-N // min(pieces, N))
 
 
-def _gemm_cols(w_mat: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """W_row @ X_col per group: (G, Og, K) @ (G, K, M) -> (G*Og, M)."""
-    if w_mat.shape[0] == 1:
-        return w_mat[0] @ cols[0]
-    return np.matmul(w_mat, cols).reshape(-1, cols.shape[2])
+def _sum_in_order(parts: list) -> np.ndarray:
+    """parts[0] + parts[1] + ... in this order (fixed rounding)."""
+    total = parts[0]
+    for p in parts[1:]:
+        total = total + p
+    return total
 
 
 def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
@@ -142,17 +156,18 @@ def zeros_like_layout(shape: tuple[int, ...], like: np.ndarray, dtype=None) -> n
 def choose_layout(w_shape: tuple[int, int, int, int], out_hw: Pair, groups: int) -> Layout:
     """Pick the layout that is faster for this shape.
 
-    Measured here (forward + backward, float32, 2 cores, batch 128): "cols" wins
-    for few channels or large maps (LeNet, ResNet-20's 16- and 32-channel stages,
-    including stride 2, VGG at 56x56, 64 channels at 14x14 by 1.15-1.25x, 48 at
-    10x10 by 1.6x); "rows" wins once a window row of channels, Cg * KW, is long
-    against the output width: 64 channels at 8x8 and 7x7, 128 at 7x7, 256 at 7x7
-    (by 1.05-1.2x).  The two tie near Cg * KW = 16 * OW.
+    Measured here (forward + backward, float32, 2 cores, batch chunks spread over
+    both cores): "cols" is faster or level on every shape of the benchmark suite
+    and the zoo -- by 2x for ResNet-20's 16@32x32 and LeNet's convolutions, by
+    1.0-1.1x for 256 and 512 channels at 14x14 and 7x7 -- with one exception
+    within noise (64->128 3x3/2 at 56x56, batch 8: 30 against 27 ms).  Before the
+    batch was split over the cores, "rows" won for many channels on small maps.
+    "rows" stays available through ``layout="rows"`` and is tested like the others.
     """
-    Cg, KW = w_shape[1], w_shape[3]
+    Cg = w_shape[1]
     if Cg == 1 and groups > 1 and _nb.AVAILABLE:
         return "depthwise"   # one input map per group: no GEMM to speak of, compute directly
-    return "rows" if Cg * KW >= 16 * out_hw[1] else "cols"
+    return "cols"
 
 
 # ----------------------------------------------------------- "cols" layout
@@ -262,6 +277,14 @@ def col2im_rows(dcols: np.ndarray, x_shape: tuple[int, int, int, int], padding: 
 
 
 # ------------------------------------------------------------------ kernels
+def _mm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Per-group product (G, m, k) @ (G, k, n); one plain 2-D GEMM when G == 1."""
+    if a.shape[0] == 1:
+        r = np.matmul(a[0], b[0], out=None if out is None else out[0])
+        return r[None] if out is None else out
+    return np.matmul(a, b, out=out)
+
+
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair = (1, 1),
                    padding: Padding4 = (0, 0, 0, 0), dilation: Pair = (1, 1), groups: int = 1,
                    layout: Layout | None = None) -> tuple[np.ndarray, ConvCache]:
@@ -275,7 +298,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: P
     stride, dilation : (int, int)
     padding : (top, bottom, left, right) zero padding
     groups : int, dividing both C and O
-    layout : "cols", "rows" or None (:func:`choose_layout`)
+    layout : "cols", "rows", "depthwise" or None (:func:`choose_layout`)
 
     Returns
     -------
@@ -284,60 +307,86 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: P
     """
     N, C, H, W = x.shape
     O, Cg, KH, KW = w.shape
-    G = groups
-    Og = O // G
     pt, pb, pl, pr = padding
     OH = out_size(H, KH, stride[0], pt, pb, dilation[0])
     OW = out_size(W, KW, stride[1], pl, pr, dilation[1])
     if layout is None:
-        layout = choose_layout(w.shape, (OH, OW), G)
-    x_kept, chunk = None, 0
+        layout = choose_layout(w.shape, (OH, OW), groups)
     if layout == "cols":
-        w_mat = w.reshape(G, Og, Cg * KH * KW)
-        Mn = OH * OW
-        nb = _batch_chunk(N, Cg * KH * KW * G * Mn * x.itemsize)
-        if nb >= N:
-            cols = im2col_cols(pad_channel_major(x, padding), (KH, KW), stride, dilation,
-                               (OH, OW), G)
-            out = _gemm_cols(w_mat, cols)
-        else:   # batch chunks: pad and stretch each while it is in cache, then drop it
-            out = np.empty((O, N * Mn), dtype=np.result_type(x, w))
-            for n0 in range(0, N, nb):
-                n1 = min(N, n0 + nb)
-                c = im2col_cols(pad_channel_major(x[n0:n1], padding), (KH, KW), stride,
-                                dilation, (OH, OW), G)
-                out[:, n0 * Mn:n1 * Mn] = _gemm_cols(w_mat, c)
-            cols, x_kept, chunk = None, x, nb
-        if b is not None:
-            out += b[:, None]
-        y = out.reshape(O, N, OH, OW).transpose(1, 0, 2, 3)
-    elif layout == "depthwise":
-        if Cg != 1 or not _nb.AVAILABLE:
-            raise ValueError("the 'depthwise' layout needs one input channel per group and numba")
-        xp = pad_channel_major(x, padding).transpose(1, 0, 2, 3)       # (C, N, Hp, Wp)
-        w_mat = w.reshape(O, KH, KW)
-        out = _nb.depthwise_fwd(xp, w_mat, stride[0], stride[1], dilation[0], dilation[1],
-                                OH, OW, Og)
-        if b is not None:
-            out += b[:, None, None, None]
-        cols = xp
-        y = out.transpose(1, 0, 2, 3)
-    elif layout == "rows":
-        cols = im2col_rows(pad_nhwc(x, padding), (KH, KW), stride, dilation, (OH, OW), G)
-        w_mat = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(G, Og, KH * KW * Cg)
-        if G == 1:
-            out = cols[:, 0, :] @ w_mat[0].T
-        else:
-            out = np.matmul(cols.transpose(1, 0, 2), w_mat.transpose(0, 2, 1))
-            out = out.transpose(1, 0, 2).reshape(N * OH * OW, O)
-        if b is not None:
-            out += b
-        y = out.reshape(N, OH, OW, O).transpose(0, 3, 1, 2)
-    else:
+        return _forward_cols(x, w, b, stride, padding, dilation, groups, (OH, OW))
+    if layout == "rows":
+        return _forward_rows(x, w, b, stride, padding, dilation, groups, (OH, OW))
+    if layout != "depthwise":
         raise ValueError(f"layout must be 'cols', 'rows' or 'depthwise', got {layout!r}")
-    cache = ConvCache(layout, cols, w_mat, (N, C, H, W), (O, Cg, KH, KW), (OH, OW), stride,
-                      padding, dilation, G, b is not None, x_kept, chunk)
-    return y, cache
+    if Cg != 1 or not _nb.AVAILABLE:
+        raise ValueError("the 'depthwise' layout needs one input channel per group and numba")
+    xp = pad_channel_major(x, padding).transpose(1, 0, 2, 3)       # (C, N, Hp, Wp)
+    w_mat = w.reshape(O, KH, KW)
+    out = _nb.depthwise_fwd(xp, w_mat, stride[0], stride[1], dilation[0], dilation[1],
+                            OH, OW, O // groups)
+    if b is not None:
+        out += b[:, None, None, None]
+    cache = ConvCache(layout, xp, w_mat, (N, C, H, W), (O, Cg, KH, KW), (OH, OW), stride,
+                      padding, dilation, groups, b is not None, None, N)
+    return out.transpose(1, 0, 2, 3), cache
+
+
+def _forward_cols(x, w, b, stride, padding, dilation, G, out_hw):
+    """The notes' W_row @ X_col, one batch chunk per piece: each piece pads and
+    stretches its samples while they are in cache and writes its columns of the
+    channel-major output (O, N*OH*OW)."""
+    N, C, H, W = x.shape
+    O, Cg, KH, KW = w.shape
+    Mn = out_hw[0] * out_hw[1]
+    w_mat = w.reshape(G, O // G, Cg * KH * KW)
+    per_sample = G * Cg * KH * KW * Mn * x.itemsize
+    nb = _batch_chunk(N, per_sample)
+    keep = N * per_sample <= KEEP_BYTES
+    out = np.empty((O, N * Mn), dtype=np.result_type(x, w))
+
+    def piece(n0: int, n1: int) -> np.ndarray | None:
+        c = im2col_cols(pad_channel_major(x[n0:n1], padding), (KH, KW), stride, dilation,
+                        out_hw, G)
+        o = out[:, n0 * Mn:n1 * Mn]
+        _mm(w_mat, c, out=o.reshape(G, O // G, -1))
+        if b is not None:
+            o += b[:, None]
+        return c if keep else None
+
+    cols = _threads.parallel([partial(piece, *span) for span in _threads.chunks(N, nb)])
+    cache = ConvCache("cols", tuple(cols) if keep else None, w_mat, (N, C, H, W), w.shape,
+                      out_hw, stride, padding, dilation, G, b is not None,
+                      None if keep else x, nb)
+    return out.reshape(O, N, *out_hw).transpose(1, 0, 2, 3), cache
+
+
+def _forward_rows(x, w, b, stride, padding, dilation, G, out_hw):
+    """The transposed product X_rows @ W_row^T, one batch chunk per piece: each
+    piece writes its rows of the channels-last output (N*OH*OW, O)."""
+    N, C, H, W = x.shape
+    O, Cg, KH, KW = w.shape
+    Og = O // G
+    Mn = out_hw[0] * out_hw[1]
+    w_mat = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(G, Og, KH * KW * Cg)
+    nb = _batch_chunk(N, Mn * G * KH * KW * Cg * x.itemsize)
+    out = np.empty((N * Mn, O), dtype=np.result_type(x, w))
+
+    def piece(n0: int, n1: int) -> np.ndarray:
+        c = im2col_rows(pad_nhwc(x[n0:n1], padding), (KH, KW), stride, dilation, out_hw, G)
+        o = out[n0 * Mn:n1 * Mn]
+        if G == 1:
+            np.matmul(c[:, 0, :], w_mat[0].T, out=o)
+        else:
+            o[...] = np.matmul(c.transpose(1, 0, 2), w_mat.transpose(0, 2, 1)).transpose(
+                1, 0, 2).reshape(-1, O)
+        if b is not None:
+            o += b
+        return c
+
+    cols = _threads.parallel([partial(piece, *span) for span in _threads.chunks(N, nb)])
+    cache = ConvCache("rows", tuple(cols), w_mat, (N, C, H, W), w.shape, out_hw, stride,
+                      padding, dilation, G, b is not None, None, nb)
+    return out.reshape(N, *out_hw, O).transpose(0, 3, 1, 2), cache
 
 
 def conv2d_backward(dy: np.ndarray, cache: ConvCache, need_dx: bool = True,
@@ -346,89 +395,103 @@ def conv2d_backward(dy: np.ndarray, cache: ConvCache, need_dx: bool = True,
     """Gradients of :func:`conv2d_forward`.
 
     dy (N, O, OH, OW) -> dx (N, C, H, W), dw (O, C // G, KH, KW), db (O,) or None.
+    The batch chunks of the forward pass are the pieces again: each adds its
+    share of dW and db (summed in chunk order) and writes its samples of dx.
     """
+    if cache.layout == "cols":
+        return _backward_cols(dy, cache, need_dx, need_dw)
+    if cache.layout == "rows":
+        return _backward_rows(dy, cache, need_dx, need_dw)
     N, C, H, W = cache.x_shape
     O, Cg, KH, KW = cache.w_shape
-    OH, OW = cache.out_hw
-    G = cache.groups
-    Og = O // G
-    kernel = (KH, KW)
-    dx = dw = db = None
-    if cache.layout == "depthwise":
-        d = dy.transpose(1, 0, 2, 3)                                    # (O, N, OH, OW)
-        if cache.has_bias:
-            db = d.sum(axis=(1, 2, 3))
-        dxp, dw3 = _nb.depthwise_bwd(cache.cols, cache.w_mat, d, cache.stride[0], cache.stride[1],
-                                     cache.dilation[0], cache.dilation[1], Og, need_dx)
-        dw = dw3.reshape(O, Cg, KH, KW) if need_dw else None
-        if need_dx:
-            pt, _, pl, _ = cache.padding
-            dx = dxp[:, :, pt:pt + H, pl:pl + W].transpose(1, 0, 2, 3)
-    elif cache.layout == "cols":
-        # delta as (G, Og, N*OH*OW): free when dy is channel-major, as the forward made it
-        d = dy.transpose(1, 0, 2, 3).reshape(G, Og, N * OH * OW)
-        if cache.has_bias:
-            db = d.reshape(O, -1).sum(axis=1)
-        if cache.chunk:
-            dx, dw = _cols_backward_chunked(d, cache, need_dx, need_dw)
-            return dx, dw, db
-        if need_dw:
-            if G == 1:
-                dw = (d[0] @ cache.cols[0].T).reshape(O, Cg, KH, KW)
-            else:
-                dw = np.matmul(d, cache.cols.transpose(0, 2, 1)).reshape(O, Cg, KH, KW)
-        if need_dx:
-            if G == 1:
-                dcols = cache.w_mat[0].T @ d[0]
-            else:
-                dcols = np.matmul(cache.w_mat.transpose(0, 2, 1), d)
-            dx = col2im_cols(dcols, cache.x_shape, cache.padding, kernel, cache.stride,
-                             cache.dilation, (OH, OW))
-    else:
-        # delta as (N*OH*OW, O): free when dy is channels-last, as the forward made it
-        d = dy.transpose(0, 2, 3, 1).reshape(N * OH * OW, O)
-        if cache.has_bias:
-            db = d.sum(axis=0)
-        if need_dw:
-            if G == 1:
-                dw_mat = (d.T @ cache.cols[:, 0, :])[None]
-            else:
-                dw_mat = np.matmul(d.reshape(-1, G, Og).transpose(1, 2, 0),
-                                   cache.cols.transpose(1, 0, 2))
-            dw = np.ascontiguousarray(dw_mat.reshape(O, KH, KW, Cg).transpose(0, 3, 1, 2))
-        if need_dx:
-            if G == 1:
-                dcols = (d @ cache.w_mat[0])[:, None, :]
-            else:
-                dcols = np.matmul(d.reshape(-1, G, Og).transpose(1, 0, 2),
-                                  cache.w_mat).transpose(1, 0, 2)
-            dx = col2im_rows(dcols, cache.x_shape, cache.padding, kernel, cache.stride,
-                             cache.dilation, (OH, OW))
+    d = dy.transpose(1, 0, 2, 3)                                    # (O, N, OH, OW)
+    db = d.sum(axis=(1, 2, 3)) if cache.has_bias else None
+    dxp, dw3 = _nb.depthwise_bwd(cache.cols, cache.w_mat, d, cache.stride[0], cache.stride[1],
+                                 cache.dilation[0], cache.dilation[1], O // cache.groups, need_dx)
+    dw = dw3.reshape(O, Cg, KH, KW) if need_dw else None
+    dx = None
+    if need_dx:
+        pt, _, pl, _ = cache.padding
+        dx = dxp[:, :, pt:pt + H, pl:pl + W].transpose(1, 0, 2, 3)
     return dx, dw, db
 
 
-def _cols_backward_chunked(d: np.ndarray, cache: ConvCache, need_dx: bool, need_dw: bool):
-    """Backward of the chunked "cols" forward: per batch chunk, rebuild X_col from the
-    kept input, add its share of dW = delta @ X_col^T, and col2im its share of
-    dX = W_row^T @ delta.  d is delta as (G, Og, N*OH*OW)."""
+def _gather(parts: list, need_dw: bool, has_bias: bool):
+    """Sum the pieces' (dw, db) partials in chunk order."""
+    dw = _sum_in_order([p[0] for p in parts]) if need_dw else None
+    db = _sum_in_order([p[1] for p in parts]) if has_bias else None
+    return dw, db
+
+
+def _backward_cols(dy, cache: ConvCache, need_dx: bool, need_dw: bool):
+    """Per chunk: dW += delta X_col^T (X_col kept, or rebuilt from the kept input),
+    dX_col = W_row^T delta, col2im into the chunk's samples of dx."""
     N, C, H, W = cache.x_shape
     O, Cg, KH, KW = cache.w_shape
-    OH, OW = cache.out_hw
     G = cache.groups
-    Mn = OH * OW
-    nb = cache.chunk
-    dw_acc = np.zeros((G, O // G, Cg * KH * KW), dtype=d.dtype) if need_dw else None
+    Mn = cache.out_hw[0] * cache.out_hw[1]
+    # delta as (G, Og, N*OH*OW): free when dy is channel-major, as the forward made it
+    d = dy.transpose(1, 0, 2, 3).reshape(G, O // G, N * Mn)
     dx = np.empty((C, N, H, W), dtype=d.dtype).transpose(1, 0, 2, 3) if need_dx else None
-    for n0 in range(0, N, nb):
-        n1 = min(N, n0 + nb)
+
+    def piece(i: int, n0: int, n1: int):
         dch = d[:, :, n0 * Mn:n1 * Mn]
+        db = dch.sum(axis=2).reshape(O) if cache.has_bias else None
+        dw = None
         if need_dw:
-            c = im2col_cols(pad_channel_major(cache.x[n0:n1], cache.padding), (KH, KW),
-                            cache.stride, cache.dilation, (OH, OW), G)
-            dw_acc += np.matmul(dch, c.transpose(0, 2, 1))
+            if cache.cols is not None:
+                c = cache.cols[i]
+            else:
+                c = im2col_cols(pad_channel_major(cache.x[n0:n1], cache.padding), (KH, KW),
+                                cache.stride, cache.dilation, cache.out_hw, G)
+            dw = _mm(dch, c.transpose(0, 2, 1))
         if need_dx:
-            dcols = np.matmul(cache.w_mat.transpose(0, 2, 1), dch)
+            dcols = _mm(cache.w_mat.transpose(0, 2, 1), dch)
             dx[n0:n1] = col2im_cols(dcols, (n1 - n0, C, H, W), cache.padding, (KH, KW),
-                                    cache.stride, cache.dilation, (OH, OW))
-    dw = dw_acc.reshape(O, Cg, KH, KW) if need_dw else None
-    return dx, dw
+                                    cache.stride, cache.dilation, cache.out_hw)
+        return dw, db
+
+    spans = _threads.chunks(N, cache.chunk)
+    parts = _threads.parallel([partial(piece, i, *s) for i, s in enumerate(spans)])
+    dw, db = _gather(parts, need_dw, cache.has_bias)
+    return dx, (dw.reshape(O, Cg, KH, KW) if need_dw else None), db
+
+
+def _backward_rows(dy, cache: ConvCache, need_dx: bool, need_dw: bool):
+    """Per chunk: dW_row += delta^T X_rows, dX_rows = delta W_row, col2im into the
+    chunk's samples of a channels-last dx."""
+    N, C, H, W = cache.x_shape
+    O, Cg, KH, KW = cache.w_shape
+    G = cache.groups
+    Og = O // G
+    Mn = cache.out_hw[0] * cache.out_hw[1]
+    # delta as (N*OH*OW, O): free when dy is channels-last, as the forward made it
+    d = dy.transpose(0, 2, 3, 1).reshape(N * Mn, O)
+    dx = np.empty((N, H, W, C), dtype=d.dtype).transpose(0, 3, 1, 2) if need_dx else None
+
+    def piece(i: int, n0: int, n1: int):
+        dr = d[n0 * Mn:n1 * Mn]
+        c = cache.cols[i]
+        db = dr.sum(axis=0) if cache.has_bias else None
+        dw = None
+        if need_dw:
+            if G == 1:
+                dw = (dr.T @ c[:, 0, :])[None]
+            else:
+                dw = np.matmul(dr.reshape(-1, G, Og).transpose(1, 2, 0), c.transpose(1, 0, 2))
+        if need_dx:
+            if G == 1:
+                dcols = (dr @ cache.w_mat[0])[:, None, :]
+            else:
+                dcols = np.matmul(dr.reshape(-1, G, Og).transpose(1, 0, 2),
+                                  cache.w_mat).transpose(1, 0, 2)
+            dx[n0:n1] = col2im_rows(dcols, (n1 - n0, C, H, W), cache.padding, (KH, KW),
+                                    cache.stride, cache.dilation, cache.out_hw)
+        return dw, db
+
+    spans = _threads.chunks(N, cache.chunk)
+    parts = _threads.parallel([partial(piece, i, *s) for i, s in enumerate(spans)])
+    dw, db = _gather(parts, need_dw, cache.has_bias)
+    if need_dw:
+        dw = np.ascontiguousarray(dw.reshape(O, KH, KW, Cg).transpose(0, 3, 1, 2))
+    return dx, dw, db

@@ -21,11 +21,13 @@ with the means over the m normalised elements.  Local response normalisation
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 
 from cnnlab.kernels import _numba as _nb
+from cnnlab.kernels import _threads
 
 
 class BatchNormCache(NamedTuple):
@@ -145,7 +147,9 @@ def _batch_norm_forward_fused(x, running_mean, running_var, gamma, beta, trainin
     g = np.ones(C, x.dtype) if gamma is None else gamma
     b = np.zeros(C, x.dtype) if beta is None else beta
     x_hat3, y3 = np.empty_like(x3), np.empty_like(x3)
-    inv_std = _nb.bn_forward(x3, mean, var, training, g, b, float(eps), x_hat3, y3)
+    inv_std = np.empty(C, dtype=x3.dtype)
+    _threads.parallel([partial(_nb.bn_forward, x3, mean, var, training, g, b, float(eps), x_hat3,
+                               y3, inv_std, c0, c1) for c0, c1 in _threads.split(C, x3.size)])
     if training:
         n = x.size // C
         if running_mean is not None:
@@ -166,7 +170,9 @@ def _batch_norm_backward_fused(dy, cache: BatchNormCache):
     g = np.ones(C, x_hat3.dtype) if cache.gamma is None else cache.gamma
     dx3 = np.empty_like(x_hat3)
     dgamma, dbeta = np.empty(C, x_hat3.dtype), np.empty(C, x_hat3.dtype)
-    _nb.bn_backward(dy3, x_hat3, g, cache.inv_std, cache.training, dx3, dgamma, dbeta)
+    _threads.parallel([partial(_nb.bn_backward, dy3, x_hat3, g, cache.inv_std, cache.training,
+                               dx3, dgamma, dbeta, c0, c1)
+                       for c0, c1 in _threads.split(C, dy3.size)])
     return _from_acl(dx3, dy.shape, cm), dgamma, dbeta
 
 

@@ -21,11 +21,13 @@ maximum of several windows receives the sum of their gradients.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 
 from cnnlab.kernels import _numba as _nb
+from cnnlab.kernels import _threads
 from cnnlab.kernels.conv import zeros_like_layout
 
 Pair = tuple[int, int]
@@ -108,8 +110,10 @@ def max_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair 
     argmax = zeros_like_layout((N, C, OH, OW), xp, arg_dtype)
     if _nb.AVAILABLE:
         order = _nb.outer_order(xp)
-        _nb.max_pool_fwd(xp.transpose(order), KH, KW, stride[0], stride[1], dilation[0],
-                         dilation[1], y.transpose(order), argmax.transpose(order))
+        xo, yo, ao = xp.transpose(order), y.transpose(order), argmax.transpose(order)
+        _threads.parallel([partial(_nb.max_pool_fwd, xo, KH, KW, stride[0], stride[1],
+                                   dilation[0], dilation[1], yo, ao, a0, a1)
+                           for a0, a1 in _threads.split(xo.shape[0], xp.size)])
         return y, MaxPoolCache(argmax, *cache_args)
     dh, dw = dilation
     y[...] = _window(xp, 0, 0, stride, (OH, OW))
@@ -135,8 +139,10 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
     dxp = zeros_like_layout((N, C, *cache.padded_hw), cache.argmax, dy.dtype)
     if _nb.AVAILABLE:
         order = _nb.outer_order(cache.argmax)
-        _nb.max_pool_bwd(dy.transpose(order), cache.argmax.transpose(order), KH, KW,
-                         cache.stride[0], cache.stride[1], dh, dw, dxp.transpose(order))
+        do, ao, dxo = dy.transpose(order), cache.argmax.transpose(order), dxp.transpose(order)
+        _threads.parallel([partial(_nb.max_pool_bwd, do, ao, KH, KW, cache.stride[0],
+                                   cache.stride[1], dh, dw, dxo, a0, a1)
+                           for a0, a1 in _threads.split(ao.shape[0], dxp.size)])
     else:
         for i in range(KH):
             for j in range(KW):

@@ -1,0 +1,160 @@
+"""The kernels' thread pool: order, errors, nesting, BLAS limits, and results that do
+not depend on the number of threads."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import cnnlab
+from cnnlab.kernels import _threads
+from cnnlab.kernels import activation as act_k
+from cnnlab.kernels import conv as conv_k
+from cnnlab.kernels import norm as norm_k
+
+threadpoolctl = pytest.importorskip("threadpoolctl")
+
+
+@pytest.fixture
+def two_threads():
+    before = _threads.get_num_threads()
+    _threads.set_num_threads(2)
+    yield
+    _threads.set_num_threads(before)
+
+
+def test_parallel_returns_results_in_order_and_calls_each_piece_once(two_threads):
+    calls = []
+    lock = threading.Lock()
+
+    def piece(i):
+        with lock:
+            calls.append(i)
+        time.sleep(0.001 * (i % 3))
+        return i * i
+
+    out = _threads.parallel([lambda i=i: piece(i) for i in range(20)])
+    assert out == [i * i for i in range(20)]
+    assert sorted(calls) == list(range(20))
+
+
+def test_parallel_uses_another_thread_and_limits_blas_to_one(two_threads):
+    seen = []
+
+    def piece():
+        blas = [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                if i["user_api"] == "blas"]
+        seen.append((threading.current_thread().name, blas))
+        time.sleep(0.05)
+
+    _threads.parallel([piece, piece])
+    names = {name for name, _ in seen}
+    assert len(names) == 2                               # both threads took a piece
+    assert all(b == [1] * len(b) for _, b in seen)       # BLAS on one thread inside
+    # and restored afterwards
+    blas_after = [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                  if i["user_api"] == "blas"]
+    assert blas_after and max(blas_after) >= 1
+
+
+def test_parallel_waits_for_every_piece_then_raises_the_first_error(two_threads):
+    finished = []
+
+    def slow():
+        time.sleep(0.1)
+        finished.append("slow")
+
+    def bad():
+        raise ValueError("piece failed")
+
+    with pytest.raises(ValueError, match="piece failed"):
+        _threads.parallel([bad, slow, slow])
+    assert finished == ["slow", "slow"]                  # nothing still running on return
+
+
+def test_nested_parallel_runs_serially_without_deadlock(two_threads):
+    def outer(i):
+        inner = _threads.parallel([lambda j=j: (i, j, threading.current_thread().name)
+                                   for j in range(3)])
+        return {name for _, _, name in inner}
+
+    names = _threads.parallel([lambda i=i: outer(i) for i in range(4)])
+    assert all(len(s) == 1 for s in names)              # each inner ran on one thread
+
+
+def test_set_num_threads_validates():
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="positive integer"):
+            _threads.set_num_threads(bad)
+    assert cnnlab.get_num_threads() == _threads.get_num_threads()
+
+
+def test_split_and_chunks_cover_the_range():
+    assert _threads.chunks(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert _threads.split(5, 10) == [(0, 5)]                      # too small to split
+    spans = _threads.split(7, 1 << 20)
+    assert spans[0][0] == 0 and spans[-1][1] == 7
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+
+
+@pytest.mark.parametrize("layout", ["cols", "rows"])
+def test_conv_results_do_not_depend_on_the_thread_count(layout):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 32, 16, 16)).astype(np.float32)   # several batch chunks
+    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(32).astype(np.float32)
+    dy = rng.standard_normal((16, 32, 16, 16)).astype(np.float32)
+    before = _threads.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2, 3):
+            _threads.set_num_threads(n)
+            y, cache = conv_k.conv2d_forward(x, w, b, (1, 1), (1, 1, 1, 1), layout=layout)
+            assert cache.chunk < 16
+            results.append((y.copy(), *conv_k.conv2d_backward(dy, cache)))
+    finally:
+        _threads.set_num_threads(before)
+    for other in results[1:]:
+        for a, c in zip(results[0], other):
+            np.testing.assert_array_equal(a, c)
+
+
+def test_batch_norm_and_relu_do_not_depend_on_the_thread_count():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((64, 24, 16, 16)).astype(np.float32)   # above the split size
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    g, b = rng.standard_normal(24).astype(np.float32), rng.standard_normal(24).astype(np.float32)
+    before = _threads.get_num_threads()
+    outs = []
+    try:
+        for n in (1, 2):
+            _threads.set_num_threads(n)
+            y, cache = norm_k.batch_norm_forward(x, np.zeros(24, np.float32),
+                                                 np.ones(24, np.float32), g, b, True, 0.1, 1e-5)
+            r = act_k.relu_forward(y)
+            outs.append((y, r, act_k.relu_backward(dy, r), *norm_k.batch_norm_backward(dy, cache)))
+    finally:
+        _threads.set_num_threads(before)
+    for a, c in zip(*outs):
+        np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 2, 1), (3, 1, 1)])
+def test_max_pool_split_over_threads_equals_one_thread(k, s, p):
+    from cnnlab.kernels import pool as pool_k
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 4, size=(16, 8, 32, 32)).astype(np.float32)   # ties everywhere
+    x[3, 2, 5, 7] = np.nan
+    dy = rng.standard_normal(pool_k.max_pool2d_forward(x, (k, k), (s, s), (p, p))[0].shape)
+    before = _threads.get_num_threads()
+    outs = []
+    try:
+        for n in (1, 2):
+            _threads.set_num_threads(n)
+            y, cache = pool_k.max_pool2d_forward(x, (k, k), (s, s), (p, p))
+            outs.append((y, cache.argmax, pool_k.max_pool2d_backward(dy.astype(np.float32), cache)))
+    finally:
+        _threads.set_num_threads(before)
+    for a, c in zip(*outs):
+        np.testing.assert_array_equal(a, c)
+    assert np.isnan(outs[0][0]).any()
