@@ -149,3 +149,26 @@ def test_relu_backward_one_pass_kernel_equals_numpy(monkeypatch, layout):
     fast, slow = both(monkeypatch, lambda: act.relu_backward(dy, y))
     np.testing.assert_array_equal(fast, slow)
     np.testing.assert_array_equal(fast, np.where(x > 0, dy, 0.0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["nchw", "channel_major", "sliced"])
+def test_relu_forward_compiled_pass_equals_numpy_maximum(monkeypatch, dtype, layout):
+    """ReLU forward's compiled pass keeps NaN (as torch.relu and np.maximum), maps
+    -0.0, negatives and -inf to 0, keeps +inf, and keeps the memory order."""
+    from cnnlab.kernels import activation as act
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((4, 5, 6, 7)).round(1).astype(dtype)
+    x[0, 0, 0, :4] = [np.nan, -0.0, np.inf, -np.inf]
+    if layout == "channel_major":
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    elif layout == "sliced":
+        x = x[:, :, ::2]
+    fast, slow = both(monkeypatch, lambda: act.relu_forward(x))
+    np.testing.assert_array_equal(fast, slow)
+    np.testing.assert_array_equal(fast, np.maximum(x, 0))
+    assert np.isnan(fast[0, 0, 0, 0]) and fast[0, 0, 0, 2] == np.inf and fast[0, 0, 0, 3] == 0
+    assert fast.dtype == dtype
+    if layout == "channel_major":
+        assert fast.strides == x.strides

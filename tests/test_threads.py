@@ -97,8 +97,16 @@ def test_split_and_chunks_cover_the_range():
     assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
 
 
+@pytest.fixture
+def split_small(monkeypatch):
+    """Split even small work, so the tests exercise the pieces."""
+    monkeypatch.setattr(_threads, "MIN_PARALLEL_ELEMENTS", 1000)
+    monkeypatch.setattr(conv_k, "SPLIT_BYTES", 0)
+    monkeypatch.setattr(conv_k, "CHUNK_BYTES", 64 << 10)
+
+
 @pytest.mark.parametrize("layout", ["cols", "rows"])
-def test_conv_results_do_not_depend_on_the_thread_count(layout):
+def test_conv_results_do_not_depend_on_the_thread_count(layout, split_small):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((16, 32, 16, 16)).astype(np.float32)   # several batch chunks
     w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
@@ -119,7 +127,8 @@ def test_conv_results_do_not_depend_on_the_thread_count(layout):
             np.testing.assert_array_equal(a, c)
 
 
-def test_batch_norm_and_relu_do_not_depend_on_the_thread_count():
+def test_batch_norm_and_relu_do_not_depend_on_the_thread_count(split_small, two_threads):
+    assert len(_threads.split(24, 64 * 24 * 16 * 16)) == 2
     rng = np.random.default_rng(1)
     x = rng.standard_normal((64, 24, 16, 16)).astype(np.float32)   # above the split size
     dy = rng.standard_normal(x.shape).astype(np.float32)
@@ -140,7 +149,7 @@ def test_batch_norm_and_relu_do_not_depend_on_the_thread_count():
 
 
 @pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 2, 1), (3, 1, 1)])
-def test_max_pool_split_over_threads_equals_one_thread(k, s, p):
+def test_max_pool_split_over_threads_equals_one_thread(k, s, p, split_small):
     from cnnlab.kernels import pool as pool_k
     rng = np.random.default_rng(2)
     x = rng.integers(0, 4, size=(16, 8, 32, 32)).astype(np.float32)   # ties everywhere

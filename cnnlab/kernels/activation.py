@@ -14,14 +14,14 @@ from cnnlab.kernels import _threads
 
 
 def relu_forward(x: np.ndarray) -> np.ndarray:
-    """max(x, 0), elementwise, in x's memory order (split over the threads when large)."""
-    if x.size < _threads.MIN_PARALLEL_ELEMENTS or not _dense(x):
+    """max(x, 0), elementwise (NaN stays NaN), in x's memory order."""
+    if not _nb.AVAILABLE or not _dense(x) or x.dtype.kind != "f":
         return np.maximum(x, 0)
     y = np.empty_like(x)            # same memory order as x: its flat view is a view
     if y.strides != x.strides:      # e.g. reversed axes
         return np.maximum(x, 0)
     xf, yf = x.ravel(order="K"), y.ravel(order="K")
-    _threads.parallel([partial(np.maximum, xf[a:b], 0, out=yf[a:b])
+    _threads.parallel([partial(_nb.relu_fwd, xf[a:b], yf[a:b])
                        for a, b in _threads.split(x.size, x.size)])
     return y
 
@@ -32,8 +32,8 @@ def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     if (_nb.AVAILABLE and dy.dtype == y.dtype and dy.shape == y.shape and dy.strides == y.strides
             and _dense(y)):
         dx = np.empty_like(dy)          # same memory order as dy: its flat view is a view
-        flat = dy.ravel(order="K"), y.ravel(order="K"), dx.ravel(order="K")
-        _threads.parallel([partial(_nb.relu_bwd, *flat, a, b)
+        dyf, yf, dxf = dy.ravel(order="K"), y.ravel(order="K"), dx.ravel(order="K")
+        _threads.parallel([partial(_nb.relu_bwd, dyf[a:b], yf[a:b], dxf[a:b])
                            for a, b in _threads.split(dy.size, dy.size)])
         return dx
     return dy * (y > 0)
