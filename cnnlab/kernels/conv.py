@@ -89,8 +89,11 @@ class ConvCache(NamedTuple):
 # instead: a 3x3 conv at 16@32x32 on 128 images would otherwise store 75 MB.
 CHUNK_BYTES = 3 << 20
 KEEP_BYTES = 16 << 20
-SPLIT_BYTES = 8 << 20     # below this in all, one chunk: splitting costs more than it gains
-                          # (LeNet's convolutions, 4-5 MB, run 1-3 ms/step slower split)
+# Below SPLIT_BYTES of columns in all, one chunk.  Kept low on purpose: a conv left
+# whole runs its GEMM on OpenBLAS's threads, whose worker then spins for a while
+# and slows the next split kernels down (ResNet-20 step: 0.58 s with ResNet's 2 MB
+# projections split, 0.80 s with them whole).
+SPLIT_BYTES = 256 << 10
 
 
 def _batch_chunk(N: int, bytes_per_sample: int) -> int:
