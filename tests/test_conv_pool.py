@@ -129,7 +129,9 @@ def test_conv2d_im2col_shapes_of_the_notes_alexnet_example():
     assert x_col.shape == (1, 363, 3025)
     assert cache.w_mat.shape == (1, 96, 363)
     assert y.shape == (1, 96, 55, 55)
-    np.testing.assert_allclose(y[0].reshape(96, 3025), np.dot(cache.w_mat[0], x_col[0]))
+    # float32: the GEMM's blocking (one BLAS thread here) changes the last bits only
+    np.testing.assert_allclose(y[0].reshape(96, 3025), np.dot(cache.w_mat[0], x_col[0]),
+                               rtol=1e-5, atol=1e-4)
     # the other layout stores the transpose: one receptive field per row
     y2, cache2 = conv_k.conv2d_forward(x, w, None, (4, 4), (0, 0, 0, 0), (1, 1), 1, layout="rows")
     assert cache2.cols[0].shape == (3025, 1, 363)

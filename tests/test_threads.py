@@ -11,6 +11,7 @@ from cnnlab.kernels import _threads
 from cnnlab.kernels import activation as act_k
 from cnnlab.kernels import conv as conv_k
 from cnnlab.kernels import norm as norm_k
+from cnnlab.kernels import winograd as winograd_k
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
@@ -103,9 +104,10 @@ def split_small(monkeypatch):
     monkeypatch.setattr(_threads, "MIN_PARALLEL_ELEMENTS", 1000)
     monkeypatch.setattr(conv_k, "SPLIT_BYTES", 0)
     monkeypatch.setattr(conv_k, "CHUNK_BYTES", 64 << 10)
+    monkeypatch.setattr(winograd_k, "CHUNK_BYTES", 64 << 10)
 
 
-@pytest.mark.parametrize("layout", ["cols", "rows"])
+@pytest.mark.parametrize("layout", ["cols", "rows", "winograd"])
 def test_conv_results_do_not_depend_on_the_thread_count(layout, split_small):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((16, 32, 16, 16)).astype(np.float32)   # several batch chunks

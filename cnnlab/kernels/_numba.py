@@ -331,6 +331,73 @@ def _relu_bwd(dy, y, dx):
         dx[i] = dy[i] if y[i] > z else z
 
 
+def _winograd_in(xp, tH, tW):
+    """F(2x2, 3x3) input transform: xp (C, n, 2 tH + 2, 2 tW + 2) -> V (16, C, n tH tW),
+    V[4a + b] = (B^T d B)[a, b] for every 4x4 tile d (stride 2), in one pass."""
+    C, n = xp.shape[0], xp.shape[1]
+    T = n * tH * tW
+    v = np.empty((16, C, T), dtype=xp.dtype)
+    r = np.empty((4, 4, tW), dtype=xp.dtype)     # B^T d of one tile row, all its tiles
+    for c in range(C):
+        for m in range(n):
+            for th in range(tH):
+                h = 2 * th
+                for j in range(4):
+                    for tw in range(tW):
+                        d0 = xp[c, m, h, 2 * tw + j]
+                        d1 = xp[c, m, h + 1, 2 * tw + j]
+                        d2 = xp[c, m, h + 2, 2 * tw + j]
+                        d3 = xp[c, m, h + 3, 2 * tw + j]
+                        r[0, j, tw] = d0 - d2
+                        r[1, j, tw] = d1 + d2
+                        r[2, j, tw] = d2 - d1
+                        r[3, j, tw] = d1 - d3
+                t0 = (m * tH + th) * tW
+                for a in range(4):
+                    for tw in range(tW):
+                        e0 = r[a, 0, tw]
+                        e1 = r[a, 1, tw]
+                        e2 = r[a, 2, tw]
+                        e3 = r[a, 3, tw]
+                        v[4 * a, c, t0 + tw] = e0 - e2
+                        v[4 * a + 1, c, t0 + tw] = e1 + e2
+                        v[4 * a + 2, c, t0 + tw] = e2 - e1
+                        v[4 * a + 3, c, t0 + tw] = e1 - e3
+    return v
+
+
+def _winograd_out(mm, y, bias):
+    """F(2x2, 3x3) output transform: mm (16, O, n tH tW) -> y (O, n, OH, OW) (written),
+    A^T M A per tile, cropped to OH x OW, plus bias (O,)."""
+    O, n, OH, OW = y.shape
+    tH, tW = (OH + 1) // 2, (OW + 1) // 2
+    s = np.empty((2, 4, tW), dtype=mm.dtype)
+    for o in range(O):
+        bo = bias[o]
+        for m in range(n):
+            for th in range(tH):
+                t0 = (m * tH + th) * tW
+                for j in range(4):
+                    for tw in range(tW):
+                        m0 = mm[j, o, t0 + tw]
+                        m1 = mm[4 + j, o, t0 + tw]
+                        m2 = mm[8 + j, o, t0 + tw]
+                        m3 = mm[12 + j, o, t0 + tw]
+                        s[0, j, tw] = m0 + m1 + m2
+                        s[1, j, tw] = m1 - m2 - m3
+                for a in range(2):
+                    h = 2 * th + a
+                    if h < OH:
+                        for tw in range(tW):
+                            s0 = s[a, 0, tw]
+                            s1 = s[a, 1, tw]
+                            s2 = s[a, 2, tw]
+                            s3 = s[a, 3, tw]
+                            y[o, m, h, 2 * tw] = s0 + s1 + s2 + bo
+                            if 2 * tw + 1 < OW:
+                                y[o, m, h, 2 * tw + 1] = s1 - s2 - s3 + bo
+
+
 im2col_cm = _jit(_im2col_cm)
 depthwise_fwd = _jit(_depthwise_fwd)
 depthwise_bwd = _jit(_depthwise_bwd, reassociate=True)
@@ -340,6 +407,8 @@ max_pool_bwd = _jit(_max_pool_bwd)
 bn_forward = _jit(_bn_forward, reassociate=True)
 bn_backward = _jit(_bn_backward, reassociate=True)
 relu_fwd = _jit(_relu_fwd)
+winograd_in = _jit(_winograd_in)
+winograd_out = _jit(_winograd_out)
 relu_bwd = _jit(_relu_bwd)
 
 
@@ -352,4 +421,4 @@ def outer_order(a: np.ndarray) -> tuple[int, int, int, int]:
 
 __all__ = ["AVAILABLE", "bn_backward", "bn_forward", "col2im_cm", "depthwise_bwd", "depthwise_fwd",
            "im2col_cm", "max_pool_bwd", "max_pool_fwd", "outer_order", "relu_bwd",
-           "relu_fwd"]
+           "relu_fwd", "winograd_in", "winograd_out"]

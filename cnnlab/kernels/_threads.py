@@ -15,9 +15,9 @@ The rules that keep results reproducible and safe:
   thread or 8; only who computes each piece changes.
 * Each piece writes its own slice of an output, or returns a partial result
   that the caller adds up in a fixed order.
-* Whenever the work is cut into several pieces, BLAS runs on one thread per
-  piece, even with one thread in all: OpenBLAS's multithreaded GEMM rounds
-  differently from its single-threaded one.
+* BLAS runs on one thread per piece, even with one thread in all: OpenBLAS's
+  multithreaded GEMM rounds differently from its single-threaded one, and its
+  idle workers spin and steal cores from the pieces.
 * A piece that itself calls :func:`parallel` runs its pieces serially (no
   nested pools), and :func:`parallel` returns only after every piece has
   finished, even when one raised (its first exception is then re-raised).
@@ -86,13 +86,52 @@ def set_num_threads(n: int) -> None:
         _num_threads = n
 
 
-def _blas_one_thread():
-    """A context in which BLAS runs on one thread (threadpoolctl's controller is
-    built once: finding the loaded libraries takes milliseconds, limiting 20 us)."""
+def _blas_libraries() -> list:
+    """The BLAS libraries loaded in this process (threadpoolctl's controllers, found once:
+    that takes milliseconds; each later get/set is a direct call of a microsecond)."""
     global _controller
     if _controller is None:
-        _controller = threadpoolctl.ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
+        _controller = threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers
+    return _controller
+
+
+class _BlasOneThread:
+    """``with blas_one_thread:`` runs BLAS on one thread, then restores its count.
+
+    Re-entrant and shared by all threads (BLAS's thread count is process-wide): the
+    first to enter saves and limits, the last to leave restores.  Why every cnnlab
+    GEMM runs inside it: after a GEMM on several threads, OpenBLAS's workers spin
+    for about 0.1 s waiting for more, and take a core from the kernels' own
+    threads (ResNet-18 inference: 0.47 s with one FC layer per pass on OpenBLAS's
+    threads, 0.36 s with none)."""
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._saved: list[int] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        if threadpoolctl is None:
+            return
+        with self._lock:
+            self._depth += 1
+            if self._depth == 1:
+                libs = _blas_libraries()
+                self._saved = [lib.get_num_threads() for lib in libs]
+                for lib in libs:
+                    lib.set_num_threads(1)
+
+    def __exit__(self, *exc) -> None:
+        if threadpoolctl is None:
+            return
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0:
+                for lib, n in zip(_blas_libraries(), self._saved):
+                    lib.set_num_threads(n)
+
+
+blas_one_thread = _BlasOneThread()
 
 
 def _get_pool() -> ThreadPoolExecutor:
@@ -107,15 +146,15 @@ def _get_pool() -> ThreadPoolExecutor:
 def parallel(pieces: Sequence[Callable[[], T]]) -> list[T]:
     """Call every piece once, spread over the threads; return their results in order.
 
-    Several pieces always run with BLAS on one thread, even with one thread in
-    all (then serially, in order), so that every GEMM is computed the same way
-    whatever the thread count.  Without threadpoolctl, or when called from
-    inside a piece, the pieces run serially on this thread."""
-    if len(pieces) <= 1 or threadpoolctl is None or getattr(_local, "inside", False):
+    The pieces always run with BLAS on one thread (see :data:`blas_one_thread`), even
+    a single piece or with one thread in all (then serially, in order), so every GEMM
+    is computed the same way whatever the thread count.  Without threadpoolctl, or
+    when called from inside a piece, the pieces run serially on this thread."""
+    if threadpoolctl is None or getattr(_local, "inside", False):
         return [p() for p in pieces]
     n = min(_num_threads, len(pieces))
     if n <= 1:
-        with _blas_one_thread():
+        with blas_one_thread:
             return [p() for p in pieces]
     results: list = [None] * len(pieces)
     errors: list[BaseException] = []
@@ -137,7 +176,7 @@ def parallel(pieces: Sequence[Callable[[], T]]) -> list[T]:
         finally:
             _local.inside = False
 
-    with _blas_one_thread():
+    with blas_one_thread:
         helpers = [_get_pool().submit(drain) for _ in range(n - 1)]
         drain()
         for h in helpers:
@@ -168,4 +207,4 @@ def chunks(total: int, per_chunk: int) -> list[tuple[int, int]]:
     return [(a, min(total, a + per_chunk)) for a in range(0, total, per_chunk)]
 
 
-__all__ = ["chunks", "get_num_threads", "parallel", "set_num_threads", "split"]
+__all__ = ["blas_one_thread", "chunks", "get_num_threads", "parallel", "set_num_threads", "split"]

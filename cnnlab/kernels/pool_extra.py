@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from cnnlab.kernels import _threads
 from cnnlab.kernels import pool as pool_k
 from cnnlab.kernels.pool import Pair, _window, pool_output_size
 
@@ -220,14 +221,16 @@ def adaptive_avg_pool2d_forward(x: np.ndarray, out_hw: Pair
     N, C, H, W = x.shape
     rows = _bin_matrix(H, out_hw[0], x.dtype)
     cols = _bin_matrix(W, out_hw[1], x.dtype)
-    y = rows @ x @ cols.T
+    with _threads.blas_one_thread:      # small products: keep OpenBLAS's workers asleep
+        y = rows @ x @ cols.T
     return y, AdaptiveAvgPoolCache(rows, cols)
 
 
 def adaptive_avg_pool2d_backward(dy: np.ndarray, cache: AdaptiveAvgPoolCache) -> np.ndarray:
     """dy (N, C, OH, OW) -> dx (N, C, H, W) = R^T dy C: each gradient spread
     evenly over its bin, summed where bins overlap."""
-    return cache.rows.T @ dy @ cache.cols
+    with _threads.blas_one_thread:
+        return cache.rows.T @ dy @ cache.cols
 
 
 class AdaptiveMaxPoolCache(NamedTuple):

@@ -1,0 +1,156 @@
+"""Winograd's minimal filtering F(2x2, 3x3): a 3x3 stride-1 convolution with 2.25x
+fewer multiplications than im2col + GEMM.
+
+Lavin and Gray (2015), "Fast Algorithms for Convolutional Neural Networks".  The
+output is cut into 2x2 tiles; each reads a 4x4 tile d of the input (tiles overlap
+by two).  With
+
+    B^T = [[1, 0, -1, 0],      G = [[1,    0,    0 ],      A^T = [[1, 1,  1,  0],
+           [0, 1,  1, 0],           [1/2,  1/2,  1/2],             [0, 1, -1, -1]]
+           [0, -1, 1, 0],           [1/2, -1/2,  1/2],
+           [0, 1,  0, -1]]          [0,    0,    1 ]]
+
+one output tile of one filter g is  Y = A^T [ (G g G^T) . (B^T d B) ] A  (. is the
+elementwise product).  Summed over input channels, the elementwise products
+become 16 matrix products, one per position xi of the 4x4 transformed tile:
+
+    U[xi] = (G g G^T)[xi]     (O, C)      the filters, transformed once
+    V[xi] = (B^T d B)[xi]     (C, tiles)  the input tiles, transformed
+    M[xi] = U[xi] @ V[xi]     (O, tiles)  16 GEMMs with K = C
+    Y     = A^T M A           2x2 output per tile
+
+im2col + GEMM multiplies 9 C O numbers per output pixel; this does 16 C O per
+2x2 tile, i.e. 4 C O per pixel.  The transforms only add and subtract (and
+halve, in G), so in float32 the result differs from the direct sum by a few
+units in the last place; in float64 the parity tests hold it to torch at 1e-9.
+
+The backward pass of the data is the same kind of convolution: dX is dY
+correlated with the filters turned by 180 degrees and transposed (C <- O), with
+padding 2 - p.  The weight gradient is left to im2col (:mod:`cnnlab.kernels.conv`).
+
+Layouts: x (N, C, H, W) in any memory order; the output is channel-major
+(O, N, OH, OW) in memory, like the "cols" layout's.  The work is cut into batch
+chunks spread over the cores (:mod:`cnnlab.kernels._threads`).
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+
+from cnnlab.kernels import _numba as _nb
+from cnnlab.kernels import _threads
+
+B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
+G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
+A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
+_G_KRON = np.kron(G, G)          # (16, 9): row 4 a + b, column 3 i + j holds G[a, i] G[b, j]
+
+# per batch chunk, the transformed input and the 16 products together stay near this
+CHUNK_BYTES = 4 << 20
+
+
+def applies(w_shape: tuple[int, int, int, int], stride, padding, dilation, groups: int) -> bool:
+    """Whether F(2x2, 3x3) computes this convolution: 3x3, stride 1, no dilation, one
+    group, padding 0 to 2 on every side (so the backward's 2 - p is a padding too)."""
+    return (tuple(w_shape[2:]) == (3, 3) and tuple(stride) == (1, 1)
+            and tuple(dilation) == (1, 1) and groups == 1 and all(0 <= p <= 2 for p in padding))
+
+
+def transform_filters(w: np.ndarray) -> np.ndarray:
+    """w (O, C, 3, 3) -> U (16, O, C): G g G^T for every filter and channel,
+    position xi = 4 i + j of the 4x4 result first."""
+    O, C = w.shape[:2]
+    # one GEMM: U[4a + b] = sum_ij G[a, i] G[b, j] g[i, j] = kron(G, G) @ g (as 9 numbers)
+    with _threads.blas_one_thread:    # (see _threads: OpenBLAS's own threads would spin)
+        return (_G_KRON.astype(w.dtype) @ w.reshape(O * C, 9).T).reshape(16, O, C)
+
+
+def tiles(size: int, pad: int) -> int:
+    """Number of 2-wide output tiles along a side: ceil(OH / 2), OH = size + 2 pad - 2."""
+    return (size + 2 * pad - 1) // 2
+
+
+def transform_input(xp: np.ndarray, tH: int, tW: int) -> np.ndarray:
+    """xp (C, n, 2 tH + 2, 2 tW + 2), already padded -> V (16, C, n tH tW): B^T d B
+    for every 4x4 tile (the NumPy specification of the compiled kernel)."""
+    C, n = xp.shape[:2]
+    d = [[xp[:, :, i:i + 2 * tH:2, j:j + 2 * tW:2] for j in range(4)] for i in range(4)]
+    rows = [[B_T[a, 0] * d[0][j] + B_T[a, 1] * d[1][j] + B_T[a, 2] * d[2][j]
+             + B_T[a, 3] * d[3][j] for j in range(4)] for a in range(4)]
+    v = np.empty((16, C, n, tH, tW), dtype=xp.dtype)
+    for a in range(4):
+        r = rows[a]
+        for b in range(4):
+            v[4 * a + b] = B_T[b, 0] * r[0] + B_T[b, 1] * r[1] + B_T[b, 2] * r[2] + B_T[b, 3] * r[3]
+    return v.reshape(16, C, n * tH * tW)
+
+
+def transform_output(m: np.ndarray, y: np.ndarray, bias: np.ndarray | None) -> None:
+    """m (16, O, n tH tW) -> y (O, n, OH, OW) (written): A^T M A per tile, cropped
+    to OH x OW, plus the bias (the NumPy specification of the compiled kernel)."""
+    O, n, OH, OW = y.shape
+    tH, tW = (OH + 1) // 2, (OW + 1) // 2
+    m = m.reshape(4, 4, O, n, tH, tW)
+    s = np.einsum("ai,ij...->aj...", A_T, m)          # (2, 4, O, n, tH, tW)
+    t = np.einsum("bj,aj...->ab...", A_T, s)           # (2, 2, O, n, tH, tW)
+    full = t.transpose(2, 3, 4, 0, 5, 1).reshape(O, n, 2 * tH, 2 * tW)
+    y[...] = full[:, :, :OH, :OW]
+    if bias is not None:
+        y += bias[:, None, None, None]
+
+
+def conv3x3(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding) -> np.ndarray:
+    """y = conv2d(x, w, b, stride 1, padding (top, bottom, left, right)) by F(2x2, 3x3).
+
+    x (N, C, H, W) any layout, w (O, C, 3, 3) -> y (N, O, OH, OW), a view of a
+    channel-major (O, N, OH, OW) buffer."""
+    N, C, H, W = x.shape
+    O = w.shape[0]
+    pt, pb, pl, pr = padding
+    OH, OW = H + pt + pb - 2, W + pl + pr - 2
+    tH, tW = (OH + 1) // 2, (OW + 1) // 2
+    # pad so that every tile has its 4x4 input: 2 tH + 2 rows, 2 tW + 2 columns
+    pad = (pt, 2 * tH + 2 - H - pt, pl, 2 * tW + 2 - W - pl)
+    u = transform_filters(w)
+    dtype = np.result_type(x, w)
+    out = np.empty((O, N, OH, OW), dtype=dtype)
+    per_sample = 16 * (C + O) * tH * tW * x.itemsize     # V and M of one sample
+    nb = max(1, min(-(-N // 2), CHUNK_BYTES // per_sample))  # at least two pieces when N > 1
+
+    def piece(n0: int, n1: int) -> None:
+        xp = _pad_chunk(x[n0:n1], pad)          # (C, n, 2 tH + 2, 2 tW + 2)
+        if _nb.AVAILABLE:
+            v = _nb.winograd_in(xp, tH, tW)
+        else:
+            v = transform_input(xp, tH, tW)
+        m = np.matmul(u, v)                     # 16 GEMMs (O, C) @ (C, tiles)
+        yc = out[:, n0:n1]
+        if _nb.AVAILABLE:
+            _nb.winograd_out(m, yc, np.zeros(O, dtype) if b is None else b.astype(dtype))
+        else:
+            transform_output(m, yc, b)
+
+    _threads.parallel([partial(piece, *span) for span in _threads.chunks(N, nb)])
+    return out.transpose(1, 0, 2, 3)
+
+
+def _pad_chunk(x: np.ndarray, pad) -> np.ndarray:
+    """x (n, C, H, W) -> zero-padded (C, n, Hp, Wp), C-contiguous."""
+    pt, pb, pl, pr = pad
+    n, C, H, W = x.shape
+    xp = np.zeros((C, n, H + pt + pb, W + pl + pr), dtype=x.dtype)
+    xp[:, :, pt:pt + H, pl:pl + W] = x.transpose(1, 0, 2, 3)
+    return xp
+
+
+def conv3x3_backward_data(dy: np.ndarray, w: np.ndarray, padding, x_hw) -> np.ndarray:
+    """dX of :func:`conv3x3`: dy correlated with the filters turned by 180 degrees
+    and transposed, w'[c, o] = rot180(w[o, c]), padded 2 - p on each side."""
+    pt, pb, pl, pr = padding
+    H, W = x_hw
+    OH, OW = dy.shape[2:]
+    w_rot = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    # the 'full' correlation needs 2 - p on the near sides; the far sides follow from H
+    pad = (2 - pt, H - OH + pt, 2 - pl, W - OW + pl)
+    return conv3x3(dy, w_rot, None, pad)
