@@ -35,7 +35,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -60,8 +59,9 @@ def _default_threads() -> int:
 
 
 _num_threads = _default_threads()
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+_workers: list[_Worker] = []
+_pool_lock = threading.Lock()      # guards _workers and _num_threads
+_busy = threading.Lock()           # held while one parallel() call uses the workers
 _controller = None
 _local = threading.local()
 
@@ -76,13 +76,14 @@ def set_num_threads(n: int) -> None:
 
     With ``n = 1`` every kernel runs on the calling thread and BLAS keeps its own
     threading.  Results do not depend on ``n``."""
-    global _num_threads, _pool
+    global _num_threads, _workers
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"set_num_threads: expected a positive integer, got {n!r}")
-    with _pool_lock:
-        if _pool is not None and n != _num_threads:
-            _pool.shutdown(wait=True)
-            _pool = None
+    with _busy, _pool_lock:
+        if n != _num_threads:
+            for w in _workers:
+                w.stop()
+            _workers = []
         _num_threads = n
 
 
@@ -134,13 +135,54 @@ class _BlasOneThread:
 blas_one_thread = _BlasOneThread()
 
 
-def _get_pool() -> ThreadPoolExecutor:
-    global _pool
+class _Worker:
+    """One kernel thread, handed work through two locks (a futex each way).
+
+    A ThreadPoolExecutor's futures and conditions cost about 250 us per hand-off
+    on these machines; two plain locks cost about 20 us, which is what lets
+    LeNet-sized kernels (1-3 ms) be split at all."""
+
+    def __init__(self, index: int) -> None:
+        self._go = threading.Lock()
+        self._go.acquire()
+        self._done = threading.Lock()
+        self._done.acquire()
+        self._task: Callable[[], None] | None = None
+        self._thread = threading.Thread(target=self._run, name=f"cnnlab-kernel-{index}",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        _local.inside = True
+        while True:
+            self._go.acquire()
+            task = self._task
+            if task is None:
+                return
+            try:
+                task()
+            finally:
+                self._done.release()
+
+    def start(self, task: Callable[[], None]) -> None:
+        self._task = task
+        self._go.release()
+
+    def wait(self) -> None:
+        self._done.acquire()
+
+    def stop(self) -> None:
+        self._task = None
+        self._go.release()
+        self._thread.join()
+
+
+def _get_workers(n: int) -> list[_Worker]:
+    global _workers
     with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=_num_threads - 1,
-                                       thread_name_prefix="cnnlab-kernel")
-        return _pool
+        while len(_workers) < n:
+            _workers.append(_Worker(len(_workers)))
+        return _workers[:n]
 
 
 def parallel(pieces: Sequence[Callable[[], T]]) -> list[T]:
@@ -153,15 +195,23 @@ def parallel(pieces: Sequence[Callable[[], T]]) -> list[T]:
     if threadpoolctl is None or getattr(_local, "inside", False):
         return [p() for p in pieces]
     n = min(_num_threads, len(pieces))
-    if n <= 1:
+    if n <= 1 or not _busy.acquire(blocking=False):   # one thread, or the workers are taken
         with blas_one_thread:
             return [p() for p in pieces]
+    try:
+        return _run_on_workers(pieces, n)
+    finally:
+        _busy.release()
+
+
+def _run_on_workers(pieces: Sequence[Callable[[], T]], n: int) -> list[T]:
     results: list = [None] * len(pieces)
     errors: list[BaseException] = []
     order = iter(range(len(pieces)))
     take = threading.Lock()
 
     def drain() -> None:
+        inside = getattr(_local, "inside", False)
         _local.inside = True
         try:
             while True:
@@ -174,13 +224,15 @@ def parallel(pieces: Sequence[Callable[[], T]]) -> list[T]:
                 except BaseException as e:   # keep draining: nothing may still run on return
                     errors.append(e)
         finally:
-            _local.inside = False
+            _local.inside = inside
 
     with blas_one_thread:
-        helpers = [_get_pool().submit(drain) for _ in range(n - 1)]
+        helpers = _get_workers(n - 1)
+        for h in helpers:
+            h.start(drain)
         drain()
         for h in helpers:
-            h.result()
+            h.wait()
     if errors:
         raise errors[0]
     return results

@@ -21,17 +21,24 @@ which copies are cheap, and the tests run both against torch:
   contiguous pixels, which suits few channels and stride 1 (LeNet).
 * ``"rows"`` -- the transpose: one receptive field per *row*, ordered
   (KH, KW, C), so the input is read channels-last (NHWC) and each copy moves
-  runs of KW*C values; the product (N*OH*OW, O) is the output in NHWC.  This
-  suits many channels and strides > 1 (VGG, ResNet).
+  runs of KW*C values; the product (N*OH*OW, O) is the output in NHWC.  It
+  suited many channels on small maps while the kernels ran on one core; it is
+  kept, tested and selectable with ``layout="rows"``.
 
-A third, ``"depthwise"``, is used when every group has one input channel
-(depthwise convolution): there the GEMMs would be 1 x KH*KW products, so the
-compiled loops in :mod:`cnnlab.kernels._numba` compute it directly.
+Two more algorithms are chosen by shape: ``"depthwise"`` when every group has
+one input channel (the GEMMs would be 1 x KH*KW products, so the compiled loops
+in :mod:`cnnlab.kernels._numba` compute it directly), and ``"winograd"``
+(:mod:`cnnlab.kernels.winograd`, F(2x2, 3x3)) for 3x3 stride-1 convolutions
+with many channels.
 
 Either way the NCHW array handed back is a transposed *view* of the GEMM
 result, so no copy is made; NumPy's elementwise ops and the pooling kernels
-keep that physical layout for the next layer.  ``choose_layout`` picks the
-layout with the longer contiguous runs.
+keep that physical layout for the next layer.  ``choose_layout`` picks by shape.
+
+Both GEMM layouts work through the batch in chunks whose column matrix stays in
+cache (a few MB): each chunk is padded, stretched, multiplied and dropped by one
+core, and the chunks are spread over the cores (:mod:`cnnlab.kernels._threads`),
+with BLAS on one thread each.
 
 Backward (the notes, Bouvrie's equations for a conv layer):
 
