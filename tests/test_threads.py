@@ -169,3 +169,32 @@ def test_max_pool_split_over_threads_equals_one_thread(k, s, p, split_small):
     for a, c in zip(*outs):
         np.testing.assert_array_equal(a, c)
     assert np.isnan(outs[0][0]).any()
+
+
+@pytest.mark.parametrize("multiplier", [1, 2])
+def test_depthwise_split_by_input_maps_matches_torch_and_one_thread(multiplier, split_small):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    C = 6
+    x = rng.standard_normal((3, C, 9, 8))
+    w = rng.standard_normal((C * multiplier, 1, 3, 3))
+    dy = rng.standard_normal((3, C * multiplier, 5, 4))
+    before = _threads.get_num_threads()
+    outs = []
+    try:
+        for n in (1, 2):
+            _threads.set_num_threads(n)
+            y, cache = conv_k.conv2d_forward(x, w, None, (2, 2), (1, 1, 1, 1), (1, 1), C)
+            assert cache.layout == "depthwise"
+            assert len(_threads.split(C, y.size * 9)) == n          # split with two threads
+            outs.append((y, *conv_k.conv2d_backward(dy, cache)[:2]))
+    finally:
+        _threads.set_num_threads(before)
+    for a, c in zip(*outs):
+        np.testing.assert_array_equal(a, c)
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    yt = torch.nn.functional.conv2d(xt, wt, stride=2, padding=1, groups=C)
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_allclose(outs[0][0], yt.detach().numpy(), atol=1e-12, rtol=0)
+    np.testing.assert_allclose(outs[0][1], xt.grad.numpy(), atol=1e-12, rtol=0)
+    np.testing.assert_allclose(outs[0][2], wt.grad.numpy(), atol=1e-12, rtol=0)

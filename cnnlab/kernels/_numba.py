@@ -180,14 +180,14 @@ def _max_pool_bwd(dy, arg, KH, KW, sh, sw, dh, dw, dxp, a0, a1):
                     dxp[a, b, oh * sh + (k // KW) * dh, ow * sw + (k % KW) * dw] += dy[a, b, oh, ow]
 
 
-def _depthwise_fwd(xp, w, sh, sw, dh, dw, OH, OW, per_group):
+def _depthwise_fwd(xp, w, sh, sw, dh, dw, OH, OW, per_group, y, c0, c1):
     """Direct depthwise convolution: xp (C, N, Hp, Wp), w (O, KH, KW) with output
-    map o reading input map o // per_group -> y (O, N, OH, OW), channel-major."""
+    map o reading input map o // per_group -> y (O, N, OH, OW), channel-major,
+    zeroed by the caller; input maps c0..c1-1 only (callers split them over threads)."""
     O, KH, KW = w.shape
     N = xp.shape[1]
-    y = np.zeros((O, N, OH, OW), dtype=xp.dtype)
     unit = sh == 1 and sw == 1 and dh == 1 and dw == 1
-    for o in range(O):
+    for o in range(c0 * per_group, c1 * per_group):
         c = o // per_group
         for n in range(N):
             for i in range(KH):
@@ -201,18 +201,16 @@ def _depthwise_fwd(xp, w, sh, sw, dh, dw, OH, OW, per_group):
                         for oh in range(OH):
                             for ow in range(OW):
                                 y[o, n, oh, ow] += wv * xp[c, n, oh * sh + i * dh, ow * sw + j * dw]
-    return y
 
 
-def _depthwise_bwd(xp, w, dy, sh, sw, dh, dw, per_group, need_dx):
-    """Gradients of :func:`_depthwise_fwd`: dy (O, N, OH, OW) -> dxp (C, N, Hp, Wp)
-    (zeros when not needed) and dw (O, KH, KW)."""
+def _depthwise_bwd(xp, w, dy, sh, sw, dh, dw, per_group, need_dx, dxp, dwt, c0, c1):
+    """Gradients of :func:`_depthwise_fwd` for input maps c0..c1-1 (and their output
+    maps): dy (O, N, OH, OW) -> dxp (C, N, Hp, Wp) and dwt (O, KH, KW), both zeroed
+    by the caller (dxp is not touched unless need_dx)."""
     O, KH, KW = w.shape
     N, OH, OW = dy.shape[1], dy.shape[2], dy.shape[3]
-    dxp = np.zeros(xp.shape if need_dx else (0, 0, 0, 0), dtype=xp.dtype)
-    dwt = np.zeros((O, KH, KW), dtype=xp.dtype)
     unit = sh == 1 and sw == 1 and dh == 1 and dw == 1
-    for o in range(O):
+    for o in range(c0 * per_group, c1 * per_group):
         c = o // per_group
         for n in range(N):
             for i in range(KH):
@@ -237,7 +235,6 @@ def _depthwise_bwd(xp, w, dy, sh, sw, dh, dw, per_group, need_dx):
                             for oh in range(OH):
                                 for ow in range(OW):
                                     dxp[c, n, oh * sh + i * dh, ow * sw + j * dw] += wv * dy[o, n, oh, ow]
-    return dxp, dwt
 
 
 def _bn_forward(x, mean, var, train, gamma, beta, eps, x_hat, y, inv_std, c0, c1):

@@ -361,8 +361,10 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: P
         raise ValueError("the 'depthwise' layout needs one input channel per group and numba")
     xp = pad_channel_major(x, padding).transpose(1, 0, 2, 3)       # (C, N, Hp, Wp)
     w_mat = w.reshape(O, KH, KW)
-    out = _nb.depthwise_fwd(xp, w_mat, stride[0], stride[1], dilation[0], dilation[1],
-                            OH, OW, O // groups)
+    out = np.zeros((O, N, OH, OW), dtype=np.result_type(x, w))
+    _threads.parallel([partial(_nb.depthwise_fwd, xp, w_mat, stride[0], stride[1], dilation[0],
+                               dilation[1], OH, OW, O // groups, out, c0, c1)
+                       for c0, c1 in _threads.split(C, out.size * KH * KW)])
     if b is not None:
         out += b[:, None, None, None]
     cache = ConvCache(layout, xp, w_mat, (N, C, H, W), (O, Cg, KH, KW), (OH, OW), stride,
@@ -445,8 +447,13 @@ def conv2d_backward(dy: np.ndarray, cache: ConvCache, need_dx: bool = True,
     O, Cg, KH, KW = cache.w_shape
     d = dy.transpose(1, 0, 2, 3)                                    # (O, N, OH, OW)
     db = d.sum(axis=(1, 2, 3)) if cache.has_bias else None
-    dxp, dw3 = _nb.depthwise_bwd(cache.cols, cache.w_mat, d, cache.stride[0], cache.stride[1],
-                                 cache.dilation[0], cache.dilation[1], O // cache.groups, need_dx)
+    xp = cache.cols
+    dxp = np.zeros(xp.shape if need_dx else (0, 0, 0, 0), dtype=xp.dtype)
+    dw3 = np.zeros(cache.w_mat.shape, dtype=xp.dtype)
+    _threads.parallel([partial(_nb.depthwise_bwd, xp, cache.w_mat, d, cache.stride[0],
+                               cache.stride[1], cache.dilation[0], cache.dilation[1],
+                               O // cache.groups, need_dx, dxp, dw3, c0, c1)
+                       for c0, c1 in _threads.split(C, d.size * KH * KW)])
     dw = dw3.reshape(O, Cg, KH, KW) if need_dw else None
     dx = None
     if need_dx:
