@@ -92,7 +92,7 @@ def test_depthwise_direct_kernel_equals_the_gemm_layouts(case, dtype):
     for a, b_ in zip(results["depthwise"], results["cols"]):
         assert a.dtype == dtype
         np.testing.assert_allclose(a, b_, atol=tol, rtol=tol)
-    assert conv_k.choose_layout(w.shape, (1, 1), C) == "depthwise"
+    assert conv_k.choose_layout(w.shape, C) == "depthwise"
 
 
 @pytest.mark.parametrize("shape", [(6, 4, 5, 3), (4, 3), (5, 7, 9), (1, 2, 3, 3)])

@@ -88,12 +88,12 @@ def test_float32_error_is_float32_rounding():
 
 
 def test_layout_choice_and_refusals():
-    assert conv_k.choose_layout((64, 64, 3, 3), (56, 56), 1, (1, 1), (1, 1, 1, 1)) == "winograd"
-    assert conv_k.choose_layout((16, 16, 3, 3), (32, 32), 1, (1, 1), (1, 1, 1, 1)) == "cols"
-    assert conv_k.choose_layout((64, 64, 3, 3), (28, 28), 1, (2, 2), (1, 1, 1, 1)) == "cols"
-    assert conv_k.choose_layout((64, 64, 5, 5), (28, 28), 1, (1, 1), (2, 2, 2, 2)) == "cols"
-    assert conv_k.choose_layout((64, 64, 3, 3), (28, 28), 1, (1, 1), (1, 1, 1, 1), (2, 2)) == "cols"
-    assert conv_k.choose_layout((64, 64, 3, 3), (28, 28), 1, (1, 1), (3, 3, 3, 3)) == "cols"
+    assert conv_k.choose_layout((64, 64, 3, 3), 1, (1, 1), (1, 1, 1, 1)) == "winograd"
+    assert conv_k.choose_layout((16, 16, 3, 3), 1, (1, 1), (1, 1, 1, 1)) == "cols"
+    assert conv_k.choose_layout((64, 64, 3, 3), 1, (2, 2), (1, 1, 1, 1)) == "cols"
+    assert conv_k.choose_layout((64, 64, 5, 5), 1, (1, 1), (2, 2, 2, 2)) == "cols"
+    assert conv_k.choose_layout((64, 64, 3, 3), 1, (1, 1), (1, 1, 1, 1), (2, 2)) == "cols"
+    assert conv_k.choose_layout((64, 64, 3, 3), 1, (1, 1), (3, 3, 3, 3)) == "cols"
     x, w = np.zeros((1, 2, 8, 8)), np.zeros((2, 2, 3, 3))
     with pytest.raises(ValueError, match="winograd.*stride 1"):
         conv_k.conv2d_forward(x, w, None, (2, 2), (1, 1, 1, 1), layout="winograd")

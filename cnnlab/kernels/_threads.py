@@ -32,6 +32,7 @@ the default is the number of cores this process may run on.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -74,11 +75,14 @@ def get_num_threads() -> int:
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads for the kernels' parallel pieces (as ``torch.set_num_threads``).
 
-    With ``n = 1`` every kernel runs on the calling thread and BLAS keeps its own
-    threading.  Results do not depend on ``n``."""
+    With ``n = 1`` every kernel runs on the calling thread; its GEMMs still run with
+    BLAS on one thread, so results do not depend on ``n``.  Not callable from
+    inside a piece."""
     global _num_threads, _workers
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"set_num_threads: expected a positive integer, got {n!r}")
+    if getattr(_local, "inside", False):
+        raise RuntimeError("set_num_threads cannot be called from inside a parallel piece")
     with _busy, _pool_lock:
         if n != _num_threads:
             for w in _workers:
@@ -87,12 +91,30 @@ def set_num_threads(n: int) -> None:
         _num_threads = n
 
 
-def _blas_libraries() -> list:
-    """The BLAS libraries loaded in this process (threadpoolctl's controllers, found once:
-    that takes milliseconds; each later get/set is a direct call of a microsecond)."""
+def _blas_libraries() -> list[tuple[Callable[[], int], Callable[[int], None]]]:
+    """(get, set) of the thread count of every BLAS library loaded in this process,
+    found once with threadpoolctl (that takes milliseconds).
+
+    For OpenBLAS with its own threads these are the C functions themselves, called
+    through ctypes (a microsecond): threadpoolctl's wrappers look the symbol up on
+    every call, and they only obey the first Python thread that ever set a limit,
+    while the kernels may be called from any thread."""
     global _controller
     if _controller is None:
-        _controller = threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers
+        found = []
+        for lib in threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers:
+            pair = None
+            if lib.internal_api == "openblas" and getattr(lib, "threading_layer", "") != "openmp":
+                for pre in ("", "scipy_"):
+                    for suf in ("", "64_", "_64"):
+                        get = getattr(lib.dynlib, f"{pre}openblas_get_num_threads{suf}", None)
+                        put = getattr(lib.dynlib, f"{pre}openblas_set_num_threads{suf}", None)
+                        if get is not None and put is not None and pair is None:
+                            get.restype = ctypes.c_int
+                            put.argtypes, put.restype = [ctypes.c_int], None
+                            pair = (get, put)
+            found.append(pair or (lib.get_num_threads, lib.set_num_threads))
+        _controller = found
     return _controller
 
 
@@ -107,6 +129,9 @@ class _BlasOneThread:
     threads, 0.36 s with none)."""
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
         self._depth = 0
         self._saved: list[int] = []
         self._lock = threading.Lock()
@@ -115,12 +140,12 @@ class _BlasOneThread:
         if threadpoolctl is None:
             return
         with self._lock:
+            if self._depth == 0:
+                libs = _blas_libraries()       # may raise: count the entry only after it
+                self._saved = [get() for get, _ in libs]
+                for _, put in libs:
+                    put(1)
             self._depth += 1
-            if self._depth == 1:
-                libs = _blas_libraries()
-                self._saved = [lib.get_num_threads() for lib in libs]
-                for lib in libs:
-                    lib.set_num_threads(1)
 
     def __exit__(self, *exc) -> None:
         if threadpoolctl is None:
@@ -128,8 +153,8 @@ class _BlasOneThread:
         with self._lock:
             self._depth -= 1
             if self._depth == 0:
-                for lib, n in zip(_blas_libraries(), self._saved):
-                    lib.set_num_threads(n)
+                for (_, put), n in zip(_blas_libraries(), self._saved):
+                    put(n)
 
 
 blas_one_thread = _BlasOneThread()
@@ -138,9 +163,10 @@ blas_one_thread = _BlasOneThread()
 class _Worker:
     """One kernel thread, handed work through two locks (a futex each way).
 
-    A ThreadPoolExecutor's futures and conditions cost about 250 us per hand-off
-    on these machines; two plain locks cost about 20 us, which is what lets
-    LeNet-sized kernels (1-3 ms) be split at all."""
+    Measured here, a ``parallel()`` of two empty pieces takes about 110 us with these
+    locks and 200-250 us with a ThreadPoolExecutor's futures; most of what is left
+    is waking an idle core.  Pieces much shorter than that are not worth handing
+    over (see MIN_PARALLEL_ELEMENTS and conv's SPLIT_BYTES)."""
 
     def __init__(self, index: int) -> None:
         self._go = threading.Lock()
@@ -185,21 +211,27 @@ def _get_workers(n: int) -> list[_Worker]:
         return _workers[:n]
 
 
-def parallel(pieces: Sequence[Callable[[], T]]) -> list[T]:
+def parallel(pieces: Sequence[Callable[[], T]], blas: bool = True) -> list[T]:
     """Call every piece once, spread over the threads; return their results in order.
 
-    The pieces always run with BLAS on one thread (see :data:`blas_one_thread`), even
-    a single piece or with one thread in all (then serially, in order), so every GEMM
-    is computed the same way whatever the thread count.  Without threadpoolctl, or
-    when called from inside a piece, the pieces run serially on this thread."""
+    With ``blas`` (pieces that multiply matrices) the pieces always run with BLAS on
+    one thread (see :data:`blas_one_thread`), even a single piece or with one thread
+    in all (then serially, in order), so every GEMM is computed the same way whatever
+    the thread count.  Without threadpoolctl, or when called from inside a piece,
+    the pieces run serially on this thread."""
     if threadpoolctl is None or getattr(_local, "inside", False):
         return [p() for p in pieces]
     n = min(_num_threads, len(pieces))
     if n <= 1 or not _busy.acquire(blocking=False):   # one thread, or the workers are taken
+        if not blas:
+            return [p() for p in pieces]
         with blas_one_thread:
             return [p() for p in pieces]
     try:
-        return _run_on_workers(pieces, n)
+        if not blas:
+            return _run_on_workers(pieces, n)
+        with blas_one_thread:
+            return _run_on_workers(pieces, n)
     finally:
         _busy.release()
 
@@ -226,21 +258,45 @@ def _run_on_workers(pieces: Sequence[Callable[[], T]], n: int) -> list[T]:
         finally:
             _local.inside = inside
 
-    with blas_one_thread:
-        helpers = _get_workers(n - 1)
-        for h in helpers:
-            h.start(drain)
+    helpers = _get_workers(n - 1)
+    for h in helpers:
+        h.start(drain)
+    interrupted: BaseException | None = None
+    try:
         drain()
-        for h in helpers:
-            h.wait()
+    except BaseException as e:          # e.g. Ctrl-C between two pieces: the helpers go on
+        interrupted = e
+    for h in helpers:                   # every helper must report before we return, or its
+        while True:                     # late report would end the next call's wait early
+            try:
+                h.wait()
+                break
+            except BaseException as e:  # a Ctrl-C during the wait: keep waiting, raise after
+                interrupted = interrupted or e
+    if interrupted is not None:
+        raise interrupted
     if errors:
         raise errors[0]
     return results
 
 
+def _after_fork_in_child() -> None:
+    """A forked child has none of the parent's kernel threads: start afresh."""
+    global _workers, _pool_lock, _busy, _local
+    _workers = []
+    _pool_lock = threading.Lock()
+    _busy = threading.Lock()
+    _local = threading.local()
+    blas_one_thread._reset()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 # Below this many elements an elementwise or per-channel kernel runs as one piece:
-# handing a piece to another thread costs tens of microseconds, and a LeNet-5 step
-# (ReLU and pooling on 300k values) measured slower split.
+# handing a piece to another thread costs about 0.1 ms, and a LeNet-5 step (ReLU
+# and pooling on 300k values) measured slower split.
 MIN_PARALLEL_ELEMENTS = 1 << 20
 
 

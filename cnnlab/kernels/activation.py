@@ -12,29 +12,31 @@ import numpy as np
 from cnnlab.kernels import _numba as _nb
 from cnnlab.kernels import _threads
 
+_COMPILED = (np.float32, np.float64)    # dtypes the compiled ReLU loops take (not float16)
+
 
 def relu_forward(x: np.ndarray) -> np.ndarray:
     """max(x, 0), elementwise (NaN stays NaN), in x's memory order."""
-    if not _nb.AVAILABLE or not _dense(x) or x.dtype.kind != "f":
+    if not _nb.AVAILABLE or not _dense(x) or x.dtype not in _COMPILED:
         return np.maximum(x, 0)
     y = np.empty_like(x)            # same memory order as x: its flat view is a view
     if y.strides != x.strides:      # e.g. reversed axes
         return np.maximum(x, 0)
     xf, yf = x.ravel(order="K"), y.ravel(order="K")
     _threads.parallel([partial(_nb.relu_fwd, xf[a:b], yf[a:b])
-                       for a, b in _threads.split(x.size, x.size)])
+                       for a, b in _threads.split(x.size, x.size)], blas=False)
     return y
 
 
 def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     """dy where the output is positive, else 0.  At exactly x = 0 the
     (sub)gradient is taken as 0, as in PyTorch."""
-    if (_nb.AVAILABLE and dy.dtype == y.dtype and dy.shape == y.shape and dy.strides == y.strides
-            and _dense(y)):
+    if (_nb.AVAILABLE and dy.dtype == y.dtype and dy.dtype in _COMPILED and dy.shape == y.shape
+            and dy.strides == y.strides and _dense(y)):
         dx = np.empty_like(dy)          # same memory order as dy: its flat view is a view
         dyf, yf, dxf = dy.ravel(order="K"), y.ravel(order="K"), dx.ravel(order="K")
         _threads.parallel([partial(_nb.relu_bwd, dyf[a:b], yf[a:b], dxf[a:b])
-                           for a, b in _threads.split(dy.size, dy.size)])
+                           for a, b in _threads.split(dy.size, dy.size)], blas=False)
         return dx
     return dy * (y > 0)
 

@@ -31,9 +31,10 @@ in :mod:`cnnlab.kernels._numba` compute it directly), and ``"winograd"``
 (:mod:`cnnlab.kernels.winograd`, F(2x2, 3x3)) for 3x3 stride-1 convolutions
 with many channels.
 
-Either way the NCHW array handed back is a transposed *view* of the GEMM
-result, so no copy is made; NumPy's elementwise ops and the pooling kernels
-keep that physical layout for the next layer.  ``choose_layout`` picks by shape.
+Every algorithm hands back the NCHW array as a transposed *view* of the buffer
+it wrote (channel-major, or channels-last for "rows"), so no copy is made;
+NumPy's elementwise ops and the pooling kernels keep that physical layout for
+the next layer.  ``choose_layout`` picks by shape.
 
 Both GEMM layouts work through the batch in chunks whose column matrix stays in
 cache (a few MB): each chunk is padded, stretched, multiplied and dropped by one
@@ -97,16 +98,16 @@ class ConvCache(NamedTuple):
 # instead: a 3x3 conv at 16@32x32 on 128 images would otherwise store 75 MB.
 CHUNK_BYTES = 3 << 20
 KEEP_BYTES = 16 << 20
-# Below SPLIT_BYTES of columns in all, one chunk.  Kept low on purpose: a conv left
-# whole runs its GEMM on OpenBLAS's threads, whose worker then spins for a while
-# and slows the next split kernels down (ResNet-20 step: 0.58 s with ResNet's 2 MB
-# projections split, 0.80 s with them whole).
+# Below SPLIT_BYTES of columns in all, one chunk on one core (handing a piece to
+# another thread costs about 0.1 ms).  Above it, at least two chunks, so that a
+# ResNet-20's 2 MB projections, too, use both cores.
 SPLIT_BYTES = 256 << 10
 
 
 def _batch_chunk(N: int, bytes_per_sample: int) -> int:
     """Samples per chunk, from the shapes alone (never from the thread count, so
-    results do not depend on it): an even number of chunks of about CHUNK_BYTES."""
+    results do not depend on it): chunks of about CHUNK_BYTES, at least two, aiming
+    at an even number (small batches round up to fewer, larger chunks)."""
     total = N * bytes_per_sample
     if N < 2 or total < SPLIT_BYTES:
         return N
@@ -169,7 +170,7 @@ def zeros_like_layout(shape: tuple[int, ...], like: np.ndarray, dtype=None) -> n
 WINOGRAD_MIN_CHANNELS = 64
 
 
-def choose_layout(w_shape: tuple[int, int, int, int], out_hw: Pair, groups: int,
+def choose_layout(w_shape: tuple[int, int, int, int], groups: int,
                   stride: Pair | None = None, padding: Padding4 = (0, 0, 0, 0),
                   dilation: Pair = (1, 1)) -> Layout:
     """Pick the layout (or algorithm) that is faster for this shape.
@@ -339,7 +340,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: P
     OH = out_size(H, KH, stride[0], pt, pb, dilation[0])
     OW = out_size(W, KW, stride[1], pl, pr, dilation[1])
     if layout is None:
-        layout = choose_layout(w.shape, (OH, OW), groups, stride, padding, dilation)
+        layout = choose_layout(w.shape, groups, stride, padding, dilation)
     if layout == "cols":
         return _forward_cols(x, w, b, stride, padding, dilation, groups, (OH, OW))
     if layout == "rows":
@@ -364,7 +365,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: P
     out = np.zeros((O, N, OH, OW), dtype=np.result_type(x, w))
     _threads.parallel([partial(_nb.depthwise_fwd, xp, w_mat, stride[0], stride[1], dilation[0],
                                dilation[1], OH, OW, O // groups, out, c0, c1)
-                       for c0, c1 in _threads.split(C, out.size * KH * KW)])
+                       for c0, c1 in _threads.split(C, out.size * KH * KW)], blas=False)
     if b is not None:
         out += b[:, None, None, None]
     cache = ConvCache(layout, xp, w_mat, (N, C, H, W), (O, Cg, KH, KW), (OH, OW), stride,
@@ -439,6 +440,12 @@ def conv2d_backward(dy: np.ndarray, cache: ConvCache, need_dx: bool = True,
     The batch chunks of the forward pass are the pieces again: each adds its
     share of dW and db (summed in chunk order) and writes its samples of dx.
     """
+    if cache.x_shape[0] == 0:                   # an empty batch: zero gradients
+        N, C, H, W = cache.x_shape
+        O = cache.w_shape[0]
+        return (np.zeros((N, C, H, W), dy.dtype) if need_dx else None,
+                np.zeros(cache.w_shape, dy.dtype) if need_dw else None,
+                np.zeros(O, dy.dtype) if cache.has_bias else None)
     if cache.layout in ("cols", "winograd"):
         return _backward_cols(dy, cache, need_dx, need_dw)
     if cache.layout == "rows":
@@ -453,7 +460,7 @@ def conv2d_backward(dy: np.ndarray, cache: ConvCache, need_dx: bool = True,
     _threads.parallel([partial(_nb.depthwise_bwd, xp, cache.w_mat, d, cache.stride[0],
                                cache.stride[1], cache.dilation[0], cache.dilation[1],
                                O // cache.groups, need_dx, dxp, dw3, c0, c1)
-                       for c0, c1 in _threads.split(C, d.size * KH * KW)])
+                       for c0, c1 in _threads.split(C, d.size * KH * KW)], blas=False)
     dw = dw3.reshape(O, Cg, KH, KW) if need_dw else None
     dx = None
     if need_dx:
@@ -506,7 +513,7 @@ def _backward_cols(dy, cache: ConvCache, need_dx: bool, need_dw: bool):
     dw, db = _gather(parts, need_dw, cache.has_bias)
     if need_dx and winograd:
         dx = _winograd.conv3x3_backward_data(dy, cache.w_mat.reshape(cache.w_shape),
-                                             cache.padding, (H, W))
+                                             cache.padding, (H, W)).astype(d.dtype, copy=False)
     return dx, (dw.reshape(O, Cg, KH, KW) if need_dw else None), db
 
 

@@ -149,7 +149,8 @@ def _batch_norm_forward_fused(x, running_mean, running_var, gamma, beta, trainin
     x_hat3, y3 = np.empty_like(x3), np.empty_like(x3)
     inv_std = np.empty(C, dtype=x3.dtype)
     _threads.parallel([partial(_nb.bn_forward, x3, mean, var, training, g, b, float(eps), x_hat3,
-                               y3, inv_std, c0, c1) for c0, c1 in _threads.split(C, x3.size)])
+                               y3, inv_std, c0, c1) for c0, c1 in _threads.split(C, x3.size)],
+                      blas=False)
     if training:
         n = x.size // C
         if running_mean is not None:
@@ -172,7 +173,7 @@ def _batch_norm_backward_fused(dy, cache: BatchNormCache):
     dgamma, dbeta = np.empty(C, x_hat3.dtype), np.empty(C, x_hat3.dtype)
     _threads.parallel([partial(_nb.bn_backward, dy3, x_hat3, g, cache.inv_std, cache.training,
                                dx3, dgamma, dbeta, c0, c1)
-                       for c0, c1 in _threads.split(C, dy3.size)])
+                       for c0, c1 in _threads.split(C, dy3.size)], blas=False)
     return _from_acl(dx3, dy.shape, cm), dgamma, dbeta
 
 

@@ -113,7 +113,7 @@ def max_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair 
         xo, yo, ao = xp.transpose(order), y.transpose(order), argmax.transpose(order)
         _threads.parallel([partial(_nb.max_pool_fwd, xo, KH, KW, stride[0], stride[1],
                                    dilation[0], dilation[1], yo, ao, a0, a1)
-                           for a0, a1 in _threads.split(xo.shape[0], xp.size)])
+                           for a0, a1 in _threads.split(xo.shape[0], xp.size)], blas=False)
         return y, MaxPoolCache(argmax, *cache_args)
     dh, dw = dilation
     y[...] = _window(xp, 0, 0, stride, (OH, OW))
@@ -142,7 +142,8 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
         do, ao, dxo = dy.transpose(order), cache.argmax.transpose(order), dxp.transpose(order)
         _threads.parallel([partial(_nb.max_pool_bwd, do, ao, KH, KW, cache.stride[0],
                                    cache.stride[1], dh, dw, dxo, a0, a1)
-                           for a0, a1 in _threads.split(ao.shape[0], dxp.size)])
+                           for a0, a1 in _threads.split(ao.shape[0], dxp.size)],
+                          blas=False)
     else:
         for i in range(KH):
             for j in range(KW):
