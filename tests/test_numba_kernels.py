@@ -52,10 +52,14 @@ def test_conv_cols_layout_numba_equals_numpy(monkeypatch, case, channel_major):
 @pytest.mark.parametrize("k,s,p", [(2, 2, 0), (2, 2, 1), ((3, 2), 2, 0), (3, 2, 1), (3, 1, 0),
                                    ((2, 3), (1, 2), (1, 1))])
 @pytest.mark.parametrize("order", [(0, 1, 2, 3), (1, 0, 2, 3), (0, 2, 3, 1)])
-def test_max_pool_numba_equals_numpy_including_ties(monkeypatch, k, s, p, order):
+@pytest.mark.parametrize("nans", [False, True])
+def test_max_pool_numba_equals_numpy_including_ties(monkeypatch, k, s, p, order, nans):
     pair = lambda v: (v, v) if isinstance(v, int) else v  # noqa: E731
     rng = np.random.default_rng(2)
     base = rng.integers(0, 3, size=(2, 3, 9, 8)).astype(np.float64)   # many ties
+    if nans:      # single and several NaNs in a window: a NaN wins, the last one of them
+        base[0, 0, 0, 0] = base[0, 1, 2, 3] = base[0, 1, 3, 2] = base[1, 2, 4, 4] = np.nan
+        base[1, 2, 4, 5] = base[1, 2, 5, 4] = base[1, 2, 5, 5] = np.nan
     x = np.ascontiguousarray(base.transpose(order)).transpose(np.argsort(order))
 
     def run():
@@ -65,7 +69,8 @@ def test_max_pool_numba_equals_numpy_including_ties(monkeypatch, k, s, p, order)
 
     (y1, a1, dx1), (y2, a2, dx2) = both(monkeypatch, run)
     np.testing.assert_array_equal(y1, y2)
-    np.testing.assert_array_equal(a1, a2)       # the same winner on every tie
+    np.testing.assert_array_equal(a1, a2)       # the same winner on every tie and NaN
+    assert np.isnan(y1).any() == nans
     # overlapping windows may add the same gradients in another order
     np.testing.assert_allclose(dx1, dx2, atol=1e-12, rtol=0)
 
