@@ -177,3 +177,31 @@ def test_relu_forward_compiled_pass_equals_numpy_maximum(monkeypatch, dtype, lay
     assert fast.dtype == dtype
     if layout == "channel_major":
         assert fast.strides == x.strides
+
+
+@pytest.mark.parametrize("multiplier", [1, 2])
+@pytest.mark.parametrize("padding", [(0, 0, 0, 0), (1, 1, 1, 1), (2, 2, 2, 2), (2, 0, 1, 2)])
+def test_depthwise_3x3_fast_loops_match_torch(multiplier, padding):
+    """The 3x3 stride-1 depthwise loops (one pass per row; dX as a correlation of dY
+    padded by 2 with the kernels turned round) against torch, in float64, for channel
+    multipliers 1 (the fast dX) and 2 (the general dX), and any padding."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(8)
+    C = 5
+    x = rng.standard_normal((3, C, 7, 9))
+    w = rng.standard_normal((C * multiplier, 1, 3, 3))
+    b = rng.standard_normal(C * multiplier)
+    y, cache = conv_k.conv2d_forward(x, w, b, (1, 1), padding, (1, 1), C)
+    assert cache.layout == "depthwise" and conv_k._depthwise3x3(w.shape, (1, 1), (1, 1))
+    pt, pb, pl, pr = padding
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    yt = torch.nn.functional.conv2d(torch.nn.functional.pad(xt, (pl, pr, pt, pb)), wt, bt, groups=C)
+    np.testing.assert_allclose(y, yt.detach().numpy(), atol=1e-12, rtol=0)
+    dy = rng.standard_normal(y.shape)
+    yt.backward(torch.tensor(dy))
+    dx, dw, db = conv_k.conv2d_backward(dy, cache)
+    for ours, theirs in ((dx, xt), (dw, wt), (db, bt)):
+        np.testing.assert_allclose(ours, theirs.grad.numpy(), atol=1e-12, rtol=0)
+    x32, w32 = x.astype(np.float32), w.astype(np.float32)
+    y32, _ = conv_k.conv2d_forward(x32, w32, None, (1, 1), padding, (1, 1), C)
+    assert y32.dtype == np.float32

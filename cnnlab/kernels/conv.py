@@ -360,12 +360,19 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: P
             f"layout must be 'cols', 'rows', 'depthwise' or 'winograd', got {layout!r}")
     if Cg != 1 or not _nb.AVAILABLE:
         raise ValueError("the 'depthwise' layout needs one input channel per group and numba")
-    xp = pad_channel_major(x, padding).transpose(1, 0, 2, 3)       # (C, N, Hp, Wp)
+    # the compiled loops vectorise only over contiguous rows: (C, N, Hp, Wp) in C order
+    xp = np.ascontiguousarray(pad_channel_major(x, padding).transpose(1, 0, 2, 3))
     w_mat = w.reshape(O, KH, KW)
-    out = np.zeros((O, N, OH, OW), dtype=np.result_type(x, w))
-    _threads.parallel([partial(_nb.depthwise_fwd, xp, w_mat, stride[0], stride[1], dilation[0],
-                               dilation[1], OH, OW, O // groups, out, c0, c1)
-                       for c0, c1 in _threads.split(C, out.size * KH * KW)], blas=False)
+    spans = _threads.split(C, O * N * OH * OW * KH * KW)
+    if _depthwise3x3(w.shape, stride, dilation):
+        out = np.empty((O, N, OH, OW), dtype=np.result_type(x, w))
+        _threads.parallel([partial(_nb.depthwise3x3_fwd, xp, w_mat, OH, OW, O // groups, out,
+                                   c0, c1) for c0, c1 in spans], blas=False)
+    else:
+        out = np.zeros((O, N, OH, OW), dtype=np.result_type(x, w))
+        _threads.parallel([partial(_nb.depthwise_fwd, xp, w_mat, stride[0], stride[1],
+                                   dilation[0], dilation[1], OH, OW, O // groups, out, c0, c1)
+                           for c0, c1 in spans], blas=False)
     if b is not None:
         out += b[:, None, None, None]
     cache = ConvCache(layout, xp, w_mat, (N, C, H, W), (O, Cg, KH, KW), (OH, OW), stride,
@@ -452,21 +459,41 @@ def conv2d_backward(dy: np.ndarray, cache: ConvCache, need_dx: bool = True,
         return _backward_rows(dy, cache, need_dx, need_dw)
     N, C, H, W = cache.x_shape
     O, Cg, KH, KW = cache.w_shape
-    d = dy.transpose(1, 0, 2, 3)                                    # (O, N, OH, OW)
+    d = np.ascontiguousarray(dy.transpose(1, 0, 2, 3))   # (O, N, OH, OW); free when channel-major
     db = d.sum(axis=(1, 2, 3)) if cache.has_bias else None
     xp = cache.cols
-    dxp = np.zeros(xp.shape if need_dx else (0, 0, 0, 0), dtype=xp.dtype)
+    per_group = O // cache.groups
+    spans = _threads.split(C, d.size * KH * KW)
     dw3 = np.zeros(cache.w_mat.shape, dtype=xp.dtype)
-    _threads.parallel([partial(_nb.depthwise_bwd, xp, cache.w_mat, d, cache.stride[0],
-                               cache.stride[1], cache.dilation[0], cache.dilation[1],
-                               O // cache.groups, need_dx, dxp, dw3, c0, c1)
-                       for c0, c1 in _threads.split(C, d.size * KH * KW)], blas=False)
+    if _depthwise3x3(cache.w_shape, cache.stride, cache.dilation) and per_group == 1:
+        if need_dw:
+            _threads.parallel([partial(_nb.depthwise3x3_dw, xp, d, 1, dw3, c0, c1)
+                               for c0, c1 in spans], blas=False)
+        if need_dx:   # dX = dY padded by 2, correlated with the kernels turned by 180 degrees
+            OH, OW = cache.out_hw
+            dyp = np.zeros((O, N, OH + 4, OW + 4), dtype=d.dtype)
+            dyp[:, :, 2:-2, 2:-2] = d
+            w_rot = np.ascontiguousarray(cache.w_mat[:, ::-1, ::-1])
+            dxp = np.empty((C, N, OH + 2, OW + 2), dtype=np.result_type(d, w_rot))
+            _threads.parallel([partial(_nb.depthwise3x3_fwd, dyp, w_rot, OH + 2, OW + 2, 1, dxp,
+                                       c0, c1) for c0, c1 in spans], blas=False)
+    else:
+        dxp = np.zeros(xp.shape if need_dx else (0, 0, 0, 0), dtype=xp.dtype)
+        _threads.parallel([partial(_nb.depthwise_bwd, xp, cache.w_mat, d, cache.stride[0],
+                                   cache.stride[1], cache.dilation[0], cache.dilation[1],
+                                   per_group, need_dx, dxp, dw3, c0, c1)
+                           for c0, c1 in spans], blas=False)
     dw = dw3.reshape(O, Cg, KH, KW) if need_dw else None
     dx = None
     if need_dx:
         pt, _, pl, _ = cache.padding
         dx = dxp[:, :, pt:pt + H, pl:pl + W].transpose(1, 0, 2, 3)
     return dx, dw, db
+
+
+def _depthwise3x3(w_shape, stride, dilation) -> bool:
+    """Whether the depthwise fast loops apply: 3x3, stride 1, no dilation."""
+    return tuple(w_shape[2:]) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
 
 
 def _gather(parts: list, need_dw: bool, has_bias: bool):
