@@ -176,16 +176,23 @@ def _max_pool_bwd(dy, arg, KH, KW, sh, sw, dh, dw, dxp, a0, a1):
     a0 <= a < a1; the caller zeroed dxp; overlapping windows accumulate."""
     B, OH, OW = dy.shape[1], dy.shape[2], dy.shape[3]
     if KH == 2 and KW == 2 and sh == 2 and sw == 2 and dh == 1 and dw == 1:
-        for a in range(a0, a1):   # 2x2 / 2 windows tile the input: plain stores
+        # 2x2 / 2 windows tile the input: plain stores.  The taps are first copied to
+        # floats, so the selects below all compare floats and LLVM vectorises them
+        # (5x faster than comparing the int8 taps directly)
+        z = dy.dtype.type(0)
+        kf = np.empty(OW, dy.dtype)
+        for a in range(a0, a1):
             for b in range(B):
                 for oh in range(OH):
                     for ow in range(OW):
+                        kf[ow] = arg[a, b, oh, ow]
+                    for ow in range(OW):
                         g = dy[a, b, oh, ow]
-                        k = arg[a, b, oh, ow]
-                        dxp[a, b, 2 * oh, 2 * ow] = g if k == 0 else 0.0
-                        dxp[a, b, 2 * oh, 2 * ow + 1] = g if k == 1 else 0.0
-                        dxp[a, b, 2 * oh + 1, 2 * ow] = g if k == 2 else 0.0
-                        dxp[a, b, 2 * oh + 1, 2 * ow + 1] = g if k == 3 else 0.0
+                        k = kf[ow]
+                        dxp[a, b, 2 * oh, 2 * ow] = g if k == 0 else z
+                        dxp[a, b, 2 * oh, 2 * ow + 1] = g if k == 1 else z
+                        dxp[a, b, 2 * oh + 1, 2 * ow] = g if k == 2 else z
+                        dxp[a, b, 2 * oh + 1, 2 * ow + 1] = g if k == 3 else z
         return
     for a in range(a0, a1):
         for b in range(B):
