@@ -496,10 +496,13 @@ def _depthwise3x3(w_shape, stride, dilation) -> bool:
     return tuple(w_shape[2:]) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
 
 
-def _gather(parts: list, need_dw: bool, has_bias: bool):
-    """Sum the pieces' (dw, db) partials in chunk order."""
+def _run_chunks(piece, N: int, cache: ConvCache, need_dw: bool):
+    """Run ``piece(i, n0, n1)`` for every batch chunk of the forward pass, spread over
+    the threads, and sum the (dw, db) partials it returns in chunk order."""
+    spans = _threads.chunks(N, cache.chunk)
+    parts = _threads.parallel([partial(piece, i, *s) for i, s in enumerate(spans)])
     dw = _sum_in_order([p[0] for p in parts]) if need_dw else None
-    db = _sum_in_order([p[1] for p in parts]) if has_bias else None
+    db = _sum_in_order([p[1] for p in parts]) if cache.has_bias else None
     return dw, db
 
 
@@ -535,9 +538,7 @@ def _backward_cols(dy, cache: ConvCache, need_dx: bool, need_dw: bool):
                                     cache.stride, cache.dilation, cache.out_hw)
         return dw, db
 
-    spans = _threads.chunks(N, cache.chunk)
-    parts = _threads.parallel([partial(piece, i, *s) for i, s in enumerate(spans)])
-    dw, db = _gather(parts, need_dw, cache.has_bias)
+    dw, db = _run_chunks(piece, N, cache, need_dw)
     if need_dx and winograd:
         dx = _winograd.conv3x3_backward_data(dy, cache.w_mat.reshape(cache.w_shape),
                                              cache.padding, (H, W)).astype(d.dtype, copy=False)
@@ -576,9 +577,7 @@ def _backward_rows(dy, cache: ConvCache, need_dx: bool, need_dw: bool):
                                     cache.stride, cache.dilation, cache.out_hw)
         return dw, db
 
-    spans = _threads.chunks(N, cache.chunk)
-    parts = _threads.parallel([partial(piece, i, *s) for i, s in enumerate(spans)])
-    dw, db = _gather(parts, need_dw, cache.has_bias)
+    dw, db = _run_chunks(piece, N, cache, need_dw)
     if need_dw:
         dw = np.ascontiguousarray(dw.reshape(O, KH, KW, Cg).transpose(0, 3, 1, 2))
     return dx, dw, db
