@@ -205,3 +205,17 @@ def test_depthwise_3x3_fast_loops_match_torch(multiplier, padding):
     x32, w32 = x.astype(np.float32), w.astype(np.float32)
     y32, _ = conv_k.conv2d_forward(x32, w32, None, (1, 1), padding, (1, 1), C)
     assert y32.dtype == np.float32
+
+
+def test_depthwise_weight_gradient_with_an_infinite_gradient_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(10)
+    x, w = rng.random((1, 2, 5, 5)) + 0.1, rng.standard_normal((2, 1, 3, 3))
+    y, cache = conv_k.conv2d_forward(x, w, None, (1, 1), (0, 0, 0, 0), (1, 1), 2)
+    dy = rng.random(y.shape)
+    dy[0, 0, 0, 0] = np.inf
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    torch.nn.functional.conv2d(xt, wt, groups=2).backward(torch.tensor(dy))
+    _, dw, _ = conv_k.conv2d_backward(dy, cache)
+    np.testing.assert_allclose(dw, wt.grad.numpy(), atol=1e-12, rtol=0)   # inf, not NaN
+    assert np.isinf(dw).any() and not np.isnan(dw).any()

@@ -133,3 +133,28 @@ def test_winograd_layout_gradcheck(monkeypatch):
     y, cache = conv_k.conv2d_forward(x.data, w.data, b.data, (1, 1), (1, 1, 1, 1))
     assert cache.layout == "winograd"
     cnnlab.gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=1), [x, w, b])
+
+
+def test_infinities_never_go_through_the_transforms(monkeypatch):
+    # inf - inf = NaN inside a Winograd tile: non-finite inputs take im2col instead
+    monkeypatch.setattr(conv_k, "WINOGRAD_MIN_CHANNELS", 1)
+    t = _torch()
+    rng = np.random.default_rng(9)
+    x, w = rng.random((2, 3, 6, 6)), rng.random((4, 3, 3, 3))
+    x[0, 1, 2, 3] = np.inf
+    y, cache = conv_k.conv2d_forward(x, w, None, (1, 1), (1, 1, 1, 1))
+    assert cache.layout == "cols"
+    yt = t.nn.functional.conv2d(t.tensor(x), t.tensor(w), padding=1).numpy()
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(yt))
+    np.testing.assert_allclose(y[np.isfinite(yt)], yt[np.isfinite(yt)], atol=1e-12, rtol=0)
+    # a finite forward, then an infinite gradient: dx by col2im, as torch
+    x[0, 1, 2, 3] = 0.5
+    y, cache = conv_k.conv2d_forward(x, w, None, (1, 1), (1, 1, 1, 1))
+    assert cache.layout == "winograd"
+    dy = rng.random(y.shape)
+    dy[1, 2, 3, 3] = np.inf
+    xt = t.tensor(x, requires_grad=True)
+    t.nn.functional.conv2d(xt, t.tensor(w), padding=1).backward(t.tensor(dy))
+    dx, _, _ = conv_k.conv2d_backward(dy, cache)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), atol=1e-12, rtol=0)   # inf where torch has inf
+    assert not np.isnan(dx).any()

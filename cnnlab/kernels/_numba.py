@@ -7,11 +7,15 @@ with the contiguous axis innermost is 2-5x faster there.  Depthwise
 convolution (one input map per group) has no GEMM worth the name: it is
 computed directly.
 
-Every function here has a NumPy twin in :mod:`cnnlab.kernels.conv` or
-:mod:`cnnlab.kernels.pool` that is the specification; the tests run both and
-require equal results.  The loops are serial: parallel numba threads would
-compete with OpenBLAS's for the same cores.  ``cache=True`` keeps the
-compiled code on disk, so only the first run on a machine pays the JIT.
+Most functions here have a NumPy twin that is the specification (in
+:mod:`cnnlab.kernels.conv`, :mod:`cnnlab.kernels.pool`, :mod:`cnnlab.kernels.norm`,
+:mod:`cnnlab.kernels.activation` and :mod:`cnnlab.kernels.winograd`); the tests run
+both and require equal results.  The depthwise loops have no twin (that layout
+needs numba) and are held to torch instead.  Each loop runs on one thread over
+a range its caller gives it; :mod:`cnnlab.kernels._threads` spreads the ranges
+over the cores (numba's own parallel threads would compete with OpenBLAS's).
+``cache=True`` keeps the compiled code on disk, so only the first run on a
+machine pays the JIT.
 
 Set ``CNNLAB_NUMBA=0`` to disable these kernels.
 """
@@ -237,7 +241,7 @@ def _depthwise_bwd(xp, w, dy, sh, sw, dh, dw, per_group, need_dx, dxp, dwt, c0, 
         for n in range(N):
             for i in range(KH):
                 for j in range(KW):
-                    acc = dy[o, n, 0, 0] * 0   # in the arrays' dtype (float32 stays float32)
+                    acc = dy.dtype.type(0)   # in dy's dtype (float32 stays float32)
                     if unit:
                         for oh in range(OH):
                             for ow in range(OW):
@@ -288,7 +292,7 @@ def _depthwise3x3_dw(xp, dy, per_group, dwt, c0, c1):
     for o in range(c0 * per_group, c1 * per_group):
         c = o // per_group
         for n in range(N):
-            z = dy[o, n, 0, 0] * 0     # in the arrays' dtype (float32 stays float32)
+            z = dy.dtype.type(0)       # in dy's dtype; not dy[...] * 0, which is NaN for inf
             a00, a01, a02, a10, a11, a12, a20, a21, a22 = z, z, z, z, z, z, z, z, z
             for oh in range(OH):
                 r0 = xp[c, n, oh]

@@ -182,8 +182,8 @@ def choose_layout(w_shape: tuple[int, int, int, int], groups: int,
     for ResNet-20's 64@8x8 (batch 128), but 1.3x for 16 and 32 channels, where its
     16 GEMMs with K = C are too thin.
 
-    Measured here (forward + backward, float32, 2 cores, batch chunks spread over
-    both cores): "cols" is faster or level on every shape of the benchmark suite
+    Otherwise, measured here (forward + backward, float32, 2 cores, batch chunks
+    spread over both cores): "cols" is faster or level than "rows" on every shape of the benchmark suite
     and the zoo -- by 2x for ResNet-20's 16@32x32 and LeNet's convolutions, by
     1.0-1.1x for 256 and 512 channels at 14x14 and 7x7 -- with one exception
     within noise (64->128 3x3/2 at 56x56, batch 8: 30 against 27 ms).  Before the
@@ -341,6 +341,8 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: P
     OW = out_size(W, KW, stride[1], pl, pr, dilation[1])
     if layout is None:
         layout = choose_layout(w.shape, groups, stride, padding, dilation)
+        if layout == "winograd" and not (np.isfinite(x).all() and np.isfinite(w).all()):
+            layout = "cols"      # Winograd's transforms would turn inf into inf - inf = NaN
     if layout == "cols":
         return _forward_cols(x, w, b, stride, padding, dilation, groups, (OH, OW))
     if layout == "rows":
@@ -444,8 +446,10 @@ def conv2d_backward(dy: np.ndarray, cache: ConvCache, need_dx: bool = True,
     """Gradients of :func:`conv2d_forward`.
 
     dy (N, O, OH, OW) -> dx (N, C, H, W), dw (O, C // G, KH, KW), db (O,) or None.
-    The batch chunks of the forward pass are the pieces again: each adds its
-    share of dW and db (summed in chunk order) and writes its samples of dx.
+    For "cols", "rows" and the weight gradient after "winograd", the batch chunks
+    of the forward pass are the pieces again: each adds its share of dW and db
+    (summed in chunk order) and writes its samples of dx.  Winograd's dx is a
+    Winograd convolution of dy; depthwise is split by input map.
     """
     if cache.x_shape[0] == 0:                   # an empty batch: zero gradients
         N, C, H, W = cache.x_shape
@@ -474,7 +478,7 @@ def conv2d_backward(dy: np.ndarray, cache: ConvCache, need_dx: bool = True,
             dyp = np.zeros((O, N, OH + 4, OW + 4), dtype=d.dtype)
             dyp[:, :, 2:-2, 2:-2] = d
             w_rot = np.ascontiguousarray(cache.w_mat[:, ::-1, ::-1])
-            dxp = np.empty((C, N, OH + 2, OW + 2), dtype=np.result_type(d, w_rot))
+            dxp = np.empty((C, N, OH + 2, OW + 2), dtype=xp.dtype)   # as the general loop
             _threads.parallel([partial(_nb.depthwise3x3_fwd, dyp, w_rot, OH + 2, OW + 2, 1, dxp,
                                        c0, c1) for c0, c1 in spans], blas=False)
     else:
@@ -510,7 +514,8 @@ def _backward_cols(dy, cache: ConvCache, need_dx: bool, need_dw: bool):
     """Per chunk: dW += delta X_col^T (X_col kept, or rebuilt from the kept input),
     dX_col = W_row^T delta, col2im into the chunk's samples of dx.  After a Winograd
     forward only dW comes from here; dx is a Winograd convolution of dy."""
-    winograd = cache.layout == "winograd"
+    # Winograd's dx only for a finite dy (its transforms turn inf into NaN); else col2im
+    winograd = cache.layout == "winograd" and (not need_dx or bool(np.isfinite(dy).all()))
     N, C, H, W = cache.x_shape
     O, Cg, KH, KW = cache.w_shape
     G = cache.groups

@@ -38,9 +38,14 @@ def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+def _rows(a: np.ndarray) -> np.ndarray:
+    """(..., k) -> (prod(...), k), also when k or the batch is 0."""
+    return a.reshape(int(np.prod(a.shape[:-1])), a.shape[-1])
+
+
 def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
     """x (..., in) , w (out, in), b (out,) -> y (..., out)."""
-    y = _product(x.reshape(-1, x.shape[-1]), w.T)
+    y = _product(_rows(x), w.T)
     if b is not None:
         y += b
     return y.reshape(*x.shape[:-1], w.shape[0])
@@ -49,8 +54,8 @@ def linear_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.nda
 def linear_backward(dy: np.ndarray, x: np.ndarray, w: np.ndarray, need_dx: bool = True,
                     need_dw: bool = True, has_bias: bool = True):
     """dy (..., out) -> dx (..., in), dw (out, in), db (out,) or None."""
-    dy2 = dy.reshape(-1, dy.shape[-1])
+    dy2 = _rows(dy)
     dx = _product(dy2, w).reshape(*dy.shape[:-1], w.shape[1]) if need_dx else None
-    dw = _product(dy2.T, x.reshape(-1, x.shape[-1])) if need_dw else None
+    dw = _product(dy2.T, _rows(x)) if need_dw else None
     db = dy2.sum(axis=0) if has_bias else None
     return dx, dw, db

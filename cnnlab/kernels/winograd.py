@@ -22,7 +22,10 @@ become 16 matrix products, one per position xi of the 4x4 transformed tile:
 im2col + GEMM multiplies 9 C O numbers per output pixel; this does 16 C O per
 2x2 tile, i.e. 4 C O per pixel.  The transforms only add and subtract (and
 halve, in G), so in float32 the result differs from the direct sum by a few
-units in the last place; in float64 the parity tests hold it to torch at 1e-9.
+units in the last place; in float64 the parity tests hold it to torch at 1e-12.
+Infinities are another matter: the transforms subtract inputs, so an inf in a
+tile gives inf - inf = NaN.  :func:`cnnlab.kernels.conv.conv2d_forward` therefore
+uses Winograd only on finite inputs (and dX only for a finite dY).
 
 The backward pass of the data is the same kind of convolution: dX is dY
 correlated with the filters turned by 180 degrees and transposed (C <- O), with
@@ -64,11 +67,6 @@ def transform_filters(w: np.ndarray) -> np.ndarray:
     # one GEMM: U[4a + b] = sum_ij G[a, i] G[b, j] g[i, j] = kron(G, G) @ g (as 9 numbers)
     with _threads.blas_one_thread:    # (see _threads: OpenBLAS's own threads would spin)
         return (_G_KRON.astype(w.dtype) @ w.reshape(O * C, 9).T).reshape(16, O, C)
-
-
-def tiles(size: int, pad: int) -> int:
-    """Number of 2-wide output tiles along a side: ceil(OH / 2), OH = size + 2 pad - 2."""
-    return (size + 2 * pad - 1) // 2
 
 
 def transform_input(xp: np.ndarray, tH: int, tW: int) -> np.ndarray:
