@@ -291,3 +291,17 @@ def test_linear_with_zero_features_matches_torch():
         for ours, theirs in ((dx, xt), (dw, wt), (db, bt)):
             assert ours.shape == tuple(theirs.shape)
             np.testing.assert_allclose(ours, theirs.grad.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("value,ok", [("3", True), ("0", False), ("two", False), ("-1", False)])
+def test_the_environment_variable_is_checked(value, ok):
+    import subprocess
+    import sys
+    code = "import cnnlab; print(cnnlab.get_num_threads())"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**__import__("os").environ, "CNNLAB_NUM_THREADS": value})
+    if ok:
+        assert proc.returncode == 0 and proc.stdout.strip() == value
+    else:
+        assert proc.returncode != 0
+        assert "CNNLAB_NUM_THREADS must be a positive integer" in proc.stderr

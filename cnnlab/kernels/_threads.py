@@ -49,7 +49,7 @@ except ImportError:   # optional: without it the pieces run one after another
 def _default_threads() -> int:
     env = os.environ.get("CNNLAB_NUM_THREADS")
     if env:
-        n = int(env)
+        n = int(env) if env.strip().isdigit() else 0
         if n < 1:
             raise ValueError(f"CNNLAB_NUM_THREADS must be a positive integer, got {env!r}")
         return n
