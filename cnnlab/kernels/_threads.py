@@ -36,6 +36,7 @@ import ctypes
 import os
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -63,7 +64,7 @@ _num_threads = _default_threads()
 _workers: list[_Worker] = []
 _pool_lock = threading.Lock()      # guards _workers and _num_threads
 _busy = threading.Lock()           # held while one parallel() call uses the workers
-_controller = None
+_blas_setters: list | None = None   # (get, set) per BLAS library, found on first use
 _local = threading.local()
 
 
@@ -99,8 +100,8 @@ def _blas_libraries() -> list[tuple[Callable[[], int], Callable[[int], None]]]:
     through ctypes (a microsecond): threadpoolctl's wrappers look the symbol up on
     every call, and they only obey the first Python thread that ever set a limit,
     while the kernels may be called from any thread."""
-    global _controller
-    if _controller is None:
+    global _blas_setters
+    if _blas_setters is None:
         found = []
         for lib in threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers:
             pair = None
@@ -114,8 +115,8 @@ def _blas_libraries() -> list[tuple[Callable[[], int], Callable[[int], None]]]:
                             put.argtypes, put.restype = [ctypes.c_int], None
                             pair = (get, put)
             found.append(pair or (lib.get_num_threads, lib.set_num_threads))
-        _controller = found
-    return _controller
+        _blas_setters = found
+    return _blas_setters
 
 
 class _BlasOneThread:
@@ -222,18 +223,13 @@ def parallel(pieces: Sequence[Callable[[], T]], blas: bool = True) -> list[T]:
     if threadpoolctl is None or getattr(_local, "inside", False):
         return [p() for p in pieces]
     n = min(_num_threads, len(pieces))
-    if n <= 1 or not _busy.acquire(blocking=False):   # one thread, or the workers are taken
-        if not blas:
-            return [p() for p in pieces]
-        with blas_one_thread:
-            return [p() for p in pieces]
+    threaded = n > 1 and _busy.acquire(blocking=False)    # else one thread, or the workers are taken
     try:
-        if not blas:
-            return _run_on_workers(pieces, n)
-        with blas_one_thread:
-            return _run_on_workers(pieces, n)
+        with blas_one_thread if blas else nullcontext():
+            return _run_on_workers(pieces, n) if threaded else [p() for p in pieces]
     finally:
-        _busy.release()
+        if threaded:
+            _busy.release()
 
 
 def _run_on_workers(pieces: Sequence[Callable[[], T]], n: int) -> list[T]:
@@ -304,7 +300,11 @@ def split(total: int, size: int) -> list[tuple[int, int]]:
     """Cut range(total) into contiguous spans, one per thread when the work (``size``
     elements) is large enough, else one span.  Only for pieces whose results do not
     depend on where the cuts fall (independent channels, elementwise ops)."""
-    n = min(_num_threads, total) if size >= MIN_PARALLEL_ELEMENTS else 1
+    return spans(total, min(_num_threads, total) if size >= MIN_PARALLEL_ELEMENTS else 1)
+
+
+def spans(total: int, n: int) -> list[tuple[int, int]]:
+    """range(total) cut into max(n, 1) contiguous spans of near-equal length."""
     n = max(n, 1)
     return [(total * i // n, total * (i + 1) // n) for i in range(n)]
 
@@ -315,4 +315,5 @@ def chunks(total: int, per_chunk: int) -> list[tuple[int, int]]:
     return [(a, min(total, a + per_chunk)) for a in range(0, total, per_chunk)]
 
 
-__all__ = ["blas_one_thread", "chunks", "get_num_threads", "parallel", "set_num_threads", "split"]
+__all__ = ["blas_one_thread", "chunks", "get_num_threads", "parallel", "set_num_threads", "spans",
+           "split"]

@@ -22,10 +22,7 @@ def relu_forward(x: np.ndarray) -> np.ndarray:
     y = np.empty_like(x)            # same memory order as x: its flat view is a view
     if y.strides != x.strides:      # e.g. reversed axes
         return np.maximum(x, 0)
-    xf, yf = x.ravel(order="K"), y.ravel(order="K")
-    _threads.parallel([partial(_nb.relu_fwd, xf[a:b], yf[a:b])
-                       for a, b in _threads.split(x.size, x.size)], blas=False)
-    return y
+    return _flat_parallel(_nb.relu_fwd, y, x)
 
 
 def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -33,12 +30,17 @@ def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     (sub)gradient is taken as 0, as in PyTorch."""
     if (_nb.AVAILABLE and dy.dtype == y.dtype and dy.dtype in _COMPILED and dy.shape == y.shape
             and dy.strides == y.strides and _dense(y)):
-        dx = np.empty_like(dy)          # same memory order as dy: its flat view is a view
-        dyf, yf, dxf = dy.ravel(order="K"), y.ravel(order="K"), dx.ravel(order="K")
-        _threads.parallel([partial(_nb.relu_bwd, dyf[a:b], yf[a:b], dxf[a:b])
-                           for a, b in _threads.split(dy.size, dy.size)], blas=False)
-        return dx
+        return _flat_parallel(_nb.relu_bwd, np.empty_like(dy), dy, y)
     return dy * (y > 0)
+
+
+def _flat_parallel(kernel, out: np.ndarray, *inputs: np.ndarray) -> np.ndarray:
+    """``kernel(*inputs, out)`` on the flat views of arrays laid out alike (dense, equal
+    strides), cut into spans over the threads; returns ``out``."""
+    flat = [a.ravel(order="K") for a in (*inputs, out)]
+    _threads.parallel([partial(kernel, *(f[a:b] for f in flat))
+                       for a, b in _threads.split(out.size, out.size)], blas=False)
+    return out
 
 
 def _dense(a: np.ndarray) -> bool:

@@ -183,8 +183,8 @@ def choose_layout(w_shape: tuple[int, int, int, int], groups: int,
     16 GEMMs with K = C are too thin.
 
     Otherwise, measured here (forward + backward, float32, 2 cores, batch chunks
-    spread over both cores): "cols" is faster or level than "rows" on every shape of the benchmark suite
-    and the zoo -- by 2x for ResNet-20's 16@32x32 and LeNet's convolutions, by
+    spread over both cores): "cols" is faster than "rows" or level with it on every
+    shape of the benchmark suite and the zoo -- by 2x for ResNet-20's 16@32x32 and LeNet's convolutions, by
     1.0-1.1x for 256 and 512 channels at 14x14 and 7x7 -- with one exception
     within noise (64->128 3x3/2 at 56x56, batch 8: 30 against 27 ms).  Before the
     batch was split over the cores, "rows" won for many channels on small maps.
@@ -210,6 +210,12 @@ def pad_channel_major(x: np.ndarray, padding: Padding4) -> np.ndarray:
     xp = np.zeros((C, N, H + pt + pb, W + pl + pr), dtype=x.dtype).transpose(1, 0, 2, 3)
     xp[:, :, pt:pt + H, pl:pl + W] = x
     return xp
+
+
+def pad_cnhw(x: np.ndarray, padding: Padding4) -> np.ndarray:
+    """x (N, C, H, W) -> zero-padded (C, N, Hp, Wp), C-contiguous: the form the
+    compiled depthwise and Winograd loops read row by row (and vectorise)."""
+    return np.ascontiguousarray(pad_channel_major(x, padding).transpose(1, 0, 2, 3))
 
 
 def im2col_cols(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair,
@@ -362,8 +368,15 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: P
             f"layout must be 'cols', 'rows', 'depthwise' or 'winograd', got {layout!r}")
     if Cg != 1 or not _nb.AVAILABLE:
         raise ValueError("the 'depthwise' layout needs one input channel per group and numba")
-    # the compiled loops vectorise only over contiguous rows: (C, N, Hp, Wp) in C order
-    xp = np.ascontiguousarray(pad_channel_major(x, padding).transpose(1, 0, 2, 3))
+    return _forward_depthwise(x, w, b, stride, padding, dilation, groups, (OH, OW))
+
+
+def _forward_depthwise(x, w, b, stride, padding, dilation, groups, out_hw):
+    """One input map per group: the compiled loops, split by input map."""
+    N, C, H, W = x.shape
+    O, Cg, KH, KW = w.shape
+    OH, OW = out_hw
+    xp = pad_cnhw(x, padding)
     w_mat = w.reshape(O, KH, KW)
     spans = _threads.split(C, O * N * OH * OW * KH * KW)
     if _depthwise3x3(w.shape, stride, dilation):
@@ -377,7 +390,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: P
                            for c0, c1 in spans], blas=False)
     if b is not None:
         out += b[:, None, None, None]
-    cache = ConvCache(layout, xp, w_mat, (N, C, H, W), (O, Cg, KH, KW), (OH, OW), stride,
+    cache = ConvCache("depthwise", xp, w_mat, (N, C, H, W), (O, Cg, KH, KW), out_hw, stride,
                       padding, dilation, groups, b is not None, None, N)
     return out.transpose(1, 0, 2, 3), cache
 
@@ -425,11 +438,7 @@ def _forward_rows(x, w, b, stride, padding, dilation, G, out_hw):
     def piece(n0: int, n1: int) -> np.ndarray:
         c = im2col_rows(pad_nhwc(x[n0:n1], padding), (KH, KW), stride, dilation, out_hw, G)
         o = out[n0 * Mn:n1 * Mn]
-        if G == 1:
-            np.matmul(c[:, 0, :], w_mat[0].T, out=o)
-        else:
-            o[...] = np.matmul(c.transpose(1, 0, 2), w_mat.transpose(0, 2, 1)).transpose(
-                1, 0, 2).reshape(-1, O)
+        _mm(c.transpose(1, 0, 2), w_mat.transpose(0, 2, 1), out=o.reshape(-1, G, Og).transpose(1, 0, 2))
         if b is not None:
             o += b
         return c
@@ -461,6 +470,11 @@ def conv2d_backward(dy: np.ndarray, cache: ConvCache, need_dx: bool = True,
         return _backward_cols(dy, cache, need_dx, need_dw)
     if cache.layout == "rows":
         return _backward_rows(dy, cache, need_dx, need_dw)
+    return _backward_depthwise(dy, cache, need_dx, need_dw)
+
+
+def _backward_depthwise(dy, cache: ConvCache, need_dx: bool, need_dw: bool):
+    """Gradients of :func:`_forward_depthwise`, split by input map."""
     N, C, H, W = cache.x_shape
     O, Cg, KH, KW = cache.w_shape
     d = np.ascontiguousarray(dy.transpose(1, 0, 2, 3))   # (O, N, OH, OW); free when channel-major
@@ -475,8 +489,7 @@ def conv2d_backward(dy: np.ndarray, cache: ConvCache, need_dx: bool = True,
                                for c0, c1 in spans], blas=False)
         if need_dx:   # dX = dY padded by 2, correlated with the kernels turned by 180 degrees
             OH, OW = cache.out_hw
-            dyp = np.zeros((O, N, OH + 4, OW + 4), dtype=d.dtype)
-            dyp[:, :, 2:-2, 2:-2] = d
+            dyp = pad_cnhw(dy, (2, 2, 2, 2))
             w_rot = np.ascontiguousarray(cache.w_mat[:, ::-1, ::-1])
             dxp = np.empty((C, N, OH + 2, OW + 2), dtype=xp.dtype)   # as the general loop
             _threads.parallel([partial(_nb.depthwise3x3_fwd, dyp, w_rot, OH + 2, OW + 2, 1, dxp,
@@ -572,17 +585,11 @@ def _backward_rows(dy, cache: ConvCache, need_dx: bool, need_dw: bool):
         c = cache.cols[i]
         db = dr.sum(axis=0) if cache.has_bias else None
         dw = None
+        dg = dr.reshape(-1, G, Og).transpose(1, 0, 2)          # (G, rows, Og)
         if need_dw:
-            if G == 1:
-                dw = (dr.T @ c[:, 0, :])[None]
-            else:
-                dw = np.matmul(dr.reshape(-1, G, Og).transpose(1, 2, 0), c.transpose(1, 0, 2))
+            dw = _mm(dg.transpose(0, 2, 1), c.transpose(1, 0, 2))
         if need_dx:
-            if G == 1:
-                dcols = (dr @ cache.w_mat[0])[:, None, :]
-            else:
-                dcols = np.matmul(dr.reshape(-1, G, Og).transpose(1, 0, 2),
-                                  cache.w_mat).transpose(1, 0, 2)
+            dcols = _mm(dg, cache.w_mat).transpose(1, 0, 2)
             dx[n0:n1] = col2im_rows(dcols, (n1 - n0, C, H, W), cache.padding, (KH, KW),
                                     cache.stride, cache.dilation, cache.out_hw)
         return dw, db

@@ -21,8 +21,7 @@ BLOCK_MACS = 4 << 20
 
 def _blocks(macs: int, width: int) -> list[tuple[int, int]]:
     """Column blocks of a result ``width`` wide, one per BLOCK_MACS of work (1 to 8)."""
-    pieces = int(max(1, min(8, width, macs // BLOCK_MACS)))
-    return [(width * i // pieces, width * (i + 1) // pieces) for i in range(pieces)]
+    return _threads.spans(width, int(min(8, width, macs // BLOCK_MACS)))
 
 
 def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -43,6 +43,7 @@ import numpy as np
 
 from cnnlab.kernels import _numba as _nb
 from cnnlab.kernels import _threads
+from cnnlab.kernels import conv as _conv  # (conv imports this module too; used at call time)
 
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
@@ -116,8 +117,10 @@ def conv3x3(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding) -> np.n
     per_sample = 16 * (C + O) * tH * tW * x.itemsize     # V and M of one sample
     nb = max(1, min(-(-N // 2), CHUNK_BYTES // per_sample))  # at least two pieces when N > 1
 
+    bias = np.zeros(O, dtype) if b is None else b.astype(dtype)
+
     def piece(n0: int, n1: int) -> None:
-        xp = _pad_chunk(x[n0:n1], pad)          # (C, n, 2 tH + 2, 2 tW + 2)
+        xp = _conv.pad_cnhw(x[n0:n1], pad)      # (C, n, 2 tH + 2, 2 tW + 2)
         if _nb.AVAILABLE:
             v = _nb.winograd_in(xp, tH, tW)
         else:
@@ -125,21 +128,12 @@ def conv3x3(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding) -> np.n
         m = np.matmul(u, v)                     # 16 GEMMs (O, C) @ (C, tiles)
         yc = out[:, n0:n1]
         if _nb.AVAILABLE:
-            _nb.winograd_out(m, yc, np.zeros(O, dtype) if b is None else b.astype(dtype))
+            _nb.winograd_out(m, yc, bias)
         else:
-            transform_output(m, yc, b)
+            transform_output(m, yc, bias)
 
     _threads.parallel([partial(piece, *span) for span in _threads.chunks(N, nb)])
     return out.transpose(1, 0, 2, 3)
-
-
-def _pad_chunk(x: np.ndarray, pad) -> np.ndarray:
-    """x (n, C, H, W) -> zero-padded (C, n, Hp, Wp), C-contiguous."""
-    pt, pb, pl, pr = pad
-    n, C, H, W = x.shape
-    xp = np.zeros((C, n, H + pt + pb, W + pl + pr), dtype=x.dtype)
-    xp[:, :, pt:pt + H, pl:pl + W] = x.transpose(1, 0, 2, 3)
-    return xp
 
 
 def conv3x3_backward_data(dy: np.ndarray, w: np.ndarray, padding, x_hw) -> np.ndarray:
