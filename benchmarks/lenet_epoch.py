@@ -29,6 +29,7 @@ def cnnlab_time(x: np.ndarray, y: np.ndarray, batch: int, steps: int, warmup: in
     from cnnlab.models import lenet5
     from cnnlab.optim import SGD
 
+    cnnlab.tune_memory()   # as the cnnlab command does (glibc keeps freed memory for reuse)
     cnnlab.manual_seed(0)
     model = lenet5()
     opt = SGD(model.parameters(), lr=0.01, momentum=0.9)

@@ -64,6 +64,7 @@ class Cnnlab:
     def __init__(self) -> None:
         import cnnlab
 
+        cnnlab.tune_memory()   # as the cnnlab command does (glibc keeps freed memory for reuse)
         self.cl = cnnlab
         self.nn = cnnlab.nn
         self.F = cnnlab.nn.functional

@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from cnnlab import tune_memory
 from cnnlab.data.augment import AUGMENTATION_NAMES
 from cnnlab.data.idx import IDXFormatError
 from cnnlab.serialization import CheckpointError
@@ -294,6 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    tune_memory()   # the command owns its process: let glibc keep a step's freed arrays for reuse
     try:
         return args.func(args)
     except (CheckpointError, IDXFormatError, FileNotFoundError, FileExistsError, ValueError) as e:

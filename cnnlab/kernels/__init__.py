@@ -3,4 +3,3 @@
 Nothing here knows about Tensors or autograd; the ``*_ops`` modules of :mod:`cnnlab.autograd`
 adapts these kernels to the graph.
 """
-from cnnlab.kernels import _memory  # noqa: F401,E402  (glibc: keep freed memory for reuse; see there)

@@ -10,9 +10,12 @@ glibc's defaults, 0.90 s with a fixed 32 MiB mmap threshold, 0.76 s with a 1 GiB
 trim threshold as well; the peak resident memory is unchanged (752 MiB),
 because what is kept is what the step needed anyway.
 
-:func:`tune_malloc` runs when :mod:`cnnlab.kernels` is imported and sets these
-two ``mallopt`` parameters for the process.  ``CNNLAB_MALLOC_TUNE=0`` leaves
-the allocator alone; on other C libraries (musl, macOS, Windows) nothing is done.
+:func:`tune_memory` sets these two ``mallopt`` parameters for the whole process,
+so importing cnnlab does not call it: the allocator belongs to whoever runs the
+process (a notebook that also runs torch, say).  The ``cnnlab`` command and the
+benchmarks call it at start; a library user calls ``cnnlab.tune_memory()``.
+``CNNLAB_MALLOC_TUNE=0`` makes it leave the allocator alone; on other C libraries
+(musl, macOS, Windows) it does nothing.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import ctypes
 import os
 import sys
 
-__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "TUNED", "tune_malloc"]
+__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "tune_memory"]
 
 # glibc's <malloc.h> parameter numbers
 _M_TRIM_THRESHOLD = -1
@@ -30,7 +33,7 @@ MMAP_THRESHOLD = 32 << 20   # glibc's largest allowed value on 64-bit: blocks be
 TRIM_THRESHOLD = 1 << 30    # free heap top kept up to 1 GiB before it is returned to the OS
 
 
-def tune_malloc() -> bool:
+def tune_memory() -> bool:
     """Set glibc's mmap and trim thresholds (see the module docstring).
 
     Returns True when both were applied, False when the variable
@@ -47,6 +50,3 @@ def tune_malloc() -> bool:
     mallopt.restype = ctypes.c_int
     mmap_ok = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
     return mmap_ok and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
-
-
-TUNED = tune_malloc()

@@ -18,30 +18,62 @@ over the cores (numba's own parallel threads would compete with OpenBLAS's).
 machine pays the JIT.
 
 Set ``CNNLAB_NUMBA=0`` to disable these kernels.
+
+numba is imported on first use, not when cnnlab is imported: importing it takes
+about half a second, which a script that never runs a kernel (or a notebook that
+only builds a model) should not pay.  The first read of :data:`AVAILABLE` or of
+a compiled function's name imports numba and compiles-on-call every loop here.
 """
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 
-try:
-    if os.environ.get("CNNLAB_NUMBA", "1") == "0":
-        raise ImportError("disabled by CNNLAB_NUMBA=0")
-    import numba
-except ImportError:   # numba is optional
+# name -> (its pure-Python loop, whether LLVM may reassociate its float sums);
+# bound to module attributes by _load() on first access (see __getattr__ below)
+_LOOPS: dict[str, tuple[str, bool]] = {}
+_load_lock = threading.Lock()   # two threads' first kernels must not both bind the loops
+
+
+def _compiled(name: str, reassociate: bool = False):
+    """Register the loop ``_name`` to be compiled as ``name``.  ``reassociate`` lets
+    LLVM reorder a float sum so it can vectorise it (only the rounding of that sum
+    changes, nothing else)."""
+    _LOOPS[name] = ("_" + name, reassociate)
+
+
+def _load() -> None:
+    """Import numba (unless ``CNNLAB_NUMBA=0``) and bind ``AVAILABLE`` and every
+    compiled loop as module attributes; without numba the loops are None."""
+    with _load_lock:
+        if "AVAILABLE" not in globals():
+            _bind_loops()
+
+
+def _bind_loops() -> None:
     numba = None
+    if os.environ.get("CNNLAB_NUMBA", "1") != "0":
+        try:
+            import numba
+        except ImportError:   # numba is optional
+            numba = None
+    module = globals()
+    for name, (source, reassociate) in _LOOPS.items():
+        flags = {"fastmath": {"reassoc"}} if reassociate else {}
+        module[name] = (None if numba is None
+                        else numba.njit(cache=True, nogil=True, **flags)(module[source]))
+    module["AVAILABLE"] = numba is not None
 
-AVAILABLE = numba is not None
 
-
-def _jit(fn, reassociate: bool = False):
-    """Compile ``fn``; ``reassociate`` lets LLVM reorder a float sum so it can
-    vectorise it (only the rounding of that sum changes, nothing else)."""
-    if numba is None:
-        return None
-    flags = {"fastmath": {"reassoc"}} if reassociate else {}
-    return numba.njit(cache=True, nogil=True, **flags)(fn)
+def __getattr__(name: str):
+    """PEP 562: the first access to ``AVAILABLE`` or a compiled loop loads numba.
+    Afterwards they are ordinary module attributes and this is not called again."""
+    if name == "AVAILABLE" or name in _LOOPS:
+        _load()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _im2col_cm(xp, KH, KW, sh, sw, dh, dw, OH, OW):
@@ -479,20 +511,20 @@ def _winograd_out(mm, y, bias):
                                 y[o, m, h, 2 * tw + 1] = s1 - s2 - s3 + bo
 
 
-im2col_cm = _jit(_im2col_cm)
-depthwise_fwd = _jit(_depthwise_fwd)
-depthwise_bwd = _jit(_depthwise_bwd, reassociate=True)
-depthwise3x3_fwd = _jit(_depthwise3x3_fwd)
-depthwise3x3_dw = _jit(_depthwise3x3_dw, reassociate=True)
-col2im_cm = _jit(_col2im_cm)
-max_pool_fwd = _jit(_max_pool_fwd)
-max_pool_bwd = _jit(_max_pool_bwd)
-bn_forward = _jit(_bn_forward, reassociate=True)
-bn_backward = _jit(_bn_backward, reassociate=True)
-relu_fwd = _jit(_relu_fwd)
-winograd_in = _jit(_winograd_in)
-winograd_out = _jit(_winograd_out)
-relu_bwd = _jit(_relu_bwd)
+_compiled("im2col_cm")
+_compiled("depthwise_fwd")
+_compiled("depthwise_bwd", reassociate=True)
+_compiled("depthwise3x3_fwd")
+_compiled("depthwise3x3_dw", reassociate=True)
+_compiled("col2im_cm")
+_compiled("max_pool_fwd")
+_compiled("max_pool_bwd")
+_compiled("bn_forward", reassociate=True)
+_compiled("bn_backward", reassociate=True)
+_compiled("relu_fwd")
+_compiled("winograd_in")
+_compiled("winograd_out")
+_compiled("relu_bwd")
 
 
 def outer_order(a: np.ndarray) -> tuple[int, int, int, int]:
