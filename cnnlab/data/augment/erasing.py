@@ -44,15 +44,15 @@ class RandomErasing(RandomTransform):
                  seed: Seed = None) -> None:
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"RandomErasing: p must be in [0, 1], got {p!r}")
-        sc, ra = tuple(float(v) for v in scale), tuple(float(v) for v in ratio)
-        if len(sc) != 2 or not 0 < sc[0] <= sc[1] <= 1:
+        scale_range, ratio_range = tuple(float(v) for v in scale), tuple(float(v) for v in ratio)
+        if len(scale_range) != 2 or not 0 < scale_range[0] <= scale_range[1] <= 1:
             raise ValueError(f"RandomErasing: scale must be (lo, hi) with 0 < lo <= hi <= 1, got {scale!r}")
-        if len(ra) != 2 or not 0 < ra[0] <= ra[1]:
+        if len(ratio_range) != 2 or not 0 < ratio_range[0] <= ratio_range[1]:
             raise ValueError(f"RandomErasing: ratio must be (lo, hi) with 0 < lo <= hi, got {ratio!r}")
         if isinstance(value, str) and value != "random":
             raise ValueError(f"RandomErasing: value must be a number, a sequence or 'random', got {value!r}")
         super().__init__(seed)
-        self.p, self.scale, self.ratio, self.value = float(p), sc, ra, value
+        self.p, self.scale, self.ratio, self.value = float(p), scale_range, ratio_range, value
 
     def draw_boxes(self, shape: tuple[int, int, int, int], rng: np.random.Generator | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

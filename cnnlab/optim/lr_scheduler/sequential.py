@@ -134,5 +134,5 @@ class SequentialLR(LRScheduler):
                     f"{type(self).__name__}.load_state_dict: {len(inner)} scheduler states for "
                     f"{len(self._schedulers)} schedulers"
                 )
-            for sched, s in zip(self._schedulers, inner):
-                sched.load_state_dict(s)
+            for sched, saved in zip(self._schedulers, inner):
+                sched.load_state_dict(saved)
