@@ -221,11 +221,11 @@ def fc_to_conv(model: Module, input_size: Sequence[int]) -> Sequential:
       j*s:j*s+W+2P])`` for every cell, which equals ``model(x[:, :, i*s:i*s+H,
       j*s:j*s+W])`` exactly when the P-pixel ring around that crop in xp is zero
       (e.g. digits on a black background with a margin of P).
-    * Inner layers pad (VGG, AlexNet): inner zero padding now happens only at the
-      border of the whole image's maps, so a cell differs from the model on its
-      crop wherever the crop model would have seen padding zeros and the
-      converted net sees the neighbouring image.  That is the method (OverFeat,
-      FCN): one forward pass, not a loop over crops.
+    * Inner layers pad (VGG, AlexNet): in the converted net, inner zero padding
+      happens only at the border of the whole image's maps, so a cell differs
+      from the model on its crop wherever the crop model would have seen
+      padding zeros and the converted net sees the neighbouring image.  That
+      is the method (OverFeat, FCN): one forward pass, not a loop over crops.
     """
     size = _check_input_size(input_size)
     if not isinstance(model, Module):

@@ -435,12 +435,12 @@ class Tensor:
         nd = self.ndim
         if nd == 0:
             return self.reshape(1)
-        s, e = start_dim % nd, end_dim % nd
-        if s > e:
+        start, end = start_dim % nd, end_dim % nd
+        if start > end:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
-        shp = self.shape
-        new = shp[:s] + (int(np.prod(shp[s : e + 1], dtype=np.int64)),) + shp[e + 1 :]
-        return self.reshape(new)
+        shape = self.shape
+        merged = int(np.prod(shape[start : end + 1], dtype=np.int64))
+        return self.reshape(shape[:start] + (merged,) + shape[end + 1 :])
 
     def __getitem__(self, index: Any) -> Tensor:
         if isinstance(index, Tensor):

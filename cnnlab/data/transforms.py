@@ -27,13 +27,11 @@ from cnnlab.data.augment import (
     RandomCrop,
     RandomErasing,
     RandomHorizontalFlip,
-    _float_dtype,
-    _padding4,
-    _pair,
     build_augmentation,
     pad_images,
     pca_lighting_basis,
 )
+from cnnlab.data.augment.base import _float_dtype, _padding4, _pair
 
 __all__ = ["AUGMENTATION_NAMES", "CenterCrop", "ColorJitter", "Compose", "Lighting", "Normalize",
            "PCALighting", "Pad", "RandomCrop", "RandomErasing", "RandomHorizontalFlip", "Resize",
