@@ -8,7 +8,7 @@ from helpers import _torch, check_op, leaves
 
 import cnnlab
 import cnnlab.nn.functional as F
-from cnnlab.nn.modules.conv import (
+from cnnlab.nn import (
     ConnectionTable,
     Conv1d,
     Conv2d,
