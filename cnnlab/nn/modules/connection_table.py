@@ -13,7 +13,6 @@ from cnnlab.nn.module import Module
 from cnnlab.nn.modules.conv import _checked_input, _conv_repr
 from cnnlab.nn.parameter import Parameter
 
-
 # LeCun et al. 1998, Table I: the S2 maps (0-5) each C3 map (0-15) is connected to.
 _LENET5_C3 = [
     (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (4, 5, 0), (5, 0, 1),            # 3 consecutive
