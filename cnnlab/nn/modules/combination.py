@@ -10,7 +10,7 @@ from cnnlab.nn import init
 from cnnlab.nn._args import as_tensor, check_padding, check_sizes, errors_naming
 from cnnlab.nn.functional_conv import _learned_combination
 from cnnlab.nn.module import Module
-from cnnlab.nn.modules.conv import _conv_repr, _uniform_fan_in
+from cnnlab.nn.modules.conv import _add_bias, _conv_repr, _uniform_fan_in
 from cnnlab.nn.parameter import Parameter
 
 
@@ -45,10 +45,7 @@ class LearnedCombination(Module):
                     dilation=self.dilation)
         self.weight = Parameter(np.empty((in_channels, 1, *self.kernel_size), dtype=dtype))
         self.c = Parameter(np.empty((in_channels, out_channels), dtype=dtype))
-        if bias:
-            self.bias = Parameter(np.empty(out_channels, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        _add_bias(self, out_channels, bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -10,7 +10,7 @@ from cnnlab.nn import init
 from cnnlab.nn._args import check_padding, check_sizes, errors_naming
 from cnnlab.nn.functional_conv import _conv, _masked_weight
 from cnnlab.nn.module import Module
-from cnnlab.nn.modules.conv import _checked_input, _conv_repr
+from cnnlab.nn.modules.conv import _add_bias, _checked_input, _conv_repr
 from cnnlab.nn.parameter import Parameter
 
 # LeCun et al. 1998, Table I: the S2 maps (0-5) each C3 map (0-15) is connected to.
@@ -58,10 +58,7 @@ class ConnectionTable(Module):
         check_sizes("ConnectionTable", 1, kernel_size=self.kernel_size, stride=self.stride)
         shape = (self.out_channels, self.in_channels, *self.kernel_size)
         self.weight = Parameter(np.empty(shape, dtype=dtype))
-        if bias:
-            self.bias = Parameter(np.empty(self.out_channels, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        _add_bias(self, self.out_channels, bias, dtype)
         self.reset_parameters()
 
     @staticmethod

@@ -43,6 +43,15 @@ def _uniform_fan_in(*tensors: Tensor | None, fan_in: int) -> None:
             init.uniform_(t, -bound, bound)
 
 
+def _add_bias(layer: Module, shape: int | tuple[int, ...], bias: bool, dtype: Any) -> None:
+    """Register ``bias`` as an empty parameter of ``shape`` (``reset_parameters`` fills
+    it), or as None when ``bias`` is False."""
+    if bias:
+        layer.bias = Parameter(np.empty(shape, dtype=dtype))
+    else:
+        layer.register_parameter("bias", None)
+
+
 def _conv_repr(head: str, bias: Tensor | None, **settings: tuple[Any, Any]) -> str:
     """``head``, then ``name=value`` for every setting given as (value, default) whose
     value is not its default (padding 'valid' is no padding), then ``bias=False``."""
@@ -101,10 +110,7 @@ class _ConvNd(Module):
         channels = ((in_channels, out_channels // groups) if transposed
                     else (out_channels, in_channels // groups))
         self.weight = Parameter(np.empty((*channels, *kernel_size), dtype=dtype))
-        if bias:
-            self.bias = Parameter(np.empty(out_channels, dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        _add_bias(self, out_channels, bias, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

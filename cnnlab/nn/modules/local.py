@@ -10,7 +10,7 @@ from cnnlab.nn import functional as F
 from cnnlab.nn._args import as_tensor, check_padding, check_sizes, shown, single
 from cnnlab.nn.functional_conv import Sizes, _locally_connected, _resolve_padding
 from cnnlab.nn.module import Module
-from cnnlab.nn.modules.conv import _conv_repr, _uniform_fan_in
+from cnnlab.nn.modules.conv import _add_bias, _conv_repr, _uniform_fan_in
 from cnnlab.nn.parameter import Parameter
 
 
@@ -64,10 +64,7 @@ class LocallyConnected2d(Module):
         self.output_size = (OH, OW)
         self.weight = Parameter(np.empty((OH, OW, out_channels, in_channels,
                                           *self.kernel_size), dtype=dtype))
-        if bias:
-            self.bias = Parameter(np.empty((out_channels, OH, OW), dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        _add_bias(self, (out_channels, OH, OW), bias, dtype)
         self.reset_parameters()
 
     @classmethod
@@ -123,10 +120,7 @@ class LocallyConnected1d(Module):
         self.output_size = OL
         self.weight = Parameter(np.empty((OL, out_channels, in_channels, self.kernel_size),
                                          dtype=dtype))
-        if bias:
-            self.bias = Parameter(np.empty((out_channels, OL), dtype=dtype))
-        else:
-            self.register_parameter("bias", None)
+        _add_bias(self, (out_channels, OL), bias, dtype)
         self.reset_parameters()
 
     def _padding_1(self) -> Sizes | str:
