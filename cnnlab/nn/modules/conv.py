@@ -28,15 +28,20 @@ from cnnlab.nn._args import (
     errors_naming,
     single,
 )
-from cnnlab.nn.functional_conv import Sizes, _conv, _conv_transpose2d, _resolve_padding
+from cnnlab.nn.functional_conv import (
+    _SPATIAL,
+    Sizes,
+    _conv,
+    _conv_transpose2d,
+    _resolve_padding,
+)
 from cnnlab.nn.module import Module
 from cnnlab.nn.parameter import Parameter
 
-_SPATIAL = {1: "L", 2: "H, W"}
-
 
 def _uniform_fan_in(*tensors: Tensor | None, fan_in: int) -> None:
-    """PyTorch's default conv bias init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)) on each tensor given: PyTorch's conv bias init,
+    and the weight init of the layers PyTorch does not have."""
     bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
     for t in tensors:
         if t is not None:
@@ -88,6 +93,8 @@ class _ConvNd(Module):
         Transposed only: per axis >= 0 and smaller than the stride or the dilation.
     bias : bool
         A bias of shape (out_channels,).
+    dtype : numpy dtype
+        Of the weight and bias.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Sizes, stride: Sizes,
@@ -146,10 +153,12 @@ class Conv1d(_ConvNd):
                  padding: int | str = 0, dilation: int = 1, groups: int = 1, bias: bool = True,
                  dtype=DEFAULT_DTYPE) -> None:
         name = type(self).__name__
-        super().__init__(in_channels, out_channels, (single(kernel_size, "kernel_size", name),),
-                         (single(stride, "stride", name),),
-                         padding if isinstance(padding, str) else (single(padding, "padding", name),),
-                         (single(dilation, "dilation", name),), False, (0,), groups, bias, dtype)
+        super().__init__(
+            in_channels, out_channels, kernel_size=(single(kernel_size, "kernel_size", name),),
+            stride=(single(stride, "stride", name),),
+            padding=padding if isinstance(padding, str) else (single(padding, "padding", name),),
+            dilation=(single(dilation, "dilation", name),), transposed=False, output_padding=(0,),
+            groups=groups, bias=bias, dtype=dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         return self._conv_forward(_checked_input(self, x, 1))
@@ -172,10 +181,12 @@ class Conv2d(_ConvNd):
                  stride: F.IntPair = 1, padding: F.IntPair | str = 0, dilation: F.IntPair = 1,
                  groups: int = 1, bias: bool = True, dtype=DEFAULT_DTYPE,
                  strict: bool = False) -> None:
-        super().__init__(in_channels, out_channels, F.pair(kernel_size, "kernel_size"),
-                         F.pair(stride, "stride"),
-                         padding if isinstance(padding, str) else F.pair(padding, "padding"),
-                         F.pair(dilation, "dilation"), False, (0, 0), groups, bias, dtype)
+        super().__init__(
+            in_channels, out_channels, kernel_size=F.pair(kernel_size, "kernel_size"),
+            stride=F.pair(stride, "stride"),
+            padding=padding if isinstance(padding, str) else F.pair(padding, "padding"),
+            dilation=F.pair(dilation, "dilation"), transposed=False, output_padding=(0, 0),
+            groups=groups, bias=bias, dtype=dtype)
         self.strict = bool(strict)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -221,10 +232,12 @@ class ConvTranspose2d(_ConvNd):
                  stride: F.IntPair = 1, padding: F.IntPair = 0, output_padding: F.IntPair = 0,
                  groups: int = 1, bias: bool = True, dilation: F.IntPair = 1,
                  dtype=DEFAULT_DTYPE) -> None:
-        super().__init__(in_channels, out_channels, F.pair(kernel_size, "kernel_size"),
-                         F.pair(stride, "stride"), F.pair(padding, "padding"),
-                         F.pair(dilation, "dilation"), True,
-                         F.pair(output_padding, "output_padding"), groups, bias, dtype)
+        super().__init__(
+            in_channels, out_channels, kernel_size=F.pair(kernel_size, "kernel_size"),
+            stride=F.pair(stride, "stride"), padding=F.pair(padding, "padding"),
+            dilation=F.pair(dilation, "dilation"), transposed=True,
+            output_padding=F.pair(output_padding, "output_padding"), groups=groups, bias=bias,
+            dtype=dtype)
 
     def _output_padding(self, in_hw: tuple[int, int], output_size) -> tuple[int, int]:
         if output_size is None:
