@@ -1,7 +1,7 @@
 """One-line parity checks against PyTorch in float64."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -48,6 +48,33 @@ def check_op(cnn_fn: Callable, torch_fn: Callable, arrays: Sequence[np.ndarray],
         assert th.grad is not None, f"input {i}: torch computed no gradient"
         np.testing.assert_allclose(o.grad, th.grad.numpy(), rtol=0, atol=atol,
                                    err_msg=f"gradient of input {i}")
+
+
+def module_parity(ours: cnnlab.nn.Module, theirs: Any, x: np.ndarray, upstream_seed: int = 0,
+                  call: Callable | None = None, tcall: Callable | None = None) -> None:
+    """Copy torch's parameters into ours, run both on x (float64), and compare the
+    output, the input gradient and every parameter gradient."""
+    t = _torch()
+    ours.double()
+    ours.zero_grad()
+    theirs.zero_grad()
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    xo = cnnlab.Tensor(x.copy(), requires_grad=True)
+    xt = t.tensor(x.copy(), requires_grad=True)
+    y = (call or ours)(xo)
+    yt = (tcall or theirs)(xt)
+    assert y.shape == tuple(yt.shape)
+    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=0, atol=1e-9, err_msg="forward")
+    up = np.random.default_rng(upstream_seed).standard_normal(y.shape)
+    (y * cnnlab.Tensor(up)).sum().backward()
+    (yt * t.tensor(up)).sum().backward()
+    np.testing.assert_allclose(xo.grad, xt.grad.numpy(), rtol=0, atol=1e-9, err_msg="input grad")
+    tparams = dict(theirs.named_parameters())
+    names = [n for n, _ in ours.named_parameters()]
+    assert sorted(names) == sorted(tparams)
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(p.grad, tparams[name].grad.numpy(), rtol=0, atol=1e-9,
+                                   err_msg=f"gradient of {name}")
 
 
 def leaves(*arrays: np.ndarray) -> list[cnnlab.Tensor]:

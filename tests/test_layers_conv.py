@@ -4,11 +4,11 @@ LearnedCombination.  Parity with torch in float64 where torch has the layer,
 gradcheck and equivalence tests where it does not."""
 import numpy as np
 import pytest
-from helpers import _torch, check_op, leaves
+from helpers import _torch, check_op, leaves, module_parity
 
 import cnnlab
 import cnnlab.nn.functional as F
-from cnnlab.nn.modules.conv import (
+from cnnlab.nn import (
     ConnectionTable,
     Conv1d,
     Conv2d,
@@ -22,31 +22,6 @@ from cnnlab.nn.modules.conv import (
 
 torch = _torch()
 TF = torch.nn.functional
-
-
-def module_parity(ours, theirs, x, upstream_seed=0, call=None, tcall=None):
-    """Copy torch's parameters into ours, run both on x (float64), and compare the
-    output, the input gradient and every parameter gradient."""
-    ours.double()
-    ours.zero_grad()
-    theirs.zero_grad()
-    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
-    xo = cnnlab.Tensor(x.copy(), requires_grad=True)
-    xt = torch.tensor(x.copy(), requires_grad=True)
-    y = (call or ours)(xo)
-    yt = (tcall or theirs)(xt)
-    assert y.shape == tuple(yt.shape)
-    np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=0, atol=1e-9, err_msg="forward")
-    up = np.random.default_rng(upstream_seed).standard_normal(y.shape)
-    (y * cnnlab.Tensor(up)).sum().backward()
-    (yt * torch.tensor(up)).sum().backward()
-    np.testing.assert_allclose(xo.grad, xt.grad.numpy(), rtol=0, atol=1e-9, err_msg="input grad")
-    tparams = dict(theirs.named_parameters())
-    names = [n for n, _ in ours.named_parameters()]
-    assert sorted(names) == sorted(tparams)
-    for name, p in ours.named_parameters():
-        np.testing.assert_allclose(p.grad, tparams[name].grad.numpy(), rtol=0, atol=1e-9,
-                                   err_msg=f"gradient of {name}")
 
 
 # ------------------------------------------------------------------- Conv1d

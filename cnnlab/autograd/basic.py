@@ -224,8 +224,8 @@ class Reshape(Function):
         self.shape = a.shape
         try:
             return a.reshape(shape)
-        except ValueError:
-            raise ValueError(f"cannot reshape a tensor of shape {a.shape} into {shape}") from None
+        except ValueError as e:
+            raise ValueError(f"cannot reshape a tensor of shape {a.shape} into {shape}") from e
 
     def backward(self, g: np.ndarray):
         return (g.reshape(self.shape),)

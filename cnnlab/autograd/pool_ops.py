@@ -2,22 +2,31 @@
 :mod:`cnnlab.kernels.pool_extra`)."""
 from __future__ import annotations
 
-from cnnlab.autograd.tensor import Function
+from cnnlab.autograd.tensor import Function, Tensor
 from cnnlab.kernels import pool as pool_k
 from cnnlab.kernels import pool_extra as extra_k
 
 
-class MaxPool2d(Function):
-    """``keep``, a list, receives the kernel's cache (the winners, for ``return_indices``)."""
+class _KernelRun(Function):
+    """A node whose forward kernel the caller has already run: ``forward`` takes the
+    kernel's output and cache and keeps the cache for ``backward``.  The max pools use
+    it so that the caller keeps the cache too: its winners are ``return_indices``."""
 
-    def forward(self, x, kernel, stride, padding, dilation, ceil_mode, keep=None):
-        y, self.cache = pool_k.max_pool2d_forward(x, kernel, stride, padding, dilation, ceil_mode)
-        if keep is not None:
-            keep.append(self.cache)
+    def forward(self, x, y, cache):
+        self.cache = cache
         return y
 
+
+class MaxPool2d(_KernelRun):
     def backward(self, g):
         return (pool_k.max_pool2d_backward(g, self.cache),)
+
+
+def max_pool2d(x: Tensor, kernel, stride, padding, dilation,
+               ceil_mode) -> tuple[Tensor, pool_k.MaxPoolCache]:
+    """Max pooling of x (N, C, H, W) as a graph node, and the kernel's cache (its winners)."""
+    y, cache = pool_k.max_pool2d_forward(x.data, kernel, stride, padding, dilation, ceil_mode)
+    return MaxPool2d.apply(x, y=y, cache=cache), cache
 
 
 class AvgPool2d(Function):
@@ -62,17 +71,16 @@ class AdaptiveAvgPool2d(Function):
         return (extra_k.adaptive_avg_pool2d_backward(g, self.cache),)
 
 
-class AdaptiveMaxPool2d(Function):
-    """``keep``, a list, receives the kernel's cache (the winners, for ``return_indices``)."""
-
-    def forward(self, x, output_size, keep=None):
-        y, self.cache = extra_k.adaptive_max_pool2d_forward(x, output_size)
-        if keep is not None:
-            keep.append(self.cache)
-        return y
-
+class AdaptiveMaxPool2d(_KernelRun):
     def backward(self, g):
         return (extra_k.adaptive_max_pool2d_backward(g, self.cache),)
+
+
+def adaptive_max_pool2d(x: Tensor, output_size) -> tuple[Tensor, extra_k.AdaptiveMaxPoolCache]:
+    """Adaptive max pooling of x (N, C, H, W) as a graph node, and the kernel's cache
+    (its ``indices`` are the winners)."""
+    y, cache = extra_k.adaptive_max_pool2d_forward(x.data, output_size)
+    return AdaptiveMaxPool2d.apply(x, y=y, cache=cache), cache
 
 
 class Subsample2d(Function):

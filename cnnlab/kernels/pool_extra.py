@@ -3,10 +3,11 @@ LeNet's trainable subsampling, forward and backward side by side.
 
 All take x (N, C, H, W) and return y (N, C, OH, OW); ndarrays in, ndarrays
 out, float32 stays float32.  The max and average kernels they build on are in
-:mod:`cnnlab.kernels.pool`.  Sources (``../shared/NOTES.md``, "Pooling and
-subsampling"): sum and L2-norm pooling (004), trainable subsampling
-x_j = beta_j down(x_j) + b_j (002, Bouvrie), fixed-size pooled outputs such as
-one per quadrant (004); stochastic pooling is Zeiler & Fergus (2013).
+:mod:`cnnlab.kernels.pool`.  Sources: sum and L2-norm pooling and fixed-size
+pooled outputs such as one per quadrant (Deep Learning ch. 9.3, "Pooling"),
+trainable subsampling x_j = beta_j down(x_j) + b_j (Bouvrie's "Notes on
+Convolutional Neural Networks", sub-sampling layers); stochastic pooling is
+Zeiler & Fergus (2013).
 """
 from __future__ import annotations
 

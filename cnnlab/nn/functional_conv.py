@@ -1,4 +1,12 @@
-"""Functional convolution and fully connected ops (PyTorch names and argument order)."""
+"""Functional convolution and fully connected ops (PyTorch names and argument order).
+
+Each public op checks the arguments it is given, then runs its core (``_conv``,
+``_conv_transpose2d``, ``_locally_connected``, ``_learned_combination``).  A core
+checks only what the input decides: one dtype, and an input at least as large as
+the kernel.  The layers in :mod:`cnnlab.nn.modules` check their settings once,
+when they are built, check the input in ``forward`` and call the cores directly,
+so nothing is checked twice on a layer's call.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -9,9 +17,26 @@ from cnnlab.autograd import conv_ops as ops
 from cnnlab.autograd.tensor import Tensor
 from cnnlab.kernels.conv import conv_output_size, out_size
 from cnnlab.kernels.conv_transpose import conv_transpose_output_size
-from cnnlab.nn._args import IntPair, as_tensor, check_same_dtype, pair, single
+from cnnlab.nn._args import (
+    IntPair,
+    as_tensor,
+    check_output_padding,
+    check_padding,
+    check_same_dtype,
+    check_sizes,
+    pair,
+    shown,
+    single,
+)
+
+Sizes = tuple[int, ...]            # one entry per spatial axis: (L,) in 1-D, (H, W) in 2-D
+
+_SPATIAL = {1: "L", 2: "H, W"}                     # an input's spatial axes, in messages
+_KERNEL = {1: "K", 2: "KH, KW"}
+_AXES = {1: ("length",), 2: ("height", "width")}
 
 
+# ----------------------------------------------------------------- padding
 def conv_padding(padding: IntPair | str, kernel: tuple[int, int], stride: tuple[int, int],
                  dilation: tuple[int, int], in_hw: tuple[int, int]) -> tuple[int, int, int, int]:
     """Resolve a padding spec into (top, bottom, left, right).
@@ -25,27 +50,99 @@ def conv_padding(padding: IntPair | str, kernel: tuple[int, int], stride: tuple[
     * ``'full'``: P = d (F - 1) on every side, so each input pixel is visited
       by every kernel position (the notes' 'full' mode; output = W + F - 1).
     """
-    if isinstance(padding, str):
-        mode = padding.lower()
+    p = padding if isinstance(padding, str) else pair(padding, "padding")
+    check_padding("conv_padding", p, 2)
+    top, bottom, left, right = _resolve_padding(p, kernel, stride, dilation, in_hw)
+    return top, bottom, left, right
+
+
+def _resolve_padding(padding: Sizes | str, kernel: Sizes, stride: Sizes, dilation: Sizes,
+                     spatial: Sizes) -> Sizes:
+    """A checked padding spec (see :func:`conv_padding`) as (before, after) per spatial
+    axis: (left, right) in 1-D, (top, bottom, left, right) in 2-D."""
+    if not isinstance(padding, str):
+        return tuple(p for p in padding for _ in range(2))
+    mode = padding.lower()
+    pads: list[int] = []
+    for size, k, s, d in zip(spatial, kernel, stride, dilation):
+        eff = d * (k - 1) + 1
         if mode == "valid":
-            return (0, 0, 0, 0)
-        pads = []
-        for size, k, s, d in zip(in_hw, kernel, stride, dilation):
-            eff = d * (k - 1) + 1
-            if mode == "same":
-                out = -(-size // s)
-                total = max((out - 1) * s + eff - size, 0)
-                pads += [total // 2, total - total // 2]
-            elif mode == "full":
-                pads += [eff - 1, eff - 1]
-            else:
-                raise ValueError(
-                    f"padding must be an int, a pair, 'valid', 'same' or 'full', got {padding!r}")
-        return (pads[0], pads[1], pads[2], pads[3])
-    ph, pw = pair(padding, "padding")
-    if ph < 0 or pw < 0:
-        raise ValueError(f"padding must be non-negative, got {padding!r}")
-    return (ph, ph, pw, pw)
+            pads += [0, 0]
+        elif mode == "full":
+            pads += [eff - 1, eff - 1]
+        else:                                            # 'same'
+            total = max((-(-size // s) - 1) * s + eff - size, 0)
+            pads += [total // 2, total - total // 2]
+    return tuple(pads)
+
+
+def _check_fits(op: str, shape: Sizes, kernel: Sizes, dilation: Sizes, pad: Sizes) -> None:
+    """Raise unless the padded input (N, C, *spatial) holds the effective kernel on every axis."""
+    for a, axis in enumerate(_AXES[len(kernel)]):
+        size, padded = shape[2 + a], shape[2 + a] + pad[2 * a] + pad[2 * a + 1]
+        eff = dilation[a] * (kernel[a] - 1) + 1
+        if padded < eff:
+            raise ValueError(f"{op}: input {axis} {size} padded to {padded} is smaller than the "
+                             f"effective kernel size {eff} (input shape {shape})")
+
+
+def _as_2d(stride: Sizes, pad: Sizes, dilation: Sizes) -> tuple[Sizes, Sizes, Sizes]:
+    """1-D settings as those of the 2-D kernels on (N, C, 1, L): H = 1, unpadded, stride 1."""
+    return (1, *stride), (0, 0, *pad), (1, *dilation)
+
+
+def _batched(x: Tensor, nd: int) -> tuple[Tensor, bool]:
+    """x as (N, C, *spatial), and whether it came unbatched (C, *spatial)."""
+    return (x.reshape(1, *x.shape), True) if x.ndim == nd + 1 else (x, False)
+
+
+# --------------------------------------------------------- conv1d / conv2d
+def _check_conv_call(op: str, x: Tensor, weight: Tensor, bias: Tensor | None, stride: Sizes,
+                     padding: Sizes | str, dilation: Sizes, groups: int) -> None:
+    """The arguments of a functional convolution (``len(stride)`` spatial axes): the
+    input's rank and channels against the weight and groups, the bias, the settings."""
+    nd, spatial = len(stride), _SPATIAL[len(stride)]
+    if x.ndim not in (nd + 1, nd + 2):
+        raise ValueError(f"{op}: expected input (N, C, {spatial}) or (C, {spatial}), got shape "
+                         f"{x.shape}")
+    if weight.ndim != nd + 2:
+        raise ValueError(f"{op}: expected weight (O, C/groups, {_KERNEL[nd]}), got shape "
+                         f"{weight.shape}")
+    O, Cg = weight.shape[:2]
+    shape = x.shape if x.ndim == nd + 2 else (1, *x.shape)
+    if groups < 1 or shape[1] != Cg * groups or O % groups:
+        raise ValueError(f"{op}: weight {weight.shape} with groups={groups} expects input "
+                         f"(N, {Cg * groups}, {spatial}), got {shape}")
+    if bias is not None and bias.shape != (O,):
+        raise ValueError(f"{op}: expected bias of shape ({O},), got {bias.shape}")
+    check_sizes(op, 1, stride=stride, dilation=dilation)
+    check_padding(op, padding, nd)
+
+
+def _conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Sizes, padding: Sizes | str,
+          dilation: Sizes, groups: int, op: str) -> Tensor:
+    """The convolution of checked arguments, 1-D or 2-D (``len(stride)`` spatial axes).
+
+    x (N, C, *spatial) or unbatched (C, *spatial), weight (O, C // groups, *kernel),
+    bias (O,) -> (N, O, *spatial_out).  Checks only what the input decides: one dtype
+    and an input that holds the kernel.  1-D runs the 2-D kernels with H = 1.
+    """
+    nd = len(stride)
+    x, unbatched = _batched(x, nd)
+    check_same_dtype(op, x, weight, bias)
+    kernel = weight.shape[2:]
+    pad = _resolve_padding(padding, kernel, stride, dilation, x.shape[2:])
+    _check_fits(op, x.shape, kernel, dilation, pad)
+    if nd == 1:
+        N, C, L = x.shape
+        s2, p2, d2 = _as_2d(stride, pad, dilation)
+        y = ops.Conv2d.apply(x.reshape(N, C, 1, L), weight.reshape(*weight.shape[:2], 1, kernel[0]),
+                             bias, stride=s2, padding=p2, dilation=d2, groups=groups)
+        y = y.reshape(N, y.shape[1], y.shape[3])
+    else:
+        y = ops.Conv2d.apply(x, weight, bias, stride=stride, padding=pad, dilation=dilation,
+                             groups=groups)
+    return y.reshape(y.shape[1:]) if unbatched else y
 
 
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPair = 1,
@@ -56,35 +153,26 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: In
     OH = (H + P_top + P_bottom - dilation (KH - 1) - 1) // stride + 1.
     """
     x = as_tensor(input)
-    unbatched = x.ndim == 3
-    if unbatched:
-        x = x.reshape(1, *x.shape)
-    if x.ndim != 4:
-        raise ValueError(f"conv2d: expected input (N, C, H, W) or (C, H, W), got shape {x.shape}")
-    if weight.ndim != 4:
-        raise ValueError(f"conv2d: expected weight (O, C/groups, KH, KW), got shape {weight.shape}")
-    O, Cg, KH, KW = weight.shape
-    if groups < 1 or x.shape[1] != Cg * groups or O % groups:
-        raise ValueError(
-            f"conv2d: weight {weight.shape} with groups={groups} expects input "
-            f"(N, {Cg * groups}, H, W), got {x.shape}")
-    if bias is not None and bias.shape != (O,):
-        raise ValueError(f"conv2d: expected bias of shape ({O},), got {bias.shape}")
-    check_same_dtype("conv2d", x, weight, bias)
-    s = pair(stride, "stride")
-    d = pair(dilation, "dilation")
-    if min(s) < 1 or min(d) < 1:
-        raise ValueError(f"conv2d: stride and dilation must be >= 1, got {s} and {d}")
-    pad = conv_padding(padding, (KH, KW), s, d, x.shape[2:])
-    H, W = x.shape[2:]
-    for size, k, dd, p0, p1, axis in ((H, KH, d[0], pad[0], pad[1], "height"),
-                                      (W, KW, d[1], pad[2], pad[3], "width")):
-        if size + p0 + p1 < dd * (k - 1) + 1:
-            raise ValueError(
-                f"conv2d: input {axis} {size} padded to {size + p0 + p1} is smaller than the "
-                f"effective kernel size {dd * (k - 1) + 1} (input shape {x.shape})")
-    y = ops.Conv2d.apply(x, weight, bias, stride=s, padding=pad, dilation=d, groups=groups)
-    return y.reshape(y.shape[1:]) if unbatched else y
+    s, d = pair(stride, "stride"), pair(dilation, "dilation")
+    p = padding if isinstance(padding, str) else pair(padding, "padding")
+    _check_conv_call("conv2d", x, weight, bias, s, p, d, groups)
+    return _conv(x, weight, bias, s, p, d, groups, "conv2d")
+
+
+def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 1,
+           padding: int | str = 0, dilation: int = 1, groups: int = 1) -> Tensor:
+    """1-D convolution (cross-correlation) over time series (N, C, L) or unbatched (C, L)
+    (Deep Learning ch. 9, the notes' 1-D case), computed by the 2-D kernels with H = 1.
+
+    weight (O, C // groups, K), bias (O,).  Output (N, O, L_out) with
+    L_out = (L + 2P - dilation (K - 1) - 1) // stride + 1; ``padding`` is an int
+    or 'valid' / 'same' / 'full' as in :func:`conv2d`.
+    """
+    x = as_tensor(input)
+    s, d = (single(stride, "stride", "conv1d"),), (single(dilation, "dilation", "conv1d"),)
+    p = padding if isinstance(padding, str) else (single(padding, "padding", "conv1d"),)
+    _check_conv_call("conv1d", x, weight, bias, s, p, d, groups)
+    return _conv(x, weight, bias, s, p, d, groups, "conv1d")
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -97,44 +185,27 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return ops.Linear.apply(x, weight, bias)
 
 
-# ------------------------------------------------------------------ conv1d
-def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 1,
-           padding: int | str = 0, dilation: int = 1, groups: int = 1) -> Tensor:
-    """1-D convolution (cross-correlation) over time series (N, C, L) or unbatched (C, L)
-    (Deep Learning ch. 9, the notes' 1-D case), computed by the 2-D kernels with H = 1.
-
-    weight (O, C // groups, K), bias (O,).  Output (N, O, L_out) with
-    L_out = (L + 2P - dilation (K - 1) - 1) // stride + 1; ``padding`` is an int
-    or 'valid' / 'same' / 'full' as in :func:`conv2d`.
-    """
-    x = as_tensor(input)
-    unbatched = x.ndim == 2
-    if unbatched:
-        x = x.reshape(1, *x.shape)
-    if x.ndim != 3:
-        raise ValueError(f"conv1d: expected input (N, C, L) or (C, L), got shape {x.shape}")
-    if weight.ndim != 3:
-        raise ValueError(f"conv1d: expected weight (O, C/groups, K), got shape {weight.shape}")
-    O, Cg, K = weight.shape
-    if groups < 1 or x.shape[1] != Cg * groups or O % groups:
-        raise ValueError(f"conv1d: weight {weight.shape} with groups={groups} expects input "
-                         f"(N, {Cg * groups}, L), got {x.shape}")
-    s, d = single(stride, "stride", "conv1d"), single(dilation, "dilation", "conv1d")
-    if s < 1 or d < 1:
-        raise ValueError(f"conv1d: stride and dilation must be >= 1, got {s} and {d}")
-    p = padding if isinstance(padding, str) else (0, single(padding, "padding", "conv1d"))
-    N, C, L = x.shape
-    try:
-        y = conv2d(x.reshape(N, C, 1, L), weight.reshape(O, Cg, 1, K), bias, (1, s), p, (1, d),
-                   groups)
-    except ValueError as e:
-        raise ValueError(str(e).replace("conv2d:", "conv1d:").replace("input width", "input length")
-                         ) from None
-    y = y.reshape(N, O, y.shape[3])
+# --------------------------------------------------------- conv_transpose2d
+def _conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Sizes,
+                      padding: Sizes, output_padding: Sizes, groups: int, dilation: Sizes,
+                      op: str = "conv_transpose2d") -> Tensor:
+    """The transposed convolution of checked arguments (see :func:`conv_transpose2d`);
+    checks only the dtype and that the output is not empty."""
+    x, unbatched = _batched(x, 2)
+    check_same_dtype(op, x, weight, bias)
+    kernel = weight.shape[2:]
+    out = [conv_transpose_output_size(size, k, stride[a], padding[a], output_padding[a],
+                                      dilation[a])
+           for a, (size, k) in enumerate(zip(x.shape[2:], kernel))]
+    if min(out) < 1:
+        raise ValueError(f"{op}: input {x.shape} with kernel {kernel}, stride {stride}, "
+                         f"padding {padding}, dilation {dilation} gives an empty output "
+                         f"{tuple(out)}")
+    y = ops.ConvTranspose2d.apply(x, weight, bias, stride=stride, padding=padding,
+                                  output_padding=output_padding, dilation=dilation, groups=groups)
     return y.reshape(y.shape[1:]) if unbatched else y
 
 
-# --------------------------------------------------------- conv_transpose2d
 def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
                      stride: IntPair = 1, padding: IntPair = 0, output_padding: IntPair = 0,
                      groups: int = 1, dilation: IntPair = 1) -> Tensor:
@@ -146,46 +217,77 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
     OH = (H - 1) stride - 2 padding + dilation (KH - 1) + output_padding + 1;
     ``output_padding`` must be smaller than the stride or the dilation.
     """
+    op = "conv_transpose2d"
     x = as_tensor(input)
-    unbatched = x.ndim == 3
-    if unbatched:
-        x = x.reshape(1, *x.shape)
-    if x.ndim != 4:
-        raise ValueError(f"conv_transpose2d: expected input (N, C_in, H, W) or (C_in, H, W), "
-                         f"got shape {x.shape}")
+    if x.ndim not in (3, 4):
+        raise ValueError(f"{op}: expected input (N, C_in, H, W) or (C_in, H, W), got shape "
+                         f"{x.shape}")
     if weight.ndim != 4:
-        raise ValueError(f"conv_transpose2d: expected weight (C_in, C_out/groups, KH, KW), got "
-                         f"shape {weight.shape}")
-    Cin, Cout_g, KH, KW = weight.shape
-    if groups < 1 or Cin % groups or x.shape[1] != Cin:
-        raise ValueError(f"conv_transpose2d: weight {weight.shape} with groups={groups} expects "
-                         f"input (N, {Cin}, H, W) with {Cin} divisible by groups, got {x.shape}")
+        raise ValueError(f"{op}: expected weight (C_in, C_out/groups, KH, KW), got shape "
+                         f"{weight.shape}")
+    Cin, Cout_g = weight.shape[:2]
+    shape = x.shape if x.ndim == 4 else (1, *x.shape)
+    if groups < 1 or Cin % groups or shape[1] != Cin:
+        raise ValueError(f"{op}: weight {weight.shape} with groups={groups} expects input "
+                         f"(N, {Cin}, H, W) with {Cin} divisible by groups, got {shape}")
     if bias is not None and bias.shape != (Cout_g * groups,):
-        raise ValueError(f"conv_transpose2d: expected bias of shape ({Cout_g * groups},), got "
-                         f"{bias.shape}")
-    check_same_dtype("conv_transpose2d", x, weight, bias)
+        raise ValueError(f"{op}: expected bias of shape ({Cout_g * groups},), got {bias.shape}")
     s, d = pair(stride, "stride"), pair(dilation, "dilation")
-    p, op = pair(padding, "padding"), pair(output_padding, "output_padding")
-    if min(s) < 1 or min(d) < 1:
-        raise ValueError(f"conv_transpose2d: stride and dilation must be >= 1, got {s} and {d}")
-    if min(p) < 0 or min(op) < 0:
-        raise ValueError(f"conv_transpose2d: padding and output_padding must be non-negative, "
-                         f"got {p} and {op}")
-    for a in range(2):
-        if op[a] >= max(s[a], d[a]):
-            raise ValueError(f"conv_transpose2d: output_padding {op} must be smaller than either "
-                             f"the stride {s} or the dilation {d}")
-    out = [conv_transpose_output_size(size, k, s[a], p[a], op[a], d[a])
-           for a, (size, k) in enumerate(zip(x.shape[2:], (KH, KW)))]
-    if min(out) < 1:
-        raise ValueError(f"conv_transpose2d: input {x.shape} with kernel {(KH, KW)}, stride {s}, "
-                         f"padding {p}, dilation {d} gives an empty output {tuple(out)}")
-    y = ops.ConvTranspose2d.apply(x, weight, bias, stride=s, padding=p, output_padding=op,
-                                  dilation=d, groups=groups)
-    return y.reshape(y.shape[1:]) if unbatched else y
+    p, o = pair(padding, "padding"), pair(output_padding, "output_padding")
+    check_sizes(op, 1, stride=s, dilation=d)
+    check_sizes(op, 0, padding=p, output_padding=o)
+    check_output_padding(op, o, s, d)
+    return _conv_transpose2d(x, weight, bias, s, p, o, groups, d, op)
 
 
 # ------------------------------------------------------ locally connected
+def _check_local_call(op: str, x: Tensor, weight: Tensor, bias: Tensor | None, stride: Sizes,
+                      padding: Sizes | str, dilation: Sizes) -> None:
+    """The arguments of a functional locally connected op (``len(stride)`` spatial axes),
+    including that the weight has one filter bank per output position of this input."""
+    nd, spatial = len(stride), _SPATIAL[len(stride)]
+    if x.ndim != nd + 2:
+        raise ValueError(f"{op}: expected input (N, C, {spatial}), got shape {x.shape}")
+    if weight.ndim != 2 * nd + 2:
+        positions = "OL" if nd == 1 else "OH, OW"
+        raise ValueError(f"{op}: expected weight ({positions}, O, C, {_KERNEL[nd]}), got shape "
+                         f"{weight.shape}")
+    positions, (O, C), kernel = weight.shape[:nd], weight.shape[nd:nd + 2], weight.shape[nd + 2:]
+    if x.shape[1] != C:
+        raise ValueError(f"{op}: weight {weight.shape} expects input (N, {C}, {spatial}), got "
+                         f"{x.shape}")
+    if bias is not None and bias.shape != (O, *positions):
+        raise ValueError(f"{op}: expected bias of shape {(O, *positions)}, got {bias.shape}")
+    check_sizes(op, 1, stride=stride, dilation=dilation)
+    check_padding(op, padding, nd)
+    pad = _resolve_padding(padding, kernel, stride, dilation, x.shape[2:])
+    out = tuple(out_size(x.shape[2 + a], kernel[a], stride[a], pad[2 * a], pad[2 * a + 1],
+                         dilation[a]) for a in range(nd))
+    if out != positions:
+        pad_shown = padding if isinstance(padding, str) else shown(padding)
+        raise ValueError(f"{op}: input {x.shape} with kernel {shown(kernel)}, stride "
+                         f"{shown(stride)}, padding {pad_shown!r}, dilation {shown(dilation)} gives "
+                         f"{shown(out)} output positions, but the weight has filters for "
+                         f"{shown(positions)}")
+
+
+def _locally_connected(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Sizes,
+                       padding: Sizes | str, dilation: Sizes, op: str) -> Tensor:
+    """The locally connected op on checked arguments, 1-D or 2-D (``len(stride)``);
+    checks only the dtype.  1-D runs the 2-D kernel with H = 1."""
+    check_same_dtype(op, x, weight, bias)
+    nd = len(stride)
+    pad = _resolve_padding(padding, weight.shape[nd + 2:], stride, dilation, x.shape[2:])
+    if nd == 2:
+        return ops.Local2d.apply(x, weight, bias, stride=stride, padding=pad, dilation=dilation)
+    (N, C, L), (OL, O, _, K) = x.shape, weight.shape
+    s2, p2, d2 = _as_2d(stride, pad, dilation)
+    y = ops.Local2d.apply(x.reshape(N, C, 1, L), weight.reshape(1, OL, O, C, 1, K),
+                          None if bias is None else bias.reshape(O, 1, OL),
+                          stride=s2, padding=p2, dilation=d2)
+    return y.reshape(N, O, OL)
+
+
 def locally_connected2d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
                         stride: IntPair = 1, padding: IntPair | str = 0,
                         dilation: IntPair = 1) -> Tensor:
@@ -197,62 +299,31 @@ def locally_connected2d(input: Tensor, weight: Tensor, bias: Tensor | None = Non
     (OH, OW) must be the window count of this input, stride, padding and dilation.
     """
     x = as_tensor(input)
-    if x.ndim != 4:
-        raise ValueError(f"locally_connected2d: expected input (N, C, H, W), got shape {x.shape}")
-    if weight.ndim != 6:
-        raise ValueError(f"locally_connected2d: expected weight (OH, OW, O, C, KH, KW), got "
-                         f"shape {weight.shape}")
-    OH, OW, O, C, KH, KW = weight.shape
-    if x.shape[1] != C:
-        raise ValueError(f"locally_connected2d: weight {weight.shape} expects input "
-                         f"(N, {C}, H, W), got {x.shape}")
-    if bias is not None and bias.shape != (O, OH, OW):
-        raise ValueError(f"locally_connected2d: expected bias of shape {(O, OH, OW)}, got "
-                         f"{bias.shape}")
-    check_same_dtype("locally_connected2d", x, weight, bias)
     s, d = pair(stride, "stride"), pair(dilation, "dilation")
-    if min(s) < 1 or min(d) < 1:
-        raise ValueError(f"locally_connected2d: stride and dilation must be >= 1, got {s} and {d}")
-    pad = conv_padding(padding, (KH, KW), s, d, x.shape[2:])
-    H, W = x.shape[2:]
-    out = (out_size(H, KH, s[0], pad[0], pad[1], d[0]), out_size(W, KW, s[1], pad[2], pad[3], d[1]))
-    if out != (OH, OW):
-        raise ValueError(f"locally_connected2d: input {x.shape} with kernel {(KH, KW)}, stride "
-                         f"{s}, padding {padding!r}, dilation {d} gives {out} output positions, "
-                         f"but the weight has filters for {(OH, OW)}")
-    return ops.Local2d.apply(x, weight, bias, stride=s, padding=pad, dilation=d)
+    p = padding if isinstance(padding, str) else pair(padding, "padding")
+    _check_local_call("locally_connected2d", x, weight, bias, s, p, d)
+    return _locally_connected(x, weight, bias, s, p, d, "locally_connected2d")
 
 
 def locally_connected1d(input: Tensor, weight: Tensor, bias: Tensor | None = None,
                         stride: int = 1, padding: int | str = 0, dilation: int = 1) -> Tensor:
     """Unshared 1-D convolution over (N, C, L): weight (OL, O, C, K), bias (O, OL);
     the 2-D op with H = 1."""
+    op = "locally_connected1d"
     x = as_tensor(input)
-    if x.ndim != 3:
-        raise ValueError(f"locally_connected1d: expected input (N, C, L), got shape {x.shape}")
-    if weight.ndim != 4:
-        raise ValueError(f"locally_connected1d: expected weight (OL, O, C, K), got shape "
-                         f"{weight.shape}")
-    OL, O, C, K = weight.shape
-    if bias is not None and bias.shape != (O, OL):
-        raise ValueError(f"locally_connected1d: expected bias of shape {(O, OL)}, got "
-                         f"{bias.shape}")
-    s = single(stride, "stride", "locally_connected1d")
-    d = single(dilation, "dilation", "locally_connected1d")
-    p = padding if isinstance(padding, str) else (0, single(padding, "padding",
-                                                              "locally_connected1d"))
-    N, _, L = x.shape
-    b2 = None if bias is None else bias.reshape(O, 1, OL)
-    try:
-        y = locally_connected2d(x.reshape(N, x.shape[1], 1, L),
-                                weight.reshape(1, OL, O, C, 1, K), b2, (1, s), p, (1, d))
-    except ValueError as e:
-        raise ValueError(str(e).replace("locally_connected2d:", "locally_connected1d:")
-                         ) from None
-    return y.reshape(N, O, OL)
+    s, d = (single(stride, "stride", op),), (single(dilation, "dilation", op),)
+    p = padding if isinstance(padding, str) else (single(padding, "padding", op),)
+    _check_local_call(op, x, weight, bias, s, p, d)
+    return _locally_connected(x, weight, bias, s, p, d, op)
 
 
 # ------------------------------------------------------- connection table
+def _masked_weight(weight: Tensor, table: np.ndarray) -> Tensor:
+    """weight (O, C, KH, KW) times the mask mask[j, i] = table[i, j] of a boolean (C, O)
+    table, so a disconnected weight never reaches the output and gets zero gradient."""
+    return weight * Tensor(np.ascontiguousarray(table.T[:, :, None, None]).astype(weight.dtype))
+
+
 def connection_table_conv2d(input: Tensor, weight: Tensor, table: Any, bias: Tensor | None = None,
                             stride: IntPair = 1, padding: IntPair | str = 0,
                             dilation: IntPair = 1) -> Tensor:
@@ -264,19 +335,19 @@ def connection_table_conv2d(input: Tensor, weight: Tensor, table: Any, bias: Ten
     conv2d(x, weight * mask, bias) with mask[j, i] = table[i, j], so the
     gradient of a disconnected weight is zero.
     """
+    op = "connection_table_conv2d"
     if weight.ndim != 4:
-        raise ValueError(f"connection_table_conv2d: expected weight (O, C, KH, KW), got shape "
-                         f"{weight.shape}")
+        raise ValueError(f"{op}: expected weight (O, C, KH, KW), got shape {weight.shape}")
     mask = np.asarray(table, dtype=bool)
     O, C = weight.shape[:2]
     if mask.shape != (C, O):
-        raise ValueError(f"connection_table_conv2d: weight {weight.shape} needs a table of shape "
+        raise ValueError(f"{op}: weight {weight.shape} needs a table of shape "
                          f"(in_channels, out_channels) = {(C, O)}, got {mask.shape}")
-    m = Tensor(np.ascontiguousarray(mask.T[:, :, None, None]).astype(weight.dtype))
-    try:
-        return conv2d(input, weight * m, bias, stride, padding, dilation)
-    except ValueError as e:
-        raise ValueError(str(e).replace("conv2d:", "connection_table_conv2d:")) from None
+    x = as_tensor(input)
+    s, d = pair(stride, "stride"), pair(dilation, "dilation")
+    p = padding if isinstance(padding, str) else pair(padding, "padding")
+    _check_conv_call(op, x, weight, bias, s, p, d, 1)
+    return _conv(x, _masked_weight(weight, mask), bias, s, p, d, 1, op)
 
 
 # --------------------------------------------------- learned combinations
@@ -287,6 +358,19 @@ def combination_weights(c: Tensor) -> Tensor:
     if c.ndim != 2:
         raise ValueError(f"combination_weights: expected c of shape (C_in, C_out), got {c.shape}")
     return ops.CombinationWeights.apply(c)
+
+
+def _learned_combination(x: Tensor, weight: Tensor, c: Tensor, bias: Tensor | None,
+                         stride: Sizes, padding: Sizes | str, dilation: Sizes) -> Tensor:
+    """The learned combination of checked arguments (see :func:`learned_combination`);
+    checks only the dtype and that the input holds the kernel."""
+    op = "learned_combination"
+    check_same_dtype(op, x, weight, c, bias)
+    kernel = weight.shape[2:]
+    pad = _resolve_padding(padding, kernel, stride, dilation, x.shape[2:])
+    _check_fits(op, x.shape, kernel, dilation, pad)
+    return ops.LearnedCombination.apply(x, weight, c, bias, stride=stride, padding=pad,
+                                        dilation=dilation)
 
 
 def learned_combination(input: Tensor, weight: Tensor, c: Tensor, bias: Tensor | None = None,
@@ -300,32 +384,24 @@ def learned_combination(input: Tensor, weight: Tensor, c: Tensor, bias: Tensor |
     c (C_in, C_out), bias (C_out,) -> u (N, C_out, OH, OW), OH as for conv2d.
     The non-linearity f of x_j = f(u_j) is left to the next layer.
     """
+    op = "learned_combination"
     x = as_tensor(input)
     if x.ndim != 4:
-        raise ValueError(f"learned_combination: expected input (N, C, H, W), got shape {x.shape}")
+        raise ValueError(f"{op}: expected input (N, C, H, W), got shape {x.shape}")
     if weight.ndim != 4 or weight.shape[1] != 1:
-        raise ValueError(f"learned_combination: expected weight (C_in, 1, KH, KW), got shape "
-                         f"{weight.shape}")
-    C, _, KH, KW = weight.shape
+        raise ValueError(f"{op}: expected weight (C_in, 1, KH, KW), got shape {weight.shape}")
+    C = weight.shape[0]
     if x.shape[1] != C:
-        raise ValueError(f"learned_combination: weight {weight.shape} expects input "
-                         f"(N, {C}, H, W), got {x.shape}")
+        raise ValueError(f"{op}: weight {weight.shape} expects input (N, {C}, H, W), got {x.shape}")
     if c.ndim != 2 or c.shape[0] != C:
-        raise ValueError(f"learned_combination: expected c of shape ({C}, C_out), got {c.shape}")
+        raise ValueError(f"{op}: expected c of shape ({C}, C_out), got {c.shape}")
     if bias is not None and bias.shape != (c.shape[1],):
-        raise ValueError(f"learned_combination: expected bias of shape ({c.shape[1]},), got "
-                         f"{bias.shape}")
-    check_same_dtype("learned_combination", x, weight, c, bias)
+        raise ValueError(f"{op}: expected bias of shape ({c.shape[1]},), got {bias.shape}")
     s, d = pair(stride, "stride"), pair(dilation, "dilation")
-    if min(s) < 1 or min(d) < 1:
-        raise ValueError(f"learned_combination: stride and dilation must be >= 1, got {s} and {d}")
-    pad = conv_padding(padding, (KH, KW), s, d, x.shape[2:])
-    for size, k, dd, p0, p1 in ((x.shape[2], KH, d[0], pad[0], pad[1]),
-                                (x.shape[3], KW, d[1], pad[2], pad[3])):
-        if size + p0 + p1 < dd * (k - 1) + 1:
-            raise ValueError(f"learned_combination: input {x.shape} padded by {pad} is smaller "
-                             f"than the effective kernel size {dd * (k - 1) + 1}")
-    return ops.LearnedCombination.apply(x, weight, c, bias, stride=s, padding=pad, dilation=d)
+    p = padding if isinstance(padding, str) else pair(padding, "padding")
+    check_sizes(op, 1, stride=s, dilation=d)
+    check_padding(op, p, 2)
+    return _learned_combination(x, weight, c, bias, s, p, d)
 
 
 def combination_l1_penalty(layer: Any, lam: float) -> Tensor:

@@ -34,10 +34,12 @@ def _pool_args(x: Tensor, kernel_size: IntPair, stride: IntPair | None, padding:
     if p[0] > k[0] // 2 or p[1] > k[1] // 2 or min(p) < 0:
         raise ValueError(f"{name}: padding {p} must be between 0 and half the kernel size {k}")
     H, W = x.shape[2:]
-    for size, kk, pp, dd, axis in ((H, k[0], p[0], d[0], "height"), (W, k[1], p[1], d[1], "width")):
-        if size + 2 * pp < dd * (kk - 1) + 1:
-            raise ValueError(f"{name}: input {axis} {size} padded to {size + 2 * pp} is smaller than "
-                             f"the window {dd * (kk - 1) + 1} (input shape {x.shape})")
+    for size, ksize, pad, dil, axis in ((H, k[0], p[0], d[0], "height"),
+                                        (W, k[1], p[1], d[1], "width")):
+        window = dil * (ksize - 1) + 1
+        if size + 2 * pad < window:
+            raise ValueError(f"{name}: input {axis} {size} padded to {size + 2 * pad} is smaller "
+                             f"than the window {window} (input shape {x.shape})")
     return x, unbatched, k, s, p, d
 
 
@@ -50,13 +52,11 @@ def max_pool2d(input: Tensor, kernel_size: IntPair, stride: IntPair | None = Non
     the maximum in its input plane (an int64 Tensor), as PyTorch does."""
     x, unbatched, k, s, p, d = _pool_args(as_tensor(input), kernel_size, stride, padding,
                                           dilation, "max_pool2d")
-    keep: list = []
-    y = ops.MaxPool2d.apply(x, kernel=k, stride=s, padding=p, dilation=d, ceil_mode=ceil_mode,
-                            keep=keep)
+    y, cache = ops.max_pool2d(x, kernel=k, stride=s, padding=p, dilation=d, ceil_mode=ceil_mode)
     out = y.reshape(y.shape[1:]) if unbatched else y
     if not return_indices:
         return out
-    idx = pool_k.max_pool2d_indices(keep[0])
+    idx = pool_k.max_pool2d_indices(cache)
     return out, Tensor(idx[0] if unbatched else idx)
 
 
@@ -113,13 +113,12 @@ def max_pool1d(input: Tensor, kernel_size: int, stride: int | None = None, paddi
     With ``return_indices`` also returns the index of each maximum along L."""
     x, unbatched, k, s, p, d = _pool1d_args(as_tensor(input), kernel_size, stride, padding,
                                             dilation, "max_pool1d")
-    keep: list = []
-    y = ops.MaxPool2d.apply(x, kernel=(1, k), stride=(1, s), padding=(0, p), dilation=(1, d),
-                            ceil_mode=ceil_mode, keep=keep)
+    y, cache = ops.max_pool2d(x, kernel=(1, k), stride=(1, s), padding=(0, p), dilation=(1, d),
+                              ceil_mode=ceil_mode)
     out = _from_2d(y, unbatched)
     if not return_indices:
         return out
-    idx = pool_k.max_pool2d_indices(keep[0])[:, :, 0, :]   # h = 0, so h * L + l = l
+    idx = pool_k.max_pool2d_indices(cache)[:, :, 0, :]   # h = 0, so h * L + l = l
     return out, Tensor(idx[0] if unbatched else idx)
 
 
@@ -138,8 +137,8 @@ def avg_pool1d(input: Tensor, kernel_size: int, stride: int | None = None, paddi
 def _check_norm_type(norm_type: float, name: str) -> float:
     try:
         p = float(norm_type)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name}: norm_type must be a positive number, got {norm_type!r}") from None
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name}: norm_type must be a positive number, got {norm_type!r}") from e
     if not (p > 0 and math.isfinite(p)):
         raise ValueError(f"{name}: norm_type must be positive and finite, got {norm_type!r}")
     return p
@@ -249,12 +248,11 @@ def adaptive_max_pool2d(input: Tensor, output_size: int | Sequence[int | None],
     ties go to the first maximum in scan order.  With ``return_indices`` also
     returns the flat index h * W + w of each maximum."""
     x, unbatched, out_hw = _adaptive_args(as_tensor(input), output_size, 2, "adaptive_max_pool2d")
-    keep: list = []
-    out = _adaptive_out(ops.AdaptiveMaxPool2d.apply(x, output_size=out_hw, keep=keep), unbatched, 2)
+    y, cache = ops.adaptive_max_pool2d(x, output_size=out_hw)
+    out = _adaptive_out(y, unbatched, 2)
     if not return_indices:
         return out
-    indices = keep[0].indices
-    return out, Tensor(indices[0] if unbatched else indices)
+    return out, Tensor(cache.indices[0] if unbatched else cache.indices)
 
 
 def adaptive_avg_pool1d(input: Tensor, output_size: int) -> Tensor:
@@ -267,11 +265,11 @@ def adaptive_max_pool1d(input: Tensor, output_size: int,
                         return_indices: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Adaptive max pooling along L; with ``return_indices`` also the index along L."""
     x, unbatched, out_hw = _adaptive_args(as_tensor(input), output_size, 1, "adaptive_max_pool1d")
-    keep: list = []
-    out = _adaptive_out(ops.AdaptiveMaxPool2d.apply(x, output_size=out_hw, keep=keep), unbatched, 1)
+    y, cache = ops.adaptive_max_pool2d(x, output_size=out_hw)
+    out = _adaptive_out(y, unbatched, 1)
     if not return_indices:
         return out
-    idx = keep[0].indices[:, :, 0, :]
+    idx = cache.indices[:, :, 0, :]
     return out, Tensor(idx[0] if unbatched else idx)
 
 

@@ -41,8 +41,8 @@ def _grads(parameters: TensorOrTensors) -> list[np.ndarray]:
 def _norm_type(norm_type: Any, name: str) -> float:
     try:
         return float(norm_type)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: norm_type must be a number or 'inf', got {norm_type!r}") from None
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name}: norm_type must be a number or 'inf', got {norm_type!r}") from e
 
 
 def _vector_norm(x: np.ndarray, p: float) -> np.ndarray:

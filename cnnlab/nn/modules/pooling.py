@@ -1,4 +1,6 @@
-"""Pooling layers (the notes, ``../shared/NOTES.md``, "Pooling and subsampling").
+"""Pooling layers, as the classic CNN notes describe pooling and subsampling (cs231n's
+"Convolutional Networks", Bouvrie's "Notes on Convolutional Neural Networks", Deep
+Learning ch. 9.3 "Pooling").
 
 Max-pool tie rule (all max layers here): the gradient of a window goes to its
 first maximum in scan order (row by row, left to right), as PyTorch's CPU
@@ -13,7 +15,7 @@ import numpy as np
 
 from cnnlab.autograd.tensor import DEFAULT_DTYPE, Tensor
 from cnnlab.nn import functional as F
-from cnnlab.nn._args import single
+from cnnlab.nn._args import errors_naming, single
 from cnnlab.nn.functional_pool import _check_norm_type
 from cnnlab.nn.module import Module
 from cnnlab.nn.parameter import Parameter
@@ -24,10 +26,8 @@ def _run(layer: Module, fn, x: Tensor, ndims: tuple[int, ...], want: str, *args,
     ValueErrors naming the layer."""
     if x.ndim not in ndims:
         raise ValueError(f"{layer!r} expects input {want}, got {x.shape}")
-    try:
+    with errors_naming(layer):
         return fn(x, *args, **kwargs)
-    except ValueError as e:
-        raise ValueError(f"{layer!r}: {e}") from None
 
 
 class _Pool2d(Module):
