@@ -55,9 +55,10 @@ def _add_config_options(p: argparse.ArgumentParser, config: type) -> None:
     types = typing.get_type_hints(config)
     groups: dict[str, argparse._ArgumentGroup] = {}
     for f in dataclasses.fields(config):
-        meta = f.metadata
-        where = groups.setdefault(meta["group"], p.add_argument_group(meta["group"])) \
-            if "group" in meta else p
+        meta, group = f.metadata, f.metadata.get("group")
+        if group and group not in groups:
+            groups[group] = p.add_argument_group(group)
+        where = groups[group] if group else p
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default
         help_text = meta.get("help") or ""
         kwargs: dict = {"dest": f.name}

@@ -55,7 +55,7 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | os.PathLike, tit
     Returns
     -------
     Path
-        ``path``.
+        The PNG written.
 
     Raises
     ------
