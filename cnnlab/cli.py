@@ -6,13 +6,18 @@ Run ``cnnlab COMMAND --help`` for the options of each.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import re
 import sys
+import typing
 from pathlib import Path
 
 from cnnlab import tune_memory
-from cnnlab.data.augment import AUGMENTATION_NAMES
+from cnnlab.data import DATASET_NAMES
 from cnnlab.data.idx import IDXFormatError
 from cnnlab.serialization import CheckpointError
+from cnnlab.training.config import ConfigError, TrainConfig
+from cnnlab.training.folder import RunExistsError
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -21,65 +26,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         description="Train a model. Unset options take the dataset's defaults "
                     "(digits: 30 epochs, batch 32, lr 0.02; fashion-mnist/mnist: 10 epochs, "
                     "batch 64, lr 0.02; SGD with momentum 0.9 and a cosine schedule).")
-    p.add_argument("--model", help="model name (see `cnnlab models`); default: digits_cnn for "
-                   "digits, lenet5 otherwise")
-    p.add_argument("--dataset", default="digits", choices=["digits", "fashion-mnist", "mnist"],
-                   help="digits ships with scikit-learn; fashion-mnist is read from "
-                        "/usr/share/datasets/fashion-mnist (Debian package dataset-fashion-mnist)")
-    p.add_argument("--data-dir", help="folder holding the four IDX files (fashion-mnist, mnist)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int,
-                   help="1 is online (stochastic) learning: lower --lr with it, e.g. 0.002")
-    p.add_argument("--lr", type=float, help="learning rate")
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--nesterov", action="store_true")
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
-    p.add_argument("--scheduler", choices=["none", "step", "cosine", "warmup-cosine", "plateau"],
-                   help="learning-rate schedule over the epochs (default: cosine); warmup-cosine "
-                        "rises linearly over --warmup-epochs first; plateau divides the lr by "
-                        "1/--gamma when the validation loss stalls (needs --val-split)")
-    p.add_argument("--warmup-epochs", type=int, help="linear warm-up length for warmup-cosine "
-                   "(default 1)")
-    p.add_argument("--step-size", type=int, default=5, help="StepLR period in epochs")
-    p.add_argument("--gamma", type=float, default=0.1, help="StepLR / plateau factor")
-    p.add_argument("--plateau-patience", type=int, default=2,
-                   help="epochs without a better validation loss before plateau lowers the lr")
-    p.add_argument("--clip-grad-norm", type=float, metavar="X",
-                   help="rescale each step's gradients to a joint 2-norm of at most X")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-normalize", action="store_true",
-                   help="feed raw [0, 1] pixels instead of standardising with the dataset's "
-                        "mean and std")
-    p.add_argument("--augment", default="none", choices=list(AUGMENTATION_NAMES),
-                   help="random training-time distortions (training batches only, on raw "
-                        "pixels); flips suit fashion-mnist, not digits (use crop)")
-    p.add_argument("--tta", action="store_true",
-                   help="also report the final test accuracy with test-time augmentation: the "
-                        "views --augment trained on (shifts; mirrors too for flipping presets on "
-                        "fashion-mnist); with --augment none it equals the plain accuracy")
-    p.add_argument("--val-split", type=float, default=0.0, metavar="FRACTION",
-                   help="hold out this fraction of the training set (stratified, seeded) and "
-                        "report val_loss/val_acc every epoch")
-    p.add_argument("--early-stopping", type=int, metavar="PATIENCE",
-                   help="stop when the validation accuracy has not improved for PATIENCE epochs "
-                        "and restore the best epoch's weights (needs --val-split; also best.npz)")
-    p.add_argument("--train-size", type=int, metavar="N",
-                   help="train on a stratified, seeded subset of N training images")
-    tl = p.add_argument_group("transfer learning")
-    tl.add_argument("--init-from", metavar="CKPT",
-                    help="start from the weights of a model.npz/checkpoint (any dataset): every "
-                         "tensor whose name and shape match is copied, and the head is replaced "
-                         "when the classes differ; --model and --input-size default to its")
-    tl.add_argument("--freeze", action="append", default=[], metavar="PREFIX",
-                    help="keep the parameters under PREFIX fixed (repeatable, e.g. --freeze "
-                         "features); BatchNorm layers under it stay in eval mode")
-    tl.add_argument("--lr-mult", action="append", default=[], metavar="PREFIX=FACTOR",
-                    help="learning rate x FACTOR for the parameters under PREFIX (repeatable, "
-                         "e.g. --lr-mult features=0.1)")
-    tl.add_argument("--input-size", type=int, metavar="S",
-                    help="resize the images to SxS for the model (default: the model's minimum "
-                         "size, or the --init-from model's input size)")
+    _add_config_options(p, TrainConfig)
     p.add_argument("--out", help="run folder (default: runs/<dataset>-<model>, numbered if taken)")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
                    help="continue the run in --out from its newest checkpoint (or from "
@@ -92,20 +39,51 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from cnnlab.training.run import TrainConfig, default_out_dir, fit
+def _flag(name: str) -> str:
+    """The command-line flag of a config field: ``val_split`` -> ``--val-split``."""
+    return "--" + name.replace("_", "-")
 
-    cfg = TrainConfig(model=args.model, dataset=args.dataset, data_dir=args.data_dir,
-                      epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      momentum=args.momentum, nesterov=args.nesterov,
-                      weight_decay=args.weight_decay, optimizer=args.optimizer,
-                      scheduler=args.scheduler, step_size=args.step_size, gamma=args.gamma,
-                      seed=args.seed, normalize=not args.no_normalize, augment=args.augment,
-                      tta=args.tta, warmup_epochs=args.warmup_epochs,
-                      plateau_patience=args.plateau_patience, clip_grad_norm=args.clip_grad_norm,
-                      val_split=args.val_split, early_stopping=args.early_stopping,
-                      lr_mult=_parse_lr_mult(args.lr_mult), init_from=args.init_from,
-                      freeze=args.freeze, input_size=args.input_size, train_size=args.train_size)
+
+def _add_config_options(p: argparse.ArgumentParser, config: type) -> None:
+    """One option per field of the dataclass ``config``, from the field's type,
+    default and ``metadata`` (``help``, ``choices``, ``metavar``, ``group``).
+
+    A bool that defaults to False is a switch (``--tta``); one that defaults to
+    True is switched off (``--no-normalize``); a list or dict field is a
+    repeatable option collected into a list (a dict's ``KEY=VALUE`` items are
+    parsed by the command).  A default other than None is shown in the help.
+    """
+    types = typing.get_type_hints(config)
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for f in dataclasses.fields(config):
+        meta, group = f.metadata, f.metadata.get("group")
+        if group and group not in groups:
+            groups[group] = p.add_argument_group(group)
+        where = groups[group] if group else p
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        help_text = meta.get("help") or ""
+        kwargs: dict = {"dest": f.name}
+        flag = _flag(f.name)
+        if isinstance(default, bool):
+            flag = _flag("no_" + f.name) if default else flag
+            kwargs.update(action="store_false" if default else "store_true", default=default)
+        elif isinstance(default, (list, dict)):
+            kwargs.update(action="append", default=[], metavar=meta.get("metavar"))
+        else:
+            kind = next(t for t in typing.get_args(types[f.name]) or (types[f.name],)
+                        if t is not type(None))
+            kwargs.update(type=kind, default=default, choices=meta.get("choices"),
+                          metavar=meta.get("metavar"))
+            if default is not None:
+                help_text += f"{' ' if help_text else ''}(default: %(default)s)"
+        where.add_argument(flag, help=help_text or None, **kwargs)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from cnnlab.training.run import default_out_dir, fit
+
+    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig(**{**options, "lr_mult": _parse_lr_mult(args.lr_mult)})
     resume_path = args.resume if isinstance(args.resume, str) else None   # --resume CKPT
     if args.resume is True and not args.out:
         raise SystemExit("cnnlab train: --resume needs --out RUN_FOLDER (or a checkpoint path)")
@@ -115,7 +93,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         out = Path(resume_path).resolve().parent.parent
     else:
         out = default_out_dir(cfg.resolved())
-    fit(cfg, out, resume=args.resume, progress=args.progress)
+    try:
+        fit(cfg, out, resume=args.resume, progress=args.progress)
+    except RunExistsError as e:
+        raise RunExistsError(e.out, "pass --resume to continue it or choose another --out") from None
     return 0
 
 
@@ -138,7 +119,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                        description="Evaluate a model.npz or checkpoint written by `cnnlab train` "
                                    "on its dataset's test split.")
     p.add_argument("checkpoint")
-    p.add_argument("--dataset", choices=["digits", "fashion-mnist", "mnist"],
+    p.add_argument("--dataset", choices=DATASET_NAMES,
                    help="default: the dataset the model was trained on")
     p.add_argument("--data-dir")
     p.add_argument("--batch-size", type=int, default=500)
@@ -169,7 +150,7 @@ def _add_features(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint")
     p.add_argument("--layer", required=True,
                    help="dotted submodule name, e.g. classifier.2 (see `cnnlab summary MODEL`)")
-    p.add_argument("--dataset", choices=["digits", "fashion-mnist", "mnist"],
+    p.add_argument("--dataset", choices=DATASET_NAMES,
                    help="default: the dataset the model was trained on (others are resized to "
                         "its input)")
     p.add_argument("--data-dir")
@@ -276,6 +257,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _in_flags(e: Exception) -> str:
+    """The message of ``e``, with the config fields a ConfigError names as their flags."""
+    text = str(e)
+    for name in e.options if isinstance(e, ConfigError) else ():
+        text = re.sub(rf"(?<![\w-]){name}(?![\w-])", _flag(name), text)
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnnlab",
@@ -299,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (CheckpointError, IDXFormatError, FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f"cnnlab {args.command}: error: {e}", file=sys.stderr)
+        print(f"cnnlab {args.command}: error: {_in_flags(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\ncnnlab {args.command}: interrupted; completed epochs are checkpointed "

@@ -9,6 +9,7 @@ import torch
 
 import cnnlab
 import cnnlab.nn as nn
+from cnnlab.cli import main
 from cnnlab.data import ArrayDataset, DataLoader
 from cnnlab.models import get_model
 from cnnlab.optim import SGD
@@ -58,11 +59,14 @@ def test_fit_reports_validation_metrics_on_a_held_out_split(tmp_path):
     assert res.history[0]["val_acc"] == row["val_acc"]
 
 
-def test_plateau_and_early_stopping_need_a_validation_split():
-    with pytest.raises(ValueError, match="--val-split"):
+def test_plateau_and_early_stopping_need_a_validation_split(tmp_path, capsys):
+    with pytest.raises(ValueError, match="val_split"):
         TrainConfig(early_stopping=2).resolved()
-    with pytest.raises(ValueError, match="--val-split"):
+    with pytest.raises(ValueError, match="val_split"):
         TrainConfig(scheduler="plateau").resolved()
+    for option in (["--early-stopping", "2"], ["--scheduler", "plateau"]):   # the CLI names its flag
+        assert main(["train", *option, "--out", str(tmp_path / "x")]) == 2
+        assert "--val-split" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------ early stopping

@@ -27,8 +27,8 @@ import numpy as np
 from cnnlab.models import get_model
 from cnnlab.models.heads import replace_head
 from cnnlab.nn.module import Module
-from cnnlab.serialization import CheckpointError
 from cnnlab.training.checkpoint import load_training_state
+from cnnlab.training.config import stored_spec
 
 __all__ = ["TransferReport", "batchnorms_under", "copy_matching", "initialise_from", "name_matches",
            "parameter_groups"]
@@ -166,11 +166,8 @@ def initialise_from(path: str | os.PathLike, spec: dict[str, Any], classes: Sequ
         head's rows scored the old classes.
     """
     state = load_training_state(path)
-    src_spec = state.meta.get("model_spec") or {}
+    src_spec = stored_spec(state.meta, path)
     src_classes = list(state.meta.get("classes") or [])
-    if not src_spec:
-        raise CheckpointError(f"{path}: has no model_spec; --init-from needs a file written by "
-                              "cnnlab train")
     src_k = int(src_spec["kwargs"].get("num_classes", len(src_classes)))
     kwargs = {**spec["kwargs"], "num_classes": src_k}
     model = get_model(spec["name"], **kwargs)

@@ -10,16 +10,21 @@ original size), so a model trained on ``H × W`` inputs sees ``H × W`` inputs.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
 from cnnlab.autograd.tensor import Tensor, no_grad
-from cnnlab.data.augment import pad_images
+from cnnlab.data.augment import crop_padding, pad_images
 from cnnlab.kernels.activation import softmax_forward
 from cnnlab.nn.module import Module
+from cnnlab.training.config import TrainConfig
 from cnnlab.training.loop import main_logits
 
-__all__ = ["evaluate_tta", "predict_tta", "tta_views"]
+__all__ = ["evaluate_tta", "predict_tta", "tta_options", "tta_views"]
+
+# Datasets whose labels survive a horizontal mirror: clothes do, digits do not.
+FLIP_SAFE = {"fashion-mnist"}
 
 _CROPS = (None, "five", "ten")
 
@@ -141,3 +146,23 @@ def evaluate_tta(model: Module, loader: Iterable[tuple[Tensor, Tensor]], flips: 
     if seen == 0:
         raise ValueError("evaluate_tta: the loader produced no batches")
     return correct / seen
+
+
+def tta_options(cfg: TrainConfig, spec: dict, normalize: dict | None) -> dict[str, Any]:
+    """The test-time views matching a run's training augmentation (``evaluate_tta`` keywords).
+
+    Shifted views only when the training batches were randomly shifted (any
+    ``augment`` preset): by the training crop's padding, scaled to the model's
+    input size, with the raw background 0 (normalised) shifted in, as in
+    training.  Mirrors only when training flipped too and the dataset's labels
+    survive a mirror (:data:`FLIP_SAFE`).  With ``augment='none'`` there is
+    no view but the identity, so the TTA accuracy equals the plain one (views
+    a model never saw in training lower its accuracy: a 1-pixel shift of an
+    8x8 digit is 12% of its width)."""
+    if cfg.augment == "none":
+        return {"flips": False, "crops": None}
+    inp = spec["input"]
+    padding = max(1, int(round(crop_padding(inp["from"]) * inp["to"] / inp["from"])))
+    fill = -normalize["mean"] / normalize["std"] if normalize else 0.0
+    return {"flips": cfg.dataset in FLIP_SAFE and cfg.augment != "crop", "crops": "five",
+            "padding": padding, "padding_mode": "constant", "fill": fill}

@@ -22,23 +22,12 @@ import numpy as np
 
 from cnnlab.autograd.tensor import Tensor
 from cnnlab.nn.module import Module
+from cnnlab.plots import plot_history, save_exact
 from cnnlab.training.loop import confusion_matrix, evaluate
 from cnnlab.viz.image import as_hwc, to_unit
 
 __all__ = ["save_exact", "read_history", "plot_curves", "confusion", "plot_confusion", "misclassified",
            "plot_misclassified"]
-
-
-def save_exact(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
-    """Save a matplotlib figure as a PNG of exactly ``figsize * dpi`` pixels (no
-    tight bounding box, so sizes are predictable), creating parent folders; closes it."""
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
 
 
 def read_history(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
@@ -70,35 +59,14 @@ def plot_curves(run_or_history: str | os.PathLike | Sequence[dict[str, Any]], pa
     ----------
     run_or_history : run folder, or rows with ``epoch``, ``train_loss``, ``train_acc``,
         ``test_loss``, ``test_acc`` (``val_loss`` / ``val_acc`` drawn when present).
+
+    Drawn by :func:`cnnlab.plots.plot_history`, as the run's own ``curves.png``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     hist = (read_history(run_or_history) if isinstance(run_or_history, (str, os.PathLike))
             else list(run_or_history))
     if not hist:
         raise ValueError("plot_curves: the history is empty (no epoch finished)")
-    ep = [h["epoch"] for h in hist]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=figsize)
-    for ax, what, label in ((a1, "loss", "cross-entropy loss"), (a2, "acc", "accuracy")):
-        for split, style in (("train", "o-"), ("val", "^-"), ("test", "s-")):
-            key = f"{split}_{what}"
-            if any(key in h for h in hist):
-                ax.plot(ep, [h.get(key, np.nan) for h in hist], style, ms=4, label=split)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.legend()
-    a1.set_title("loss")
-    last = hist[-1].get("test_acc")
-    a2.set_title("accuracy" + (f" (final test {last:.4f})" if last is not None else ""))
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return save_exact(fig, path, dpi)
+    return plot_history(hist, path, title, figsize=figsize, dpi=dpi)
 
 
 def confusion(model: Module, loader: Iterable[tuple[Tensor, Tensor]], num_classes: int | None = None

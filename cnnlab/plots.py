@@ -1,0 +1,93 @@
+"""Figures that training and visualisation both draw: the learning curves.
+
+matplotlib is optional: it is imported inside the functions, so importing this
+module never needs it, and a caller that can do without a figure catches the
+``ImportError``.  Figures are drawn with the Agg backend (no display needed).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["plot_history", "save_exact"]
+
+
+def save_exact(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
+    """Save a matplotlib figure at exactly ``figsize * dpi`` pixels and close it.
+
+    No tight bounding box, so sizes are predictable.  Parent folders are
+    created, and the file appears whole or not at all (written to a hidden
+    temporary name, then renamed); the format follows the suffix (PNG without one).
+    """
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        fig.savefig(tmp, dpi=dpi, format=path.suffix[1:] or "png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def plot_history(history: Sequence[dict[str, Any]], path: str | os.PathLike, title: str = "",
+                 figsize: tuple[float, float] = (10, 3.8), dpi: int = 100) -> Path:
+    """Loss and accuracy per epoch, side by side, as a PNG of ``figsize * dpi`` pixels.
+
+    Parameters
+    ----------
+    history : sequence of dict
+        One row per epoch with ``epoch``, ``train_loss``, ``train_acc``, ``test_loss``
+        and ``test_acc``; ``val_loss`` / ``val_acc`` are drawn when a row has them
+        (an epoch without them leaves a gap).
+    path : str or os.PathLike
+        The image file.
+    title : str
+        Drawn above both panels when given.
+
+    Returns
+    -------
+    Path
+        The PNG written.
+
+    Raises
+    ------
+    ValueError
+        If ``history`` is empty.
+    ImportError
+        If matplotlib is not installed.
+    """
+    if not history:
+        raise ValueError("plot_history: the history is empty (no epoch finished)")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [h["epoch"] for h in history]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=figsize)
+    for ax, what, label in ((a1, "loss", "cross-entropy loss"), (a2, "acc", "accuracy")):
+        for split, name, style in (("train", "train", "o-"), ("val", "validation", "^-"),
+                                   ("test", "test", "s-")):
+            key = f"{split}_{what}"
+            if any(key in h for h in history):
+                ax.plot(ep, [h.get(key, np.nan) for h in history], style, ms=4, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend()
+    a1.set_title("loss")
+    last = history[-1].get("test_acc")
+    a2.set_title("accuracy" + (f" (final test {last:.4f})" if last is not None else ""))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save_exact(fig, path, dpi)

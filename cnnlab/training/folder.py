@@ -1,0 +1,97 @@
+"""The run folder: where a run's files go, and finding them again to resume.
+
+::
+
+    RUN/config.json              the resolved configuration
+    RUN/metrics.jsonl            one JSON line per epoch
+    RUN/checkpoints/epoch-NNN.npz  a resumable checkpoint after every epoch
+    RUN/best.npz                 the best validation epoch's weights (with a validation split)
+    RUN/model.npz                the final weights
+    RUN/curves.png               loss and accuracy per epoch (if matplotlib is installed)
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from cnnlab.plots import plot_history
+from cnnlab.serialization import atomic_write
+from cnnlab.training.config import TrainConfig
+
+CHECKPOINT_RE = re.compile(r"^epoch-(\d+)\.npz$")
+
+
+class RunExistsError(FileExistsError):
+    """The folder a new run would be written to already holds a run (``out``)."""
+
+    def __init__(self, out: Path, advice: str = "resume it or choose another folder") -> None:
+        super().__init__(f"{out} already holds a run; {advice}")
+        self.out = out
+
+
+def checkpoint_path(out: Path, epoch: int) -> Path:
+    return out / "checkpoints" / f"epoch-{epoch:03d}.npz"
+
+
+def find_checkpoints(out: Path) -> list[tuple[int, Path]]:
+    """(epoch, path) of every checkpoint in ``out``, oldest first."""
+    folder = out / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = []
+    for p in folder.iterdir():
+        m = CHECKPOINT_RE.match(p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def newest_checkpoint(out: Path) -> Path:
+    """The checkpoint of the latest epoch in ``out``; FileNotFoundError when there is none."""
+    found = find_checkpoints(out)
+    if not found:
+        raise FileNotFoundError(f"no checkpoint to resume from in {out / 'checkpoints'}")
+    return found[-1][1]
+
+
+def default_out_dir(cfg: TrainConfig, root: str | os.PathLike = "runs") -> Path:
+    """``runs/<dataset>-<model>`` of a resolved config, or with ``-2``, ``-3``, ... if that is taken."""
+    base = Path(root) / f"{cfg.dataset}-{cfg.model}"
+    out, k = base, 1
+    while out.exists() and any(out.iterdir()):
+        k += 1
+        out = base.with_name(f"{base.name}-{k}")
+    return out
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    with atomic_write(path) as f:
+        f.write(text.encode("utf-8"))
+
+
+def open_run_folder(out: Path, config: dict[str, Any], history: list[dict[str, Any]]) -> None:
+    """Create ``out`` and its checkpoint folder; write ``config.json`` and the
+    ``metrics.jsonl`` rows of the epochs done so far (none for a new run)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "checkpoints").mkdir(exist_ok=True)
+    write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
+    write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+
+
+def append_metrics(out: Path, row: dict[str, Any]) -> None:
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def write_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> Path | None:
+    """Loss and accuracy per epoch as a PNG (:func:`cnnlab.plots.plot_history`);
+    None, and no file, when there is no epoch or matplotlib is missing."""
+    if not history:
+        return None
+    try:
+        return plot_history(history, path, title, figsize=(10, 4))
+    except ImportError:
+        return None
