@@ -186,7 +186,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     Path of the HTML file.
     """
     from cnnlab.training.run import load_for_evaluation
-    from cnnlab.viz.cli import _pipeline, open_checkpoint
+    from cnnlab.viz.inputs import model_pipeline, open_checkpoint
     from cnnlab.viz.training_plots import confusion, read_history
 
     log = log or (lambda m: print(m, file=sys.stderr))
@@ -206,7 +206,7 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     except FileNotFoundError:
         history = list(meta.get("history") or [])
     raw_small = np.asarray(test.x, dtype=np.float32)
-    raw, x = _pipeline(raw_small, meta)
+    raw, x = model_pipeline(raw_small, meta)
     y = np.asarray(test.y).astype(np.int64)
     cm, preds, targets = confusion(model, loader, num_classes=len(classes) or None)
     acc = float(np.trace(cm) / max(cm.sum(), 1))
