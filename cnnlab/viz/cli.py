@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from cnnlab.data.datasets import DATASET_NAMES
 from cnnlab.viz.commands.attribution import run_deconvnet, run_guided, run_occlusion, run_saliency
 from cnnlab.viz.commands.context import VizContext
 from cnnlab.viz.commands.features import (
@@ -176,7 +177,7 @@ def _common_parent() -> argparse.ArgumentParser:
     p.add_argument("--target", type=int, metavar="CLASS",
                    help="class whose score is explained / synthesised (default: the predicted class)")
     p.add_argument("--out", metavar="DIR", help="output folder (default RUN/viz)")
-    p.add_argument("--dataset", choices=["digits", "fashion-mnist", "mnist"],
+    p.add_argument("--dataset", choices=DATASET_NAMES,
                    help="test set to use (default: the run's)")
     p.add_argument("--data-dir")
     p.add_argument("--seed", type=int, default=0)

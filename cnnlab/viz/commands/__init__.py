@@ -2,7 +2,7 @@
 
 Each runner takes a :class:`~cnnlab.viz.commands.context.VizContext` (the model, its
 run, the parsed options and one input image), writes its PNGs through ``ctx.path``
-and returns the one-line summary the command prints.  :data:`cnnlab.viz.cli.METHODS`
+and returns the one-line summary the command prints.  :data:`cnnlab.viz.cli.VIZ_METHODS`
 registers each runner once, with its name, help and options.
 
 ==============  ============================================================

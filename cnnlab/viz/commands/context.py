@@ -182,6 +182,7 @@ def leaf_layers(model, kinds: tuple[str, ...]) -> list[str]:
 
 
 def last_conv(model) -> str:
+    """The name of the model's last Conv2d leaf."""
     convs = leaf_layers(model, ("Conv2d",))
     if not convs:
         raise ValueError("the model has no Conv2d layer; give --layer NAME")
