@@ -17,7 +17,11 @@ module                 methods (the notes' section "理解CNN,可视化")
 ``synthesis``          class-model visualisation, feature inversion
 ``adversarial``        FGSM and iterated FGSM, accuracy against epsilon
 ``training_plots``     curves, confusion matrix, misclassified images
-``report``             the HTML report
+``report``             the HTML report (its sections); ``page`` renders it with
+                       ``report_template.html``
+``inputs``             photos, image files, the run's input pipeline, checkpoint lookup
+``cli``                ``cnnlab viz`` / ``cnnlab report``: each method registered once in
+                       ``VIZ_METHODS``, its runner in ``commands/`` (one file per family)
 =====================  ===========================================================
 """
 from cnnlab.viz import (  # noqa: F401

@@ -32,7 +32,7 @@ from cnnlab.kernels.activation import softmax_forward
 from cnnlab.nn.module import Module
 from cnnlab.nn.modules.activation import ReLU
 from cnnlab.training.loop import main_logits
-from cnnlab.viz.image import as_hwc, save_figure, to_unit
+from cnnlab.viz.image import as_hwc, display_image, save_figure, to_unit
 
 __all__ = ["input_gradient", "saliency", "guided_backprop", "deconvnet", "occlusion",
            "plot_saliency", "plot_guided", "plot_occlusion"]
@@ -250,11 +250,6 @@ def occlusion(model: Module, x: np.ndarray | Tensor, target: Target, size: int, 
 
 
 # -------------------------------------------------------------------- plots
-def _display(image: np.ndarray) -> np.ndarray:
-    """(C, H, W) / (H, W) -> (H, W) or (H, W, 3) in [0, 1] for imshow."""
-    return to_unit(as_hwc(np.asarray(image)))
-
-
 def _rows(image: np.ndarray, maps: np.ndarray, map_ndim: int) -> tuple[np.ndarray, np.ndarray]:
     """Turn one image or a batch into lists of (C, H, W) images and maps."""
     img = np.asarray(image)
@@ -287,7 +282,7 @@ def plot_saliency(image: np.ndarray, saliency_map: np.ndarray, path: str | os.Pa
     img, sal = _rows(image, saliency_map, 2)
     fig, axes = plt.subplots(len(img), 2, figsize=(4.4, 2.2 * len(img)), squeeze=False)
     for n in range(len(img)):
-        axes[n, 0].imshow(_display(img[n]), cmap="gray", vmin=0, vmax=1)
+        axes[n, 0].imshow(display_image(img[n]), cmap="gray", vmin=0, vmax=1)
         axes[n, 1].imshow(sal[n], cmap="hot", vmin=0)
         for a in axes[n]:
             a.set_axis_off()
@@ -321,7 +316,7 @@ def plot_guided(image: np.ndarray, maps: np.ndarray | dict[str, np.ndarray], pat
     fig, axes = plt.subplots(len(img), 1 + len(columns), figsize=(2.2 * (1 + len(columns)), 2.2 * len(img)),
                              squeeze=False)
     for n in range(len(img)):
-        axes[n, 0].imshow(_display(img[n]), cmap="gray", vmin=0, vmax=1)
+        axes[n, 0].imshow(display_image(img[n]), cmap="gray", vmin=0, vmax=1)
         for k, m in enumerate(columns.values()):
             axes[n, k + 1].imshow(to_unit(as_hwc(m[n]), symmetric=True), cmap="gray", vmin=0, vmax=1)
         for a in axes[n]:
@@ -349,7 +344,7 @@ def plot_occlusion(image: np.ndarray, heat: np.ndarray, path: str | os.PathLike,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    disp = _display(image)
+    disp = display_image(image)
     H, W = disp.shape[:2]
     heat = np.asarray(heat, dtype=np.float64)
     if heat.ndim != 2:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["to_unit", "to_uint8", "tile", "tile_color", "save_png", "save_figure", "as_hwc", "auto_scale",
-           "save_titled_png"]
+__all__ = ["to_unit", "to_uint8", "tile", "tile_color", "save_png", "save_figure", "as_hwc", "display_image",
+           "auto_scale", "save_titled_png"]
 
 
 def to_unit(img: np.ndarray, robust: bool = False, symmetric: bool = False) -> np.ndarray:
@@ -56,6 +56,11 @@ def as_hwc(img: np.ndarray) -> np.ndarray:
     if a.ndim not in (2, 3):
         raise ValueError(f"as_hwc: expected an image (H, W), (H, W, 3) or (C, H, W), got shape {a.shape}")
     return a
+
+
+def display_image(image: np.ndarray) -> np.ndarray:
+    """(C, H, W) / (H, W) -> (H, W) or (H, W, 3) in [0, 1] for imshow."""
+    return to_unit(as_hwc(np.asarray(image)))
 
 
 def tile(images: Sequence[np.ndarray] | np.ndarray, ncols: int | None = None, pad: int = 1,

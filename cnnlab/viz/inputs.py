@@ -1,0 +1,162 @@
+"""What the visualisations look at: photos, image files, a run's test images and its checkpoint.
+
+Shared by ``cnnlab viz`` (:mod:`cnnlab.viz.cli`) and ``cnnlab report``
+(:mod:`cnnlab.viz.report`):
+
+* :func:`sample_photo` / :func:`shrink` -- scikit-image's bundled photos, downscaled;
+* :func:`load_image_file` -- a PNG / JPG as float64 in [0, 1];
+* :func:`image_to_model_input` -- a photo brought to the run's channels, size and
+  normalisation;
+* :func:`model_pipeline` -- training-size raw pixels through the run's own input pipeline;
+* :func:`open_checkpoint` -- the checkpoint file and run folder for ``RUN`` or ``RUN/model.npz``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["PHOTOS", "sample_photo", "shrink", "load_image_file", "image_to_model_input", "model_pipeline",
+           "open_checkpoint"]
+
+PHOTOS = ("camera", "chelsea", "astronaut", "coffee", "coins", "moon")
+
+
+def sample_photo(name: str) -> np.ndarray:
+    """One of scikit-image's bundled photos (no download) as float64 in [0, 1]."""
+    if name not in PHOTOS:
+        raise ValueError(f"--photo must be one of {', '.join(PHOTOS)}, got {name!r}")
+    from skimage import data
+
+    a = np.asarray(getattr(data, name)())
+    return a.astype(np.float64) / 255.0 if a.dtype == np.uint8 else a.astype(np.float64)
+
+
+def shrink(img: np.ndarray, max_side: int | None) -> np.ndarray:
+    """Anti-aliased downscale so the longer side is at most ``max_side`` (unchanged if smaller)."""
+    if not max_side or max(img.shape[:2]) <= max_side:
+        return img
+    from skimage.transform import resize
+
+    f = max_side / max(img.shape[:2])
+    shape = (max(1, round(img.shape[0] * f)), max(1, round(img.shape[1] * f))) + img.shape[2:]
+    return resize(img, shape, anti_aliasing=True)
+
+
+def load_image_file(path: str | os.PathLike) -> np.ndarray:
+    """Read a PNG / JPG as float64 in [0, 1]: (H, W) grey or (H, W, 3) colour
+    (an alpha channel is dropped).  Uses scikit-image, else matplotlib."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--image: {path} does not exist")
+    try:
+        from skimage.io import imread
+    except ImportError:   # pragma: no cover - scikit-image is installed with the viz extra
+        from matplotlib.image import imread
+    try:
+        a = np.asarray(imread(str(path)))
+    except Exception as e:   # any decoder error, reported with the file name
+        raise ValueError(f"--image: cannot read {path} as an image: {e}") from None
+    if np.issubdtype(a.dtype, np.integer):
+        a = a.astype(np.float64) / float(np.iinfo(a.dtype).max)
+    elif a.dtype == np.bool_:
+        a = a.astype(np.float64)
+    else:
+        a = a.astype(np.float64)
+        if a.size and a.max() > 1.0:
+            a = a / 255.0
+    if a.ndim == 3 and a.shape[-1] == 4:
+        a = a[..., :3]
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] != 3):
+        raise ValueError(f"--image: {path} has shape {a.shape}; expected (H, W) grey or (H, W, 3) colour")
+    return np.clip(a, 0.0, 1.0)
+
+
+def _resize_hw(img: np.ndarray, size: int) -> np.ndarray:
+    """(C, H, W) -> (C, size, size), anti-aliased when shrinking."""
+    try:
+        from skimage.transform import resize
+    except ImportError:   # pragma: no cover
+        from cnnlab.data import Resize
+        return np.asarray(Resize(size)(img), dtype=np.float64)
+    out = resize(np.transpose(img, (1, 2, 0)), (size, size), order=1, anti_aliasing=img.shape[-1] > size,
+                 mode="edge", preserve_range=True)
+    return np.transpose(np.asarray(out, dtype=np.float64).reshape(size, size, -1), (2, 0, 1))
+
+
+def image_to_model_input(img: np.ndarray, meta: dict[str, Any], invert: bool = False
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Bring a photo (H, W) / (H, W, 3) in [0, 1] to what the run's model takes.
+
+    Converts to the model's channel count (luminance 0.2125 R + 0.7154 G + 0.0721 B
+    for grey), crops the centre square, resizes it to the training images' side,
+    optionally inverts (``1 - x``: dark ink on white paper -> the datasets' light ink on
+    black), then applies the run's pipeline (:func:`cnnlab.training.run.input_transform`).
+
+    Returns
+    -------
+    raw : (1, C, S, S) float32, the image at the model's input size in raw pixels
+    x : (1, C, S, S) float32, ``raw`` standardised as in training (the model's input)
+    """
+    spec = meta["model_spec"]
+    C = int(spec["kwargs"]["in_channels"])
+    a = np.asarray(img, dtype=np.float64)
+    if C == 1 and a.ndim == 3:
+        from cnnlab.viz.kernels import to_grey
+
+        a = to_grey(a)
+    elif C == 3 and a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    elif C not in (1, 3):
+        raise ValueError(f"--image: the model takes {C} channels; only 1 (grey) or 3 (RGB) images "
+                         "are supported")
+    chw = a[None] if a.ndim == 2 else np.transpose(a, (2, 0, 1))
+    H, W = chw.shape[1:]
+    s = min(H, W)
+    chw = chw[:, (H - s) // 2:(H - s) // 2 + s, (W - s) // 2:(W - s) // 2 + s]
+    size = int((spec.get("input") or {}).get("from", spec["kwargs"]["input_size"]))
+    small = _resize_hw(chw, size)
+    if invert:
+        small = 1.0 - small
+    return model_pipeline(small[None].astype(np.float32), meta)
+
+
+def model_pipeline(raw_small: np.ndarray, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Training-size raw pixels through the run's input pipeline.
+
+    Parameters
+    ----------
+    raw_small : (N, C, h, w) float32, raw pixels at the training images' size
+    meta : the checkpoint's metadata (``model_spec``, optional ``normalize``)
+
+    Returns
+    -------
+    raw : (N, C, S, S) float32, the pixels at the model's input size (resized or padded
+        as in training)
+    x : (N, C, S, S) float32, ``raw`` standardised as in training (the model's input)
+    """
+    from cnnlab.training.run import input_transform
+
+    spec, norm = meta["model_spec"], meta.get("normalize")
+    C, h = raw_small.shape[1], raw_small.shape[-1]
+    geometry = input_transform(spec, None, C, size=h)
+    raw = np.asarray(geometry(raw_small) if geometry is not None else raw_small, dtype=np.float32)
+    x = raw if not norm else ((raw - norm["mean"]) / norm["std"]).astype(np.float32)
+    return raw, x
+
+
+def open_checkpoint(path: str | os.PathLike) -> tuple[Path, Path]:
+    """(checkpoint file, run folder) for ``RUN``, ``RUN/model.npz`` or
+    ``RUN/checkpoints/epoch-NNN.npz``."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "model.npz"
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint {p} does not exist (pass RUN/model.npz written by "
+                                "`cnnlab train`)")
+    run = p.parent.parent if p.parent.name == "checkpoints" else p.parent
+    return p, run
