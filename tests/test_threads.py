@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 import cnnlab
-from cnnlab.kernels import _threads
+from cnnlab.kernels import _threads, conv_gemm
 from cnnlab.kernels import activation as act_k
 from cnnlab.kernels import conv as conv_k
-from cnnlab.kernels import conv_gemm
 from cnnlab.kernels import norm as norm_k
 from cnnlab.kernels import winograd as winograd_k
 

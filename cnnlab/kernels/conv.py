@@ -27,11 +27,17 @@ import numpy as np
 
 from cnnlab.kernels import _numba as _nb
 from cnnlab.kernels import winograd as _winograd
-from cnnlab.kernels.conv_common import (Padding4, Pair, conv_output_size, out_size,
-                                        pad_channel_major, pad_cnhw, zeros_like_layout)
+from cnnlab.kernels.conv_common import (
+    Padding4,
+    Pair,
+    conv_output_size,
+    out_size,
+    pad_channel_major,
+    pad_cnhw,
+    zeros_like_layout,
+)
 from cnnlab.kernels.conv_depthwise import DepthwiseCache, depthwise_backward, depthwise_forward
-from cnnlab.kernels.conv_gemm import (GemmCache, col2im_cols, gemm_backward, gemm_forward,
-                                      im2col_cols)
+from cnnlab.kernels.conv_gemm import GemmCache, col2im_cols, gemm_backward, gemm_forward, im2col_cols
 from cnnlab.kernels.winograd import WinogradCache, winograd_backward, winograd_forward
 
 Layout = Literal["cols", "depthwise", "winograd"]
