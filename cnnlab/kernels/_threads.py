@@ -168,7 +168,7 @@ class _Worker:
     Measured here, a ``parallel()`` of two empty pieces takes about 110 us with these
     locks and 200-250 us with a ThreadPoolExecutor's futures; most of what is left
     is waking an idle core.  Pieces much shorter than that are not worth handing
-    over (see MIN_PARALLEL_ELEMENTS and conv's SPLIT_BYTES)."""
+    over (see MIN_PARALLEL_ELEMENTS and conv_gemm's SPLIT_BYTES)."""
 
     def __init__(self, index: int) -> None:
         self._go = threading.Lock()
