@@ -28,6 +28,7 @@ import numpy as np
 from cnnlab.kernels import _numba as _nb
 from cnnlab.kernels import winograd as _winograd
 from cnnlab.kernels.conv_common import (
+    ConvSpec,
     Padding4,
     Pair,
     conv_output_size,
@@ -98,22 +99,24 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: P
     pt, pb, pl, pr = padding
     out_hw = (out_size(H, KH, stride[0], pt, pb, dilation[0]),
               out_size(W, KW, stride[1], pl, pr, dilation[1]))
+    spec = ConvSpec(x_shape=(N, C, H, W), w_shape=(O, Cg, KH, KW), out_hw=out_hw, stride=stride,
+                    padding=padding, dilation=dilation, groups=groups, has_bias=b is not None)
     if layout is None:
         layout = choose_layout(w.shape, groups, stride, padding, dilation)
         if layout == "winograd" and not (_winograd.all_finite(x) and _winograd.all_finite(w)):
             layout = "cols"      # Winograd's transforms would turn inf into inf - inf = NaN
     if layout == "cols":
-        return gemm_forward(x, w, b, stride, padding, dilation, groups, out_hw)
+        return gemm_forward(x, w, b, spec)
     if layout == "winograd":
         if not _winograd.applies(w.shape, stride, padding, dilation, groups):
             raise ValueError("the 'winograd' layout needs a 3x3 kernel, stride 1, no dilation, "
                              "one group and padding 0 to 2")
-        return winograd_forward(x, w, b, padding)
+        return winograd_forward(x, w, b, spec)
     if layout != "depthwise":
         raise ValueError(f"layout must be 'cols', 'depthwise' or 'winograd', got {layout!r}")
     if Cg != 1:
         raise ValueError("the 'depthwise' layout needs one input channel per group")
-    return depthwise_forward(x, w, b, stride, padding, dilation, groups, out_hw)
+    return depthwise_forward(x, w, b, spec)
 
 
 _BACKWARD = {GemmCache: gemm_backward, DepthwiseCache: depthwise_backward,
@@ -127,15 +130,14 @@ def conv2d_backward(dy: np.ndarray, cache: ConvCache, need_dx: bool = True,
 
     dy (N, O, OH, OW) -> dx (N, C, H, W), dw (O, C // G, KH, KW), db (O,) or None.
     """
-    if cache.x_shape[0] == 0:                   # an empty batch: zero gradients
-        N, C, H, W = cache.x_shape
-        O = cache.w_shape[0]
-        return (np.zeros((N, C, H, W), dy.dtype) if need_dx else None,
-                np.zeros(cache.w_shape, dy.dtype) if need_dw else None,
-                np.zeros(O, dy.dtype) if cache.has_bias else None)
+    spec = cache.spec
+    if spec.x_shape[0] == 0:                    # an empty batch: zero gradients
+        return (np.zeros(spec.x_shape, dy.dtype) if need_dx else None,
+                np.zeros(spec.w_shape, dy.dtype) if need_dw else None,
+                np.zeros(spec.w_shape[0], dy.dtype) if spec.has_bias else None)
     return _BACKWARD[type(cache)](dy, cache, need_dx, need_dw)
 
 
-__all__ = ["ConvCache", "DepthwiseCache", "GemmCache", "WINOGRAD_MIN_CHANNELS", "WinogradCache",
+__all__ = ["ConvCache", "ConvSpec", "DepthwiseCache", "GemmCache", "WINOGRAD_MIN_CHANNELS", "WinogradCache",
            "choose_layout", "col2im_cols", "conv2d_backward", "conv2d_forward", "conv_output_size",
            "im2col_cols", "out_size", "pad_channel_major", "pad_cnhw", "zeros_like_layout"]

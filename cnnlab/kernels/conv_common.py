@@ -8,10 +8,26 @@ import it without a cycle.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 Pair = tuple[int, int]
 Padding4 = tuple[int, int, int, int]  # (top, bottom, left, right)
+
+
+class ConvSpec(NamedTuple):
+    """One convolution call's shapes and settings: what every algorithm's forward
+    reads and its backward needs again."""
+
+    x_shape: tuple[int, int, int, int]     # (N, C, H, W)
+    w_shape: tuple[int, int, int, int]     # (O, C // groups, KH, KW)
+    out_hw: Pair                           # (OH, OW)
+    stride: Pair
+    padding: Padding4
+    dilation: Pair
+    groups: int
+    has_bias: bool
 
 
 def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
@@ -82,5 +98,5 @@ def pad_cnhw(x: np.ndarray, padding: Padding4) -> np.ndarray:
     return np.ascontiguousarray(pad_channel_major(x, padding).transpose(1, 0, 2, 3))
 
 
-__all__ = ["Padding4", "Pair", "conv_output_size", "out_size", "pad_channel_major", "pad_cnhw",
+__all__ = ["ConvSpec", "Padding4", "Pair", "conv_output_size", "out_size", "pad_channel_major", "pad_cnhw",
            "window", "zeros_like_layout"]

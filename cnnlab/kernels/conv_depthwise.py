@@ -31,22 +31,15 @@ import numpy as np
 
 from cnnlab.kernels import _numba as _nb
 from cnnlab.kernels import _threads
-from cnnlab.kernels.conv_common import Padding4, Pair, pad_cnhw, window
+from cnnlab.kernels.conv_common import ConvSpec, Pair, pad_cnhw, window
 
 
 class DepthwiseCache(NamedTuple):
     """What :func:`depthwise_backward` needs from :func:`depthwise_forward`."""
 
+    spec: ConvSpec
     x_padded: np.ndarray        # (C, N, Hp, Wp), the zero-padded input, C-contiguous
     w_maps: np.ndarray          # (O, KH, KW), one kernel per output map
-    x_shape: tuple[int, int, int, int]
-    w_shape: tuple[int, int, int, int]
-    out_hw: Pair
-    stride: Pair
-    padding: Padding4
-    dilation: Pair
-    groups: int
-    has_bias: bool
 
     layout = "depthwise"        # the algorithm's name (a class attribute, not a field)
 
@@ -93,16 +86,16 @@ def depthwise_maps_backward(xp: np.ndarray, w_maps: np.ndarray, delta: np.ndarra
     return dxp, dw_maps
 
 
-def depthwise_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair,
-                      padding: Padding4, dilation: Pair, groups: int,
-                      out_hw: Pair) -> tuple[np.ndarray, DepthwiseCache]:
+def depthwise_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
+                      spec: ConvSpec) -> tuple[np.ndarray, DepthwiseCache]:
     """x (N, C, H, W) * w (O, 1, KH, KW) with groups == C, + b -> y (N, O, OH, OW),
     a view of a channel-major buffer."""
     N, C, H, W = x.shape
     O, Cg, KH, KW = w.shape
-    OH, OW = out_hw
-    per_group = O // groups
-    xp = pad_cnhw(x, padding)
+    OH, OW = out_hw = spec.out_hw
+    stride, dilation = spec.stride, spec.dilation
+    per_group = O // spec.groups
+    xp = pad_cnhw(x, spec.padding)
     w_maps = w.reshape(O, KH, KW)
     dtype = np.result_type(x, w)
     spans = _threads.split(C, O * N * OH * OW * KH * KW)
@@ -119,10 +112,7 @@ def depthwise_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride
                            for c0, c1 in spans], blas=False)
     if b is not None:
         out += b[:, None, None, None]
-    cache = DepthwiseCache(x_padded=xp, w_maps=w_maps, x_shape=(N, C, H, W), w_shape=w.shape,
-                           out_hw=out_hw, stride=stride, padding=padding, dilation=dilation,
-                           groups=groups, has_bias=b is not None)
-    return out.transpose(1, 0, 2, 3), cache
+    return out.transpose(1, 0, 2, 3), DepthwiseCache(spec=spec, x_padded=xp, w_maps=w_maps)
 
 
 def depthwise_backward(dy: np.ndarray, cache: DepthwiseCache, need_dx: bool = True,
@@ -130,23 +120,24 @@ def depthwise_backward(dy: np.ndarray, cache: DepthwiseCache, need_dx: bool = Tr
                                                       np.ndarray | None]:
     """Gradients of :func:`depthwise_forward`: dy (N, O, OH, OW) -> dx (N, C, H, W),
     dw (O, 1, KH, KW), db (O,) or None; split by input map."""
-    N, C, H, W = cache.x_shape
-    O, Cg, KH, KW = cache.w_shape
+    spec = cache.spec
+    N, C, H, W = spec.x_shape
+    O, Cg, KH, KW = spec.w_shape
     d = np.ascontiguousarray(dy.transpose(1, 0, 2, 3))   # (O, N, OH, OW); free when channel-major
-    db = d.sum(axis=(1, 2, 3)) if cache.has_bias else None
+    db = d.sum(axis=(1, 2, 3)) if spec.has_bias else None
     xp = cache.x_padded
-    per_group = O // cache.groups
+    per_group = O // spec.groups
     spans = _threads.split(C, d.size * KH * KW)
     dw_maps = np.zeros(cache.w_maps.shape, dtype=xp.dtype)
     if not _nb.AVAILABLE:
-        dxp, dw_maps = depthwise_maps_backward(xp, cache.w_maps, d, cache.stride, cache.dilation,
+        dxp, dw_maps = depthwise_maps_backward(xp, cache.w_maps, d, spec.stride, spec.dilation,
                                                per_group, need_dx)
-    elif is_3x3_unit(cache.w_shape, cache.stride, cache.dilation) and per_group == 1:
+    elif is_3x3_unit(spec.w_shape, spec.stride, spec.dilation) and per_group == 1:
         if need_dw:
             _threads.parallel([partial(_nb.depthwise3x3_dw, xp, d, 1, dw_maps, c0, c1)
                                for c0, c1 in spans], blas=False)
         if need_dx:   # dX = dY padded by 2, correlated with the kernels turned by 180 degrees
-            OH, OW = cache.out_hw
+            OH, OW = spec.out_hw
             dyp = pad_cnhw(dy, (2, 2, 2, 2))
             w_rot = np.ascontiguousarray(cache.w_maps[:, ::-1, ::-1])
             dxp = np.empty((C, N, OH + 2, OW + 2), dtype=xp.dtype)   # as the general loop
@@ -154,14 +145,14 @@ def depthwise_backward(dy: np.ndarray, cache: DepthwiseCache, need_dx: bool = Tr
                                        c0, c1) for c0, c1 in spans], blas=False)
     else:
         dxp = np.zeros(xp.shape if need_dx else (0, 0, 0, 0), dtype=xp.dtype)
-        _threads.parallel([partial(_nb.depthwise_bwd, xp, cache.w_maps, d, cache.stride[0],
-                                   cache.stride[1], cache.dilation[0], cache.dilation[1],
+        _threads.parallel([partial(_nb.depthwise_bwd, xp, cache.w_maps, d, spec.stride[0],
+                                   spec.stride[1], spec.dilation[0], spec.dilation[1],
                                    per_group, need_dx, dxp, dw_maps, c0, c1)
                            for c0, c1 in spans], blas=False)
     dw = dw_maps.reshape(O, Cg, KH, KW) if need_dw else None
     dx = None
     if need_dx:
-        pt, _, pl, _ = cache.padding
+        pt, _, pl, _ = spec.padding
         dx = dxp[:, :, pt:pt + H, pl:pl + W].transpose(1, 0, 2, 3)
     return dx, dw, db
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from cnnlab.kernels import _numba as _nb
 from cnnlab.kernels import _threads
-from cnnlab.kernels.conv_common import Padding4, Pair, pad_channel_major
+from cnnlab.kernels.conv_common import ConvSpec, Padding4, Pair, pad_channel_major
 
 # Each batch chunk's column matrix (about CHUNK_BYTES) stays in cache while it is
 # built, multiplied and dropped.  Up to KEEP_BYTES of column matrices per layer are
@@ -55,18 +55,11 @@ SPLIT_BYTES = 256 << 10
 class GemmCache(NamedTuple):
     """What :func:`gemm_backward` needs from :func:`gemm_forward`."""
 
+    spec: ConvSpec
+    w_rows: np.ndarray          # W_row (G, Og, Cg*KH*KW), rows in the order of X_col's
     cols: tuple[np.ndarray, ...] | None  # X_col of each batch chunk, (G, Cg*KH*KW, n*OH*OW);
                                          # None when not kept (rebuilt from ``x``)
     x: np.ndarray | None        # the input itself (no copy) when ``cols`` is None
-    w_rows: np.ndarray          # W_row (G, Og, Cg*KH*KW), rows in the order of X_col's
-    x_shape: tuple[int, int, int, int]
-    w_shape: tuple[int, int, int, int]
-    out_hw: Pair
-    stride: Pair
-    padding: Padding4
-    dilation: Pair
-    groups: int
-    has_bias: bool
     chunk: int                  # samples per batch chunk
 
     layout = "cols"             # the algorithm's name (a class attribute, not a field)
@@ -197,31 +190,29 @@ def gemm_backward_chunk(delta: np.ndarray, cols: np.ndarray | None, w_rows: np.n
     return dx, dw, db
 
 
-def gemm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair,
-                 padding: Padding4, dilation: Pair, groups: int,
-                 out_hw: Pair) -> tuple[np.ndarray, GemmCache]:
+def gemm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
+                 spec: ConvSpec) -> tuple[np.ndarray, GemmCache]:
     """x (N, C, H, W) * w (O, C // groups, KH, KW) + b -> y (N, O, OH, OW), a view of
     a channel-major buffer; one :func:`gemm_forward_chunk` per batch chunk."""
     N, C, H, W = x.shape
     O, Cg, KH, KW = w.shape
-    pixels = out_hw[0] * out_hw[1]
-    w_rows = w.reshape(groups, O // groups, Cg * KH * KW)
-    per_sample = groups * Cg * KH * KW * pixels * x.itemsize
+    G = spec.groups
+    pixels = spec.out_hw[0] * spec.out_hw[1]
+    w_rows = w.reshape(G, O // G, Cg * KH * KW)
+    per_sample = G * Cg * KH * KW * pixels * x.itemsize
     chunk = batch_chunk(N, per_sample)
     keep = N * per_sample <= KEEP_BYTES
     out = np.empty((O, N * pixels), dtype=np.result_type(x, w))
 
     def piece(n0: int, n1: int) -> np.ndarray | None:
-        cols = gemm_forward_chunk(x[n0:n1], w_rows, b, (KH, KW), stride, padding, dilation,
-                                  out_hw, out=out[:, n0 * pixels:n1 * pixels])
+        cols = gemm_forward_chunk(x[n0:n1], w_rows, b, (KH, KW), spec.stride, spec.padding,
+                                  spec.dilation, spec.out_hw, out=out[:, n0 * pixels:n1 * pixels])
         return cols if keep else None      # dropped at once when not kept: memory stays low
 
     cols = _threads.map_chunks(N, chunk, piece)
-    cache = GemmCache(cols=tuple(cols) if keep else None, x=None if keep else x, w_rows=w_rows,
-                      x_shape=(N, C, H, W), w_shape=w.shape, out_hw=out_hw, stride=stride,
-                      padding=padding, dilation=dilation, groups=groups, has_bias=b is not None,
-                      chunk=chunk)
-    return out.reshape(O, N, *out_hw).transpose(1, 0, 2, 3), cache
+    cache = GemmCache(spec=spec, w_rows=w_rows, cols=tuple(cols) if keep else None,
+                      x=None if keep else x, chunk=chunk)
+    return out.reshape(O, N, *spec.out_hw).transpose(1, 0, 2, 3), cache
 
 
 def gemm_backward(dy: np.ndarray, cache: GemmCache, need_dx: bool = True,
@@ -233,10 +224,11 @@ def gemm_backward(dy: np.ndarray, cache: GemmCache, need_dx: bool = True,
     The batch chunks of the forward pass are the pieces again: each writes its
     samples of dx and returns its share of dW and db, summed in chunk order.  X_col
     is the kept one, or rebuilt from the kept input."""
-    N, C, H, W = cache.x_shape
-    O, Cg, KH, KW = cache.w_shape
-    G = cache.groups
-    pixels = cache.out_hw[0] * cache.out_hw[1]
+    spec = cache.spec
+    N, C, H, W = spec.x_shape
+    O, Cg, KH, KW = spec.w_shape
+    G = spec.groups
+    pixels = spec.out_hw[0] * spec.out_hw[1]
     # delta as (G, Og, N*OH*OW): free when dy is channel-major, as the forward made it
     delta = dy.transpose(1, 0, 2, 3).reshape(G, O // G, N * pixels)
     dx = np.empty((C, N, H, W), dtype=delta.dtype).transpose(1, 0, 2, 3) if need_dx else None
@@ -246,19 +238,19 @@ def gemm_backward(dy: np.ndarray, cache: GemmCache, need_dx: bool = True,
         if need_dw and cache.cols is not None:
             cols = cache.cols[n0 // cache.chunk]       # chunk i starts at sample i * chunk
         elif need_dw:
-            cols = im2col(cache.x[n0:n1], cache.padding, (KH, KW), cache.stride,
-                          cache.dilation, cache.out_hw, G)
+            cols = im2col(cache.x[n0:n1], spec.padding, (KH, KW), spec.stride, spec.dilation,
+                          spec.out_hw, G)
         dx_chunk, dw, db = gemm_backward_chunk(
             delta[:, :, n0 * pixels:n1 * pixels], cols, cache.w_rows, (n1 - n0, C, H, W),
-            (KH, KW), cache.stride, cache.padding, cache.dilation, cache.out_hw, need_dx,
-            need_db=cache.has_bias)
+            (KH, KW), spec.stride, spec.padding, spec.dilation, spec.out_hw, need_dx,
+            need_db=spec.has_bias)
         if need_dx:
             dx[n0:n1] = dx_chunk
         return dw, db
 
     parts = _threads.map_chunks(N, cache.chunk, piece)
     dw = _threads.sum_in_order([p[0] for p in parts]).reshape(O, Cg, KH, KW) if need_dw else None
-    db = _threads.sum_in_order([p[1] for p in parts]) if cache.has_bias else None
+    db = _threads.sum_in_order([p[1] for p in parts]) if spec.has_bias else None
     return dx, dw, db
 
 

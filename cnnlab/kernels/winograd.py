@@ -43,7 +43,7 @@ import numpy as np
 
 from cnnlab.kernels import _numba as _nb
 from cnnlab.kernels import _threads
-from cnnlab.kernels.conv_common import Padding4, Pair, pad_cnhw
+from cnnlab.kernels.conv_common import ConvSpec, Padding4, pad_cnhw
 from cnnlab.kernels.conv_gemm import GemmCache, batch_chunk, gemm_backward
 
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
@@ -176,18 +176,16 @@ def conv3x3_backward_data(dy: np.ndarray, w: np.ndarray, padding, x_hw) -> np.nd
 
 
 def winograd_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
-                     padding: Padding4) -> tuple[np.ndarray, WinogradCache]:
+                     spec: ConvSpec) -> tuple[np.ndarray, WinogradCache]:
     """:func:`conv3x3` with the cache for :func:`winograd_backward`: x (N, C, H, W),
     w (O, C, 3, 3), b (O,) or None -> y (N, O, OH, OW), channel-major in memory."""
-    N, C, H, W = x.shape
+    N, C = x.shape[:2]
     O = w.shape[0]
-    y = conv3x3(x, w, b, padding)
-    out_hw: Pair = y.shape[2:]
+    OH, OW = spec.out_hw
+    y = conv3x3(x, w, b, spec.padding)
     # the weight gradient is im2col's: keep the input and im2col's batch chunks
-    chunk = batch_chunk(N, C * 9 * out_hw[0] * out_hw[1] * x.itemsize)
-    cache = WinogradCache(cols=None, x=x, w_rows=w.reshape(1, O, C * 9), x_shape=(N, C, H, W),
-                          w_shape=w.shape, out_hw=out_hw, stride=(1, 1), padding=padding,
-                          dilation=(1, 1), groups=1, has_bias=b is not None, chunk=chunk)
+    chunk = batch_chunk(N, C * 9 * OH * OW * x.itemsize)
+    cache = WinogradCache(spec=spec, w_rows=w.reshape(1, O, C * 9), cols=None, x=x, chunk=chunk)
     return y, cache
 
 
@@ -200,6 +198,7 @@ def winograd_backward(dy: np.ndarray, cache: WinogradCache, need_dx: bool = True
     if not (need_dx and all_finite(dy)):
         return gemm_backward(dy, cache, need_dx, need_dw)
     _, dw, db = gemm_backward(dy, cache, need_dx=False, need_dw=need_dw)
-    dx = conv3x3_backward_data(dy, cache.w_rows.reshape(cache.w_shape), cache.padding,
-                               cache.x_shape[2:])
+    spec = cache.spec
+    dx = conv3x3_backward_data(dy, cache.w_rows.reshape(spec.w_shape), spec.padding,
+                               spec.x_shape[2:])
     return dx.astype(dy.dtype, copy=False), dw, db
