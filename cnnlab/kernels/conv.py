@@ -53,8 +53,9 @@ def choose_layout(w_shape: tuple[int, int, int, int], groups: int,
                   dilation: Pair = (1, 1)) -> Layout:
     """Pick the algorithm that is fastest for this shape.
 
-    "depthwise" when every group has one input channel and numba compiles its loops
-    (its NumPy twin is slower than the GEMMs).
+    "depthwise" when every group has one input channel and numba compiles its loops;
+    without numba such a convolution goes to "cols" (the loops' NumPy twin is their
+    specification, not tuned for speed).
 
     "winograd" (:mod:`cnnlab.kernels.winograd`) for 3x3 stride-1 convolutions with
     at least 64 input and output channels: measured alternately with "cols" in one
