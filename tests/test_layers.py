@@ -31,6 +31,16 @@ def test_relu_gradient_at_exactly_zero_is_zero():
     assert x.grad.tolist() == [0.0, 0.0, 1.0]
 
 
+def test_relu_keeps_float16_on_numpy():
+    from cnnlab.kernels import activation as act_k
+    x = np.array([[-1.5, 0.0, 2.0, np.nan]], dtype=np.float16)
+    y = act_k.relu_forward(x)
+    assert y.dtype == np.float16
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    dx = act_k.relu_backward(np.ones_like(x), y)
+    np.testing.assert_array_equal(dx, np.array([[0, 0, 1, 0]], dtype=np.float16))
+
+
 def test_sigmoid_is_stable_for_large_inputs():
     y = F.sigmoid(cnnlab.Tensor(np.array([-1000.0, 1000.0])))
     assert np.all(np.isfinite(y.data)) and y.data.tolist() == [0.0, 1.0]
@@ -151,6 +161,24 @@ def test_gradcheck_elementwise_and_losses(fn):
 def test_linear_gradcheck():
     x, w, b = leaves(rng.standard_normal((4, 5)), rng.standard_normal((3, 5)), rng.standard_normal(3))
     cnnlab.gradcheck(F.linear, [x, w, b])
+
+
+def test_linear_with_zero_features_matches_torch():
+    from cnnlab.kernels import linear as linear_k
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    for n_in, n_out in ((0, 3), (4, 0), (0, 0)):
+        x, w, b = rng.random((5, n_in)), rng.random((n_out, n_in)), rng.random(n_out)
+        y = linear_k.linear_forward(x, w, b)
+        xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+        yt = torch.nn.functional.linear(xt, wt, bt)
+        np.testing.assert_allclose(y, yt.detach().numpy(), atol=1e-12)
+        dy = rng.random(y.shape)
+        yt.backward(torch.tensor(dy))
+        dx, dw, db = linear_k.linear_backward(dy, x, w)
+        for ours, theirs in ((dx, xt), (dw, wt), (db, bt)):
+            assert ours.shape == tuple(theirs.shape)
+            np.testing.assert_allclose(ours, theirs.grad.numpy(), atol=1e-12)
 
 
 def test_dropout_train_and_eval():

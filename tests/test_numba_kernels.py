@@ -4,6 +4,7 @@ import pytest
 
 from cnnlab.kernels import _numba as nb
 from cnnlab.kernels import conv as conv_k
+from cnnlab.kernels import conv_depthwise
 from cnnlab.kernels import pool as pool_k
 
 pytestmark = pytest.mark.skipif(not nb.AVAILABLE, reason="numba is not installed")
@@ -100,6 +101,36 @@ def test_depthwise_direct_kernel_equals_the_gemm_layouts(case, dtype):
     assert conv_k.choose_layout(w.shape, C) == "depthwise"
 
 
+@pytest.mark.parametrize("case", [(2, 6, 9, 6, 3, 1, 1, 1), (2, 4, 10, 8, 3, 2, 1, 1),
+                                  (1, 3, 11, 3, (3, 2), 1, (2, 0), 2), (2, 5, 7, 5, 1, 1, 0, 1),
+                                  (3, 4, 8, 4, 3, 1, (2, 1), 1), (2, 3, 9, 6, (2, 3), (2, 1), 1, 1)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_depthwise_loops_equal_their_numpy_twins(monkeypatch, case, dtype):
+    """The compiled depthwise loops (general and 3x3, channel multipliers 1 and 2)
+    against depthwise_maps_forward / depthwise_maps_backward: the same forward sums in
+    the same order, and gradients equal up to the order of their sums."""
+    N, C, H, O, K, s, p, d = case
+    pair = lambda v: (v, v) if isinstance(v, int) else v  # noqa: E731
+    K, s, p = pair(K), pair(s), pair(p)
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((N, C, H, H + 1)).astype(dtype)
+    w = rng.standard_normal((O, 1, *K)).astype(dtype)
+    b = rng.standard_normal(O).astype(dtype)
+    pad4 = (p[0], p[0], p[1], p[1])
+
+    def run():
+        y, cache = conv_k.conv2d_forward(x, w, b, s, pad4, (d, d), C, layout="depthwise")
+        dy = np.random.default_rng(12).standard_normal(y.shape).astype(dtype)
+        return (y.copy(), *conv_k.conv2d_backward(dy, cache))
+
+    (y1, *grads1), (y2, *grads2) = both(monkeypatch, run)
+    np.testing.assert_array_equal(y1, y2)
+    tol = 1e-12 if dtype == np.float64 else 1e-4
+    for a, b_ in zip(grads1, grads2):
+        assert a.dtype == b_.dtype == dtype
+        np.testing.assert_allclose(a, b_, atol=tol, rtol=tol)
+
+
 @pytest.mark.parametrize("shape", [(6, 4, 5, 3), (4, 3), (5, 7, 9), (1, 2, 3, 3)])
 @pytest.mark.parametrize("layout", ["nchw", "channel_major", "strided"])
 @pytest.mark.parametrize("affine", [True, False])
@@ -192,7 +223,7 @@ def test_depthwise_3x3_fast_loops_match_torch(multiplier, padding):
     w = rng.standard_normal((C * multiplier, 1, 3, 3))
     b = rng.standard_normal(C * multiplier)
     y, cache = conv_k.conv2d_forward(x, w, b, (1, 1), padding, (1, 1), C)
-    assert cache.layout == "depthwise" and conv_k._depthwise3x3(w.shape, (1, 1), (1, 1))
+    assert cache.layout == "depthwise" and conv_depthwise.is_3x3_unit(w.shape, (1, 1), (1, 1))
     pt, pb, pl, pr = padding
     xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
     yt = torch.nn.functional.conv2d(torch.nn.functional.pad(xt, (pl, pr, pt, pb)), wt, bt, groups=C)

@@ -7,11 +7,12 @@ with the contiguous axis innermost is 2-5x faster there.  Depthwise
 convolution (one input map per group) has no GEMM worth the name: it is
 computed directly.
 
-Most functions here have a NumPy twin that is the specification (in
-:mod:`cnnlab.kernels.conv`, :mod:`cnnlab.kernels.pool`, :mod:`cnnlab.kernels.norm`,
-:mod:`cnnlab.kernels.activation` and :mod:`cnnlab.kernels.winograd`); the tests run
-both and require equal results.  The depthwise loops have no twin (that layout
-needs numba) and are held to torch instead.  Each loop runs on one thread over
+Every function here has a NumPy twin that is the specification (in
+:mod:`cnnlab.kernels.conv_gemm`, :mod:`cnnlab.kernels.conv_depthwise`,
+:mod:`cnnlab.kernels.pool`, :mod:`cnnlab.kernels.norm`, :mod:`cnnlab.kernels.activation`
+and :mod:`cnnlab.kernels.winograd`) and runs when numba is absent; the tests run both
+and require equal results (equal up to the order of a sum where a loop may
+reassociate it).  Each loop runs on one thread over
 a range its caller gives it; :mod:`cnnlab.kernels._threads` spreads the ranges
 over the cores (numba's own parallel threads would compete with OpenBLAS's).
 ``cache=True`` keeps the compiled code on disk, so only the first run on a
@@ -142,7 +143,7 @@ def _max_pool_fwd(x, KH, KW, sh, sw, dh, dw, y, arg, a0, a1):
         # then which tap holds it (int selects only); one pass mixing both ran 2.6x
         # slower.  The winner: the first tap equal to the maximum, or, when the
         # maximum is NaN, the last NaN tap -- what the one-pass scan picks.
-        kk = np.empty(OW, np.int32)
+        winner = np.empty(OW, np.int32)     # the winning tap of each output of the row
         for a in range(a0, a1):
             for b in range(B):
                 for oh in range(OH):
@@ -170,13 +171,13 @@ def _max_pool_fwd(x, KH, KW, sh, sw, dh, dw, y, arg, a0, a1):
                         i0, i1, i2, i3 = np.int32(0), np.int32(1), np.int32(2), np.int32(3)
                         first = i0 if e0 else (i1 if e1 else (i2 if e2 else i3))
                         last = i3 if e3 else (i2 if e2 else (i1 if e1 else i0))
-                        kk[ow] = last if nan else first
+                        winner[ow] = last if nan else first
                     for ow in range(OW):
-                        arg[a, b, oh, ow] = kk[ow]
+                        arg[a, b, oh, ow] = winner[ow]
         return
     best = np.empty(OW, dtype=x.dtype)
     kb = np.empty(OW, dtype=arg.dtype)
-    s332 = KH == 3 and KW == 3 and sh == 2 and sw == 2 and dh == 1 and dw == 1
+    is_3x3_stride2 = KH == 3 and KW == 3 and sh == 2 and sw == 2 and dh == 1 and dw == 1
     for a in range(a0, a1):
         for b in range(B):
             for oh in range(OH):
@@ -188,7 +189,7 @@ def _max_pool_fwd(x, KH, KW, sh, sw, dh, dw, y, arg, a0, a1):
                         if i == 0 and j == 0:
                             continue
                         k = i * KW + j
-                        if s332:     # the ResNet stem's pool: constant stride, vectorised
+                        if is_3x3_stride2:     # the ResNet stem's pool: constant stride, vectorised
                             h = 2 * oh + i
                             for ow in range(OW):
                                 v = x[a, b, h, 2 * ow + j]
@@ -216,15 +217,15 @@ def _max_pool_bwd(dy, arg, KH, KW, sh, sw, dh, dw, dxp, a0, a1):
         # floats, so the selects below all compare floats and LLVM vectorises them
         # (5x faster than comparing the int8 taps directly)
         z = dy.dtype.type(0)
-        kf = np.empty(OW, dy.dtype)
+        taps = np.empty(OW, dy.dtype)       # one row of argmax taps, as floats
         for a in range(a0, a1):
             for b in range(B):
                 for oh in range(OH):
                     for ow in range(OW):
-                        kf[ow] = arg[a, b, oh, ow]
+                        taps[ow] = arg[a, b, oh, ow]
                     for ow in range(OW):
                         g = dy[a, b, oh, ow]
-                        k = kf[ow]
+                        k = taps[ow]
                         dxp[a, b, 2 * oh, 2 * ow] = g if k == 0 else z
                         dxp[a, b, 2 * oh, 2 * ow + 1] = g if k == 1 else z
                         dxp[a, b, 2 * oh + 1, 2 * ow] = g if k == 2 else z

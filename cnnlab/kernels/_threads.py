@@ -37,6 +37,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from functools import partial
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -167,7 +168,7 @@ class _Worker:
     Measured here, a ``parallel()`` of two empty pieces takes about 110 us with these
     locks and 200-250 us with a ThreadPoolExecutor's futures; most of what is left
     is waking an idle core.  Pieces much shorter than that are not worth handing
-    over (see MIN_PARALLEL_ELEMENTS and conv's SPLIT_BYTES)."""
+    over (see MIN_PARALLEL_ELEMENTS and conv_gemm's SPLIT_BYTES)."""
 
     def __init__(self, index: int) -> None:
         self._go = threading.Lock()
@@ -315,5 +316,22 @@ def chunks(total: int, per_chunk: int) -> list[tuple[int, int]]:
     return [(a, min(total, a + per_chunk)) for a in range(0, total, per_chunk)]
 
 
-__all__ = ["blas_one_thread", "chunks", "get_num_threads", "parallel", "set_num_threads", "spans",
-           "split"]
+def map_chunks(total: int, per_chunk: int, fn: Callable[[int, int], T], blas: bool = True) -> list[T]:
+    """``[fn(a, b) for (a, b) in chunks(total, per_chunk)]``, the calls spread over the threads.
+
+    The chunks follow from ``total`` and ``per_chunk`` alone, so each result is
+    computed the same way whatever the thread count; add partial results up with
+    :func:`sum_in_order` to keep the sum bit-identical too."""
+    return parallel([partial(fn, a, b) for a, b in chunks(total, per_chunk)], blas=blas)
+
+
+def sum_in_order(parts: Sequence[T]) -> T:
+    """parts[0] + parts[1] + ... in this order (a fixed rounding)."""
+    total = parts[0]
+    for p in parts[1:]:
+        total = total + p
+    return total
+
+
+__all__ = ["blas_one_thread", "chunks", "get_num_threads", "map_chunks", "parallel",
+           "set_num_threads", "spans", "split", "sum_in_order"]

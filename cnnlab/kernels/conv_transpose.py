@@ -13,7 +13,7 @@ conv layout (O, C / groups, KH, KW) = (C_in, C_out / groups, KH, KW)),
 
     conv_transpose2d(x, w) = d conv2d(z, w) / dz  applied to x.
 
-So the pieces of :mod:`cnnlab.kernels.conv` are reused the other way round
+So the pieces of :mod:`cnnlab.kernels.conv_gemm` are reused the other way round
 (the notes' backward rule, Bouvrie's delta^l = sum_j conv2(delta_j, rot180(k), 'full')):
 
 * forward:  X_col = W_row^T @ x (one GEMM per group), then col2im adds every
@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnnlab.kernels.conv import col2im_cols, im2col_cols, pad_channel_major
+from cnnlab.kernels.conv_gemm import col2im_cols, im2col
 
 Pair = tuple[int, int]
 
@@ -122,8 +122,8 @@ def conv_transpose2d_backward(dy: np.ndarray, cache: ConvTransposeCache, need_dx
         return dx, dw, db
     ph, pw = cache.padding
     # the (H, W) receptive fields the forward scattered into: the conv's X_col of dy
-    cols = im2col_cols(pad_channel_major(dy, (ph, ph, pw, pw)), (KH, KW), cache.stride,
-                       cache.dilation, (H, W), G)                 # (G, Cout_g*KH*KW, N*H*W)
+    cols = im2col(dy, (ph, ph, pw, pw), (KH, KW), cache.stride, cache.dilation, (H, W),
+                  G)                                          # (G, Cout_g*KH*KW, N*H*W)
     if need_dx:
         dx_mat = np.matmul(cache.w_mat, cols)                      # (G, Cin_g, N*H*W)
         dx = dx_mat.reshape(Cin, N, H, W).transpose(1, 0, 2, 3)

@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from cnnlab.kernels.conv import col2im_cols, im2col_cols, pad_channel_major
+from cnnlab.kernels.conv_gemm import col2im_cols, im2col
 
 Pair = tuple[int, int]
 Padding4 = tuple[int, int, int, int]
@@ -71,7 +71,7 @@ def local2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: 
     N, C, H, W = x.shape
     OH, OW, O, Cw, KH, KW = w.shape
     P, K = OH * OW, C * KH * KW
-    cols = im2col_cols(pad_channel_major(x, padding), (KH, KW), stride, dilation, (OH, OW), 1)
+    cols = im2col(x, padding, (KH, KW), stride, dilation, (OH, OW), 1)
     cols = np.ascontiguousarray(cols.reshape(K, N, P).transpose(2, 0, 1))   # (P, K, N)
     w_mat = w.reshape(P, O, K)
     y = np.matmul(w_mat, cols)                                             # (P, O, N)

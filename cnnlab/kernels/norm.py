@@ -118,7 +118,7 @@ def _channel_major(a: np.ndarray) -> bool:
     return a.ndim >= 2 and a.shape[0] > 1 and a.shape[1] > 1 and a.strides[1] > a.strides[0]
 
 
-def _acl(a: np.ndarray, channel_major: bool) -> np.ndarray:
+def _as_channel_rows(a: np.ndarray, channel_major: bool) -> np.ndarray:
     """(N, C, ...) -> a C-contiguous (A, C, L) view, channel axis 1: (N, C, prod(spatial))
     for NCHW storage, (1, C, N*prod(spatial)) for channel-major; a copy only when ``a``
     is in neither layout."""
@@ -129,8 +129,8 @@ def _acl(a: np.ndarray, channel_major: bool) -> np.ndarray:
     return np.ascontiguousarray(a).reshape(N, C, -1)
 
 
-def _from_acl(a3: np.ndarray, shape: tuple[int, ...], channel_major: bool) -> np.ndarray:
-    """Inverse of :func:`_acl` for an array allocated in that layout."""
+def _from_channel_rows(a3: np.ndarray, shape: tuple[int, ...], channel_major: bool) -> np.ndarray:
+    """Inverse of :func:`_as_channel_rows` for an array allocated in that layout."""
     if channel_major:
         return np.swapaxes(a3.reshape((shape[1], shape[0]) + shape[2:]), 0, 1)
     return a3.reshape(shape)
@@ -139,7 +139,7 @@ def _from_acl(a3: np.ndarray, shape: tuple[int, ...], channel_major: bool) -> np
 def _batch_norm_forward_fused(x, running_mean, running_var, gamma, beta, training, momentum, eps):
     C = x.shape[1]
     cm = _channel_major(x)
-    x3 = _acl(x, cm)
+    x3 = _as_channel_rows(x, cm)
     if training:
         mean, var = np.empty(C), np.empty(C)
     else:
@@ -159,22 +159,22 @@ def _batch_norm_forward_fused(x, running_mean, running_var, gamma, beta, trainin
         if running_var is not None:
             running_var *= 1 - momentum
             running_var += (momentum * var * (n / (n - 1))).astype(running_var.dtype)
-    return (_from_acl(y3, x.shape, cm),
-            BatchNormCache(_from_acl(x_hat3, x.shape, cm), inv_std, gamma, training))
+    return (_from_channel_rows(y3, x.shape, cm),
+            BatchNormCache(_from_channel_rows(x_hat3, x.shape, cm), inv_std, gamma, training))
 
 
 def _batch_norm_backward_fused(dy, cache: BatchNormCache):
     C = dy.shape[1]
     cm = _channel_major(cache.x_hat)
-    x_hat3 = _acl(cache.x_hat, cm)
-    dy3 = _acl(dy.astype(x_hat3.dtype, copy=False), cm)
+    x_hat3 = _as_channel_rows(cache.x_hat, cm)
+    dy3 = _as_channel_rows(dy.astype(x_hat3.dtype, copy=False), cm)
     g = np.ones(C, x_hat3.dtype) if cache.gamma is None else cache.gamma
     dx3 = np.empty_like(x_hat3)
     dgamma, dbeta = np.empty(C, x_hat3.dtype), np.empty(C, x_hat3.dtype)
     _threads.parallel([partial(_nb.bn_backward, dy3, x_hat3, g, cache.inv_std, cache.training,
                                dx3, dgamma, dbeta, c0, c1)
                        for c0, c1 in _threads.split(C, dy3.size)], blas=False)
-    return _from_acl(dx3, dy.shape, cm), dgamma, dbeta
+    return _from_channel_rows(dx3, dy.shape, cm), dgamma, dbeta
 
 
 # ---------------------------------------------------------------- shared helper

@@ -28,7 +28,7 @@ import numpy as np
 
 from cnnlab.kernels import _numba as _nb
 from cnnlab.kernels import _threads
-from cnnlab.kernels.conv import zeros_like_layout
+from cnnlab.kernels.conv_common import window, zeros_like_layout
 
 Pair = tuple[int, int]
 
@@ -67,13 +67,6 @@ def _padded_extent(size: int, out: int, kernel: int, stride: int, padding: int,
     """Length of the padded input the windows read: left padding, the input,
     and on the far side the padding or, in ceil mode, what the last window needs."""
     return max(size + 2 * padding, (out - 1) * stride + dilation * (kernel - 1) + 1)
-
-
-def _window(a: np.ndarray, i: int, j: int, stride: Pair, out_hw: Pair) -> np.ndarray:
-    """The strided view of ``a`` holding offset (i, j) of every window."""
-    sh, sw = stride
-    OH, OW = out_hw
-    return a[:, :, i:i + sh * (OH - 1) + 1:sh, j:j + sw * (OW - 1) + 1:sw]
 
 
 def _pad(x: np.ndarray, padding: Pair, padded_hw: Pair, value: float) -> np.ndarray:
@@ -116,12 +109,12 @@ def max_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair 
                            for a0, a1 in _threads.split(xo.shape[0], xp.size)], blas=False)
         return y, MaxPoolCache(argmax, *cache_args)
     dh, dw = dilation
-    y[...] = _window(xp, 0, 0, stride, (OH, OW))
+    y[...] = window(xp, 0, 0, stride, (OH, OW))
     for i in range(KH):
         for j in range(KW):
             if i == 0 and j == 0:
                 continue
-            v = _window(xp, i * dh, j * dw, stride, (OH, OW))
+            v = window(xp, i * dh, j * dw, stride, (OH, OW))
             # strict '>': on a tie the earlier position stays; a NaN always wins
             better = (v > y) | np.isnan(v)
             np.copyto(y, v, where=better)
@@ -148,7 +141,7 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
         for i in range(KH):
             for j in range(KW):
                 # views of different (i, j) may overlap, so accumulate one at a time
-                _window(dxp, i * dh, j * dw, cache.stride, (OH, OW))[...] += np.where(
+                window(dxp, i * dh, j * dw, cache.stride, (OH, OW))[...] += np.where(
                     cache.argmax == i * KW + j, dy, 0)
     return dxp[:, :, ph:ph + H, pw:pw + W]
 
@@ -186,7 +179,7 @@ def avg_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair 
     y = zeros_like_layout((N, C, OH, OW), x)
     for i in range(KH):
         for j in range(KW):
-            y += _window(xp, i, j, stride, (OH, OW))
+            y += window(xp, i, j, stride, (OH, OW))
     if divisor_override:
         divisor = np.full((OH, OW), divisor_override, dtype=x.dtype)
     else:
@@ -215,5 +208,5 @@ def avg_pool2d_backward(dy: np.ndarray, cache: AvgPoolCache) -> np.ndarray:
     dxp = zeros_like_layout((N, C, *cache.padded_hw), g)
     for i in range(KH):
         for j in range(KW):
-            _window(dxp, i, j, cache.stride, (OH, OW))[...] += g
+            window(dxp, i, j, cache.stride, (OH, OW))[...] += g
     return dxp[:, :, ph:ph + H, pw:pw + W]

@@ -17,7 +17,8 @@ import numpy as np
 
 from cnnlab.kernels import _threads
 from cnnlab.kernels import pool as pool_k
-from cnnlab.kernels.pool import Pair, _window, pool_output_size
+from cnnlab.kernels.conv_common import window
+from cnnlab.kernels.pool import Pair, pool_output_size
 
 # --------------------------------------------------------------------- LP pool
 
@@ -110,7 +111,7 @@ def stochastic_pool2d_train_forward(x: np.ndarray, kernel: Pair, stride: Pair,
     total = np.zeros((N, C, *out_hw), dtype=x.dtype)
     for i in range(KH):
         for j in range(KW):
-            total += _window(x, i, j, stride, out_hw)
+            total += window(x, i, j, stride, out_hw)
     threshold = uniforms.astype(x.dtype, copy=False) * total
     running = np.zeros_like(total)
     chosen = np.full(total.shape, -1, dtype=np.int8 if KH * KW < 128 else np.int32)
@@ -119,7 +120,7 @@ def stochastic_pool2d_train_forward(x: np.ndarray, kernel: Pair, stride: Pair,
     last_value = np.zeros_like(total)    # made u * total reach total (u just below 1)
     for i in range(KH):
         for j in range(KW):
-            v = _window(x, i, j, stride, out_hw)
+            v = window(x, i, j, stride, out_hw)
             running += v
             pick = (chosen < 0) & (running > threshold)
             np.copyto(chosen, i * KW + j, where=pick)
@@ -147,7 +148,7 @@ def stochastic_pool2d_eval_forward(x: np.ndarray, kernel: Pair, stride: Pair
     squares = np.zeros_like(total)
     for i in range(KH):
         for j in range(KW):
-            v = _window(x, i, j, stride, out_hw)
+            v = window(x, i, j, stride, out_hw)
             total += v
             squares += v * v
     safe = np.where(total > 0, total, x.dtype.type(1))
@@ -170,7 +171,7 @@ def stochastic_pool2d_backward(dy: np.ndarray, cache: StochasticPoolCache) -> np
     if cache.chosen is not None:
         for i in range(KH):
             for j in range(KW):
-                _window(dx, i, j, cache.stride, out_hw)[...] += np.where(
+                window(dx, i, j, cache.stride, out_hw)[...] += np.where(
                     cache.chosen == i * KW + j, dy, 0)
         return dx
     total = cache.total
@@ -179,8 +180,8 @@ def stochastic_pool2d_backward(dy: np.ndarray, cache: StochasticPoolCache) -> np
     two = dy.dtype.type(2)
     for i in range(KH):
         for j in range(KW):
-            v = _window(cache.x, i, j, cache.stride, out_hw)
-            _window(dx, i, j, cache.stride, out_hw)[...] += scale * (two * v - cache.y)
+            v = window(cache.x, i, j, cache.stride, out_hw)
+            window(dx, i, j, cache.stride, out_hw)[...] += scale * (two * v - cache.y)
     return dx
 
 

@@ -57,11 +57,11 @@ def conv2d_valid(x: np.ndarray, k: np.ndarray) -> np.ndarray:
     (H - KH + 1, W - KW + 1)."""
     H, W = x.shape
     KH, KW = k.shape
-    kf = k[::-1, ::-1]
+    k_rot = k[::-1, ::-1]     # turned by 180 degrees: conv2 is a correlation with it
     out = np.zeros((H - KH + 1, W - KW + 1), dtype=np.result_type(x, k))
     for i in range(out.shape[0]):
         for j in range(out.shape[1]):
-            out[i, j] = np.sum(x[i:i + KH, j:j + KW] * kf)
+            out[i, j] = np.sum(x[i:i + KH, j:j + KW] * k_rot)
     return out
 
 

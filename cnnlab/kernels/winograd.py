@@ -25,25 +25,26 @@ halve, in G), so in float32 the result differs from the direct sum by a few
 units in the last place; in float64 the parity tests hold it to torch at 1e-12.
 Infinities are another matter: the transforms subtract inputs, so an inf in a
 tile gives inf - inf = NaN.  :func:`cnnlab.kernels.conv.conv2d_forward` therefore
-uses Winograd only on finite inputs (and dX only for a finite dY).
+uses Winograd only on finite inputs, and :func:`winograd_backward` computes dX
+this way only for a finite dY (else by im2col's col2im).
 
 The backward pass of the data is the same kind of convolution: dX is dY
 correlated with the filters turned by 180 degrees and transposed (C <- O), with
-padding 2 - p.  The weight gradient is left to im2col (:mod:`cnnlab.kernels.conv`).
+padding 2 - p.  The weight gradient is left to im2col (:mod:`cnnlab.kernels.conv_gemm`),
+which rebuilds its columns from the kept input.
 
 Layouts: x (N, C, H, W) in any memory order; the output is channel-major
-(O, N, OH, OW) in memory, like the "cols" layout's.  The work is cut into batch
-chunks spread over the cores (:mod:`cnnlab.kernels._threads`).
+(O, N, OH, OW) in memory, like im2col's.  The work is cut into batch chunks
+(:func:`winograd_chunk` each) spread over the cores (:mod:`cnnlab.kernels._threads`).
 """
 from __future__ import annotations
-
-from functools import partial
 
 import numpy as np
 
 from cnnlab.kernels import _numba as _nb
 from cnnlab.kernels import _threads
-from cnnlab.kernels import conv as _conv  # (conv imports this module too; used at call time)
+from cnnlab.kernels.conv_common import ConvSpec, Padding4, pad_cnhw
+from cnnlab.kernels.conv_gemm import GemmCache, batch_chunk, gemm_backward
 
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
@@ -52,6 +53,20 @@ _G_KRON = np.kron(G, G)          # (16, 9): row 4 a + b, column 3 i + j holds G[
 
 # per batch chunk, the transformed input and the 16 products together stay near this
 CHUNK_BYTES = 4 << 20
+
+
+class WinogradCache(GemmCache):
+    """What :func:`winograd_backward` needs: the cache of an im2col convolution that
+    kept its input and no columns (``cols`` is None), for dW, db and the fallback dX;
+    dX itself is a Winograd convolution with ``w_rows`` (1, O, C*9) read as (O, C, 3, 3)."""
+
+    __slots__ = ()
+    layout = "winograd"
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """No inf or NaN in ``a`` (one pass: 0.3 ms for ResNet-18's 64@56x56 batch of 8)."""
+    return bool(np.isfinite(a).all())
 
 
 def applies(w_shape: tuple[int, int, int, int], stride, padding, dilation, groups: int) -> bool:
@@ -99,7 +114,33 @@ def transform_output(m: np.ndarray, y: np.ndarray, bias: np.ndarray | None) -> N
         y += bias[:, None, None, None]
 
 
-def conv3x3(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding) -> np.ndarray:
+def winograd_chunk(x: np.ndarray, u: np.ndarray, bias: np.ndarray, pad: Padding4,
+                   out: np.ndarray) -> None:
+    """F(2x2, 3x3) for the n samples of one batch chunk.
+
+    Parameters
+    ----------
+    x : ndarray (n, C, H, W), unpadded
+    u : ndarray (16, O, C), the transformed filters (:func:`transform_filters`)
+    bias : ndarray (O,)
+    pad : (top, bottom, left, right), giving every tile its 4x4 input
+    out : ndarray (O, n, OH, OW), written: A^T [U . (B^T d B)] A per 2x2 tile, plus bias
+    """
+    OH, OW = out.shape[2:]
+    tH, tW = (OH + 1) // 2, (OW + 1) // 2
+    xp = pad_cnhw(x, pad)                       # (C, n, 2 tH + 2, 2 tW + 2)
+    if _nb.AVAILABLE:
+        v = _nb.winograd_in(xp, tH, tW)
+    else:
+        v = transform_input(xp, tH, tW)
+    m = np.matmul(u, v)                         # 16 GEMMs (O, C) @ (C, tiles)
+    if _nb.AVAILABLE:
+        _nb.winograd_out(m, out, bias)
+    else:
+        transform_output(m, out, bias)
+
+
+def conv3x3(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding: Padding4) -> np.ndarray:
     """y = conv2d(x, w, b, stride 1, padding (top, bottom, left, right)) by F(2x2, 3x3).
 
     x (N, C, H, W) any layout, w (O, C, 3, 3) -> y (N, O, OH, OW), a view of a
@@ -115,24 +156,10 @@ def conv3x3(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, padding) -> np.n
     dtype = np.result_type(x, w)
     out = np.empty((O, N, OH, OW), dtype=dtype)
     per_sample = 16 * (C + O) * tH * tW * x.itemsize     # V and M of one sample
-    nb = max(1, min(-(-N // 2), CHUNK_BYTES // per_sample))  # at least two pieces when N > 1
-
+    chunk = max(1, min(-(-N // 2), CHUNK_BYTES // per_sample))  # at least two pieces when N > 1
     bias = np.zeros(O, dtype) if b is None else b.astype(dtype)
-
-    def piece(n0: int, n1: int) -> None:
-        xp = _conv.pad_cnhw(x[n0:n1], pad)      # (C, n, 2 tH + 2, 2 tW + 2)
-        if _nb.AVAILABLE:
-            v = _nb.winograd_in(xp, tH, tW)
-        else:
-            v = transform_input(xp, tH, tW)
-        m = np.matmul(u, v)                     # 16 GEMMs (O, C) @ (C, tiles)
-        yc = out[:, n0:n1]
-        if _nb.AVAILABLE:
-            _nb.winograd_out(m, yc, bias)
-        else:
-            transform_output(m, yc, bias)
-
-    _threads.parallel([partial(piece, *span) for span in _threads.chunks(N, nb)])
+    _threads.map_chunks(N, chunk, lambda n0, n1: winograd_chunk(x[n0:n1], u, bias, pad,
+                                                                out[:, n0:n1]))
     return out.transpose(1, 0, 2, 3)
 
 
@@ -146,3 +173,32 @@ def conv3x3_backward_data(dy: np.ndarray, w: np.ndarray, padding, x_hw) -> np.nd
     # the 'full' correlation needs 2 - p on the near sides; the far sides follow from H
     pad = (2 - pt, H - OH + pt, 2 - pl, W - OW + pl)
     return conv3x3(dy, w_rot, None, pad)
+
+
+def winograd_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
+                     spec: ConvSpec) -> tuple[np.ndarray, WinogradCache]:
+    """:func:`conv3x3` with the cache for :func:`winograd_backward`: x (N, C, H, W),
+    w (O, C, 3, 3), b (O,) or None -> y (N, O, OH, OW), channel-major in memory."""
+    N, C = x.shape[:2]
+    O = w.shape[0]
+    OH, OW = spec.out_hw
+    y = conv3x3(x, w, b, spec.padding)
+    # the weight gradient is im2col's: keep the input and im2col's batch chunks
+    chunk = batch_chunk(N, C * 9 * OH * OW * x.itemsize)
+    cache = WinogradCache(spec=spec, w_rows=w.reshape(1, O, C * 9), cols=None, x=x, chunk=chunk)
+    return y, cache
+
+
+def winograd_backward(dy: np.ndarray, cache: WinogradCache, need_dx: bool = True,
+                      need_dw: bool = True) -> tuple[np.ndarray | None, np.ndarray | None,
+                                                     np.ndarray | None]:
+    """Gradients of :func:`winograd_forward`: dy (N, O, OH, OW) -> dx (N, C, H, W),
+    dw (O, C, 3, 3), db (O,) or None.  dW and db are im2col's; dX is a Winograd
+    convolution of dY when dY is finite, else im2col's col2im (no inf - inf = NaN)."""
+    if not (need_dx and all_finite(dy)):
+        return gemm_backward(dy, cache, need_dx, need_dw)
+    _, dw, db = gemm_backward(dy, cache, need_dx=False, need_dw=need_dw)
+    spec = cache.spec
+    dx = conv3x3_backward_data(dy, cache.w_rows.reshape(spec.w_shape), spec.padding,
+                               spec.x_shape[2:])
+    return dx.astype(dy.dtype, copy=False), dw, db

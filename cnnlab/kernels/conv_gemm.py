@@ -1,0 +1,259 @@
+"""Convolution as one matrix product: im2col + GEMM forward, GEMM + col2im backward.
+
+As the notes' im2col section describes, every receptive field is stretched
+into a column of a matrix ``X_col`` and the convolution becomes one matrix
+product with the filters stretched into the rows of ``W_row``.  The notes'
+example: x 227x227x3 with 96 filters of 11x11x3 at stride 4 gives ``X_col`` of
+363 x 3025, ``W_row`` of 96 x 363, and ``np.dot(W_row, X_col)`` of 96 x 3025,
+reshaped to 55x55x96.
+
+``X_col`` is (C*KH*KW, N*OH*OW), so the product ``W_row @ X_col`` is
+(O, N*OH*OW): the output is *channel-major* (physically C, N, H, W), and
+:func:`gemm_forward` hands it back as a transposed NCHW *view* of that buffer.
+NumPy's elementwise ops and the pooling kernels keep the physical layout for the
+next layer.  With G groups both matrices are cut into G independent products.
+
+Backward (the notes, Bouvrie's equations for a conv layer), with delta = dL/dy:
+
+* bias:   dL/db_o = sum over n, i, j of delta_o
+* weight: dL/dW = delta @ X_col^T (one GEMM per group); this equals the
+  notes' rot180(conv2(x, rot180(delta), 'valid')).
+* data:   dX_col = W_row^T @ delta, then col2im adds every column back onto
+  the window it came from (KH * KW strided adds).  This is exactly the
+  notes' full convolution of delta with the 180-degree rotated kernel;
+  :mod:`cnnlab.kernels.reference` implements that formula literally and the
+  tests check the two agree.
+
+The math of one batch chunk is :func:`gemm_forward_chunk` and
+:func:`gemm_backward_chunk`; :func:`gemm_forward` and :func:`gemm_backward` run
+them over the batch in chunks whose column matrix stays in cache (a few MB), one
+chunk per core at a time (:func:`cnnlab.kernels._threads.map_chunks`, BLAS on one
+thread each).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from cnnlab.kernels import _numba as _nb
+from cnnlab.kernels import _threads
+from cnnlab.kernels.conv_common import ConvSpec, Padding4, Pair, pad_channel_major
+
+# Each batch chunk's column matrix (about CHUNK_BYTES) stays in cache while it is
+# built, multiplied and dropped.  Up to KEEP_BYTES of column matrices per layer are
+# kept for the backward pass; above that the input is kept instead and the columns
+# are rebuilt from it: a 3x3 conv at 16@32x32 on 128 images would otherwise store 75 MB.
+CHUNK_BYTES = 3 << 20
+KEEP_BYTES = 16 << 20
+# Below SPLIT_BYTES of columns in all, one chunk on one core (handing a piece to
+# another thread costs about 0.1 ms).  Above it, at least two chunks, so that a
+# ResNet-20's 2 MB projections, too, use both cores.
+SPLIT_BYTES = 256 << 10
+
+
+class GemmCache(NamedTuple):
+    """What :func:`gemm_backward` needs from :func:`gemm_forward`."""
+
+    spec: ConvSpec
+    w_rows: np.ndarray          # W_row (G, Og, Cg*KH*KW), rows in the order of X_col's
+    cols: tuple[np.ndarray, ...] | None  # X_col of each batch chunk, (G, Cg*KH*KW, n*OH*OW);
+                                         # None when not kept (rebuilt from ``x``)
+    x: np.ndarray | None        # the input itself (no copy) when ``cols`` is None
+    chunk: int                  # samples per batch chunk
+
+    layout = "cols"             # the algorithm's name (a class attribute, not a field)
+
+
+def batch_chunk(N: int, bytes_per_sample: int) -> int:
+    """Samples per chunk, from the shapes alone (never from the thread count, so
+    results do not depend on it): chunks of about CHUNK_BYTES, at least two, aiming
+    at an even number (small batches round up to fewer, larger chunks)."""
+    total = N * bytes_per_sample
+    if N < 2 or total < SPLIT_BYTES:
+        return N
+    pieces = max(2, -(-total // CHUNK_BYTES))
+    pieces += pieces % 2
+    return -(-N // min(pieces, N))
+
+
+def im2col_cols(xp: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair,
+                groups: int) -> np.ndarray:
+    """The notes' X_col: xp (N, C, Hp, Wp) -> (G, Cg*KH*KW, N*OH*OW), each
+    column one receptive field, rows ordered (c, kh, kw) like a filter."""
+    N, C, Hp, Wp = xp.shape
+    KH, KW = kernel
+    OH, OW = out_hw
+    G = groups
+    Cg = C // G
+    if _nb.AVAILABLE:
+        out = _nb.im2col_cm(xp.transpose(1, 0, 2, 3), KH, KW, stride[0], stride[1],
+                            dilation[0], dilation[1], OH, OW)
+        return out.reshape(G, Cg * KH * KW, N * OH * OW)
+    sN, sC, sH, sW = xp.strides
+    windows = np.lib.stride_tricks.as_strided(
+        xp, shape=(G, Cg, KH, KW, N, OH, OW),
+        strides=(sC * Cg, sC, sH * dilation[0], sW * dilation[1], sN, sH * stride[0],
+                 sW * stride[1]),
+        writeable=False)
+    return np.ascontiguousarray(windows).reshape(G, Cg * KH * KW, N * OH * OW)
+
+
+def im2col(x: np.ndarray, padding: Padding4, kernel: Pair, stride: Pair, dilation: Pair,
+           out_hw: Pair, groups: int) -> np.ndarray:
+    """X_col of an unpadded input: x (N, C, H, W) -> (G, Cg*KH*KW, N*OH*OW)."""
+    return im2col_cols(pad_channel_major(x, padding), kernel, stride, dilation, out_hw, groups)
+
+
+def col2im_cols(dcols: np.ndarray, x_shape: tuple[int, int, int, int], padding: Padding4,
+                kernel: Pair, stride: Pair, dilation: Pair, out_hw: Pair) -> np.ndarray:
+    """Adjoint of :func:`im2col_cols`: (G, Cg*KH*KW, N*OH*OW) -> dx (N, C, H, W),
+    accumulated in a channel-major buffer (overlapping windows add up)."""
+    N, C, H, W = x_shape
+    pt, pb, pl, pr = padding
+    KH, KW = kernel
+    sh, sw = stride
+    OH, OW = out_hw
+    d = dcols.reshape(C, KH, KW, N, OH, OW)
+    if _nb.AVAILABLE:
+        dxp = _nb.col2im_cm(d, sh, sw, dilation[0], dilation[1], H + pt + pb, W + pl + pr)
+        return dxp[:, :, pt:pt + H, pl:pl + W].transpose(1, 0, 2, 3)
+    dxp = np.zeros((C, N, H + pt + pb, W + pl + pr), dtype=dcols.dtype)
+    for i in range(KH):
+        hi = i * dilation[0]
+        for j in range(KW):
+            wj = j * dilation[1]
+            dxp[:, :, hi:hi + sh * (OH - 1) + 1:sh, wj:wj + sw * (OW - 1) + 1:sw] += d[:, i, j]
+    return dxp[:, :, pt:pt + H, pl:pl + W].transpose(1, 0, 2, 3)
+
+
+def matmul_per_group(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """(G, m, k) @ (G, k, n) -> (G, m, n), one product per group; one plain 2-D GEMM
+    when G == 1 (a stack of one takes NumPy's slower batched path)."""
+    if a.shape[0] == 1:
+        r = np.matmul(a[0], b[0], out=None if out is None else out[0])
+        return r[None] if out is None else out
+    return np.matmul(a, b, out=out)
+
+
+def gemm_forward_chunk(x: np.ndarray, w_rows: np.ndarray, b: np.ndarray | None, kernel: Pair,
+                       stride: Pair, padding: Padding4, dilation: Pair, out_hw: Pair,
+                       out: np.ndarray) -> np.ndarray:
+    """y = W_row @ X_col + b for the n samples of one batch chunk.
+
+    Parameters
+    ----------
+    x : ndarray (n, C, H, W), unpadded
+    w_rows : ndarray (G, Og, Cg*KH*KW), W_row
+    b : ndarray (O,) or None
+    kernel, stride, dilation, out_hw : (int, int); padding : (top, bottom, left, right)
+    out : ndarray (O, n*OH*OW), written: the chunk's columns of the channel-major output
+
+    Returns
+    -------
+    cols : ndarray (G, Cg*KH*KW, n*OH*OW), X_col (the backward's dW needs it)
+    """
+    G, Og, _ = w_rows.shape
+    cols = im2col(x, padding, kernel, stride, dilation, out_hw, G)
+    matmul_per_group(w_rows, cols, out=out.reshape(G, Og, -1))
+    if b is not None:
+        out += b[:, None]
+    return cols
+
+
+def gemm_backward_chunk(delta: np.ndarray, cols: np.ndarray | None, w_rows: np.ndarray,
+                        x_shape: tuple[int, int, int, int], kernel: Pair, stride: Pair,
+                        padding: Padding4, dilation: Pair, out_hw: Pair, need_dx: bool,
+                        need_db: bool) -> tuple[np.ndarray | None, np.ndarray | None,
+                                                np.ndarray | None]:
+    """Gradients of :func:`gemm_forward_chunk` for one batch chunk of n samples.
+
+    Parameters
+    ----------
+    delta : ndarray (G, Og, n*OH*OW), dL/dy of the chunk, grouped like W_row
+    cols : ndarray (G, Cg*KH*KW, n*OH*OW), the chunk's X_col, or None for no dW
+    w_rows : ndarray (G, Og, Cg*KH*KW), W_row
+    x_shape : (n, C, H, W), the chunk's input shape
+
+    Returns
+    -------
+    dx : ndarray (n, C, H, W) or None: col2im(W_row^T @ delta)
+    dw : ndarray (G, Og, Cg*KH*KW) or None: delta @ X_col^T, this chunk's share
+    db : ndarray (O,) or None: delta summed over the chunk's pixels
+    """
+    db = delta.sum(axis=2).reshape(-1) if need_db else None
+    dw = None if cols is None else matmul_per_group(delta, cols.transpose(0, 2, 1))
+    dx = None
+    if need_dx:
+        dcols = matmul_per_group(w_rows.transpose(0, 2, 1), delta)
+        dx = col2im_cols(dcols, x_shape, padding, kernel, stride, dilation, out_hw)
+    return dx, dw, db
+
+
+def gemm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
+                 spec: ConvSpec) -> tuple[np.ndarray, GemmCache]:
+    """x (N, C, H, W) * w (O, C // groups, KH, KW) + b -> y (N, O, OH, OW), a view of
+    a channel-major buffer; one :func:`gemm_forward_chunk` per batch chunk."""
+    N, C, H, W = x.shape
+    O, Cg, KH, KW = w.shape
+    G = spec.groups
+    pixels = spec.out_hw[0] * spec.out_hw[1]
+    w_rows = w.reshape(G, O // G, Cg * KH * KW)
+    per_sample = G * Cg * KH * KW * pixels * x.itemsize
+    chunk = batch_chunk(N, per_sample)
+    keep = N * per_sample <= KEEP_BYTES
+    out = np.empty((O, N * pixels), dtype=np.result_type(x, w))
+
+    def piece(n0: int, n1: int) -> np.ndarray | None:
+        cols = gemm_forward_chunk(x[n0:n1], w_rows, b, (KH, KW), spec.stride, spec.padding,
+                                  spec.dilation, spec.out_hw, out=out[:, n0 * pixels:n1 * pixels])
+        return cols if keep else None      # dropped at once when not kept: memory stays low
+
+    cols = _threads.map_chunks(N, chunk, piece)
+    cache = GemmCache(spec=spec, w_rows=w_rows, cols=tuple(cols) if keep else None,
+                      x=None if keep else x, chunk=chunk)
+    return out.reshape(O, N, *spec.out_hw).transpose(1, 0, 2, 3), cache
+
+
+def gemm_backward(dy: np.ndarray, cache: GemmCache, need_dx: bool = True,
+                  need_dw: bool = True) -> tuple[np.ndarray | None, np.ndarray | None,
+                                                 np.ndarray | None]:
+    """Gradients of :func:`gemm_forward`: dy (N, O, OH, OW) -> dx (N, C, H, W),
+    dw (O, C // G, KH, KW), db (O,) or None.
+
+    The batch chunks of the forward pass are the pieces again: each writes its
+    samples of dx and returns its share of dW and db, summed in chunk order.  X_col
+    is the kept one, or rebuilt from the kept input."""
+    spec = cache.spec
+    N, C, H, W = spec.x_shape
+    O, Cg, KH, KW = spec.w_shape
+    G = spec.groups
+    pixels = spec.out_hw[0] * spec.out_hw[1]
+    # delta as (G, Og, N*OH*OW): free when dy is channel-major, as the forward made it
+    delta = dy.transpose(1, 0, 2, 3).reshape(G, O // G, N * pixels)
+    dx = np.empty((C, N, H, W), dtype=delta.dtype).transpose(1, 0, 2, 3) if need_dx else None
+
+    def piece(n0: int, n1: int):
+        cols = None
+        if need_dw and cache.cols is not None:
+            cols = cache.cols[n0 // cache.chunk]       # chunk i starts at sample i * chunk
+        elif need_dw:
+            cols = im2col(cache.x[n0:n1], spec.padding, (KH, KW), spec.stride, spec.dilation,
+                          spec.out_hw, G)
+        dx_chunk, dw, db = gemm_backward_chunk(
+            delta[:, :, n0 * pixels:n1 * pixels], cols, cache.w_rows, (n1 - n0, C, H, W),
+            (KH, KW), spec.stride, spec.padding, spec.dilation, spec.out_hw, need_dx,
+            need_db=spec.has_bias)
+        if need_dx:
+            dx[n0:n1] = dx_chunk
+        return dw, db
+
+    parts = _threads.map_chunks(N, cache.chunk, piece)
+    dw = _threads.sum_in_order([p[0] for p in parts]).reshape(O, Cg, KH, KW) if need_dw else None
+    db = _threads.sum_in_order([p[1] for p in parts]) if spec.has_bias else None
+    return dx, dw, db
+
+
+__all__ = ["CHUNK_BYTES", "KEEP_BYTES", "SPLIT_BYTES", "GemmCache", "batch_chunk", "col2im_cols",
+           "gemm_backward", "gemm_backward_chunk", "gemm_forward", "gemm_forward_chunk", "im2col",
+           "im2col_cols", "matmul_per_group"]
