@@ -24,7 +24,8 @@ COMMANDS = [line.split(" #")[0].strip() for lang, code in BLOCKS if lang == "bas
 COMMANDS += sorted({c for c in re.findall(r"`((?:python3 -m )?cnnlab (?:train|evaluate|summary|viz|report|"
                                           r"features|linear|models)[^`]*)`", README)
                     if not re.search(r"[\[|<]|\.\.\.|[A-Z]{3,}", c)
-                    and (c.split()[-1] in ("train", "models") or len(c.split()) > 2 + c.startswith("python3"))}
+                    and (c.split()[-1] in ("train", "models")
+                         or len(c.split()) > 2 + c.startswith("python3"))}
                    - set(COMMANDS))
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import cnnlab
-from cnnlab.kernels import _threads, conv_gemm
+from cnnlab.kernels import _numba, _threads, conv_gemm
 from cnnlab.kernels import activation as act_k
 from cnnlab.kernels import conv as conv_k
 from cnnlab.kernels import norm as norm_k
@@ -183,6 +183,8 @@ def test_max_pool_split_over_threads_equals_one_thread(k, s, p, split_small):
 @pytest.mark.parametrize("multiplier", [1, 2])
 def test_depthwise_split_by_input_maps_matches_torch_and_one_thread(multiplier, split_small):
     torch = pytest.importorskip("torch")
+    if not _numba.AVAILABLE:
+        pytest.skip("the split depthwise loops are compiled ones (without numba: im2col)")
     rng = np.random.default_rng(5)
     C = 6
     x = rng.standard_normal((3, C, 9, 8))

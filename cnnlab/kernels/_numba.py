@@ -35,6 +35,7 @@ import numpy as np
 # name -> (its pure-Python loop, whether LLVM may reassociate its float sums);
 # bound to module attributes by _load() on first access (see __getattr__ below)
 _LOOPS: dict[str, tuple[str, bool]] = {}
+AVAILABLE: bool   # whether numba compiles the loops; bound by _load() on first access
 _load_lock = threading.Lock()   # two threads' first kernels must not both bind the loops
 
 
@@ -535,7 +536,4 @@ def outer_order(a: np.ndarray) -> tuple[int, int, int, int]:
     return (1, 0, 2, 3) if a.strides[1] > a.strides[0] else (0, 1, 2, 3)
 
 
-__all__ = ["AVAILABLE", "bn_backward", "bn_forward", "col2im_cm", "depthwise3x3_dw", "depthwise3x3_fwd",
-           "depthwise_bwd", "depthwise_fwd",
-           "im2col_cm", "max_pool_bwd", "max_pool_fwd", "outer_order", "relu_bwd",
-           "relu_fwd", "winograd_in", "winograd_out"]
+__all__ = ["AVAILABLE", "outer_order", *_LOOPS]   # the loops are bound on first access
