@@ -2,7 +2,9 @@
 
 matplotlib is optional: it is imported inside the functions, so importing this
 module never needs it, and a caller that can do without a figure catches the
-``ImportError``.  Figures are drawn with the Agg backend (no display needed).
+``ImportError``.  Figures are built with :func:`subplots`, outside pyplot: they
+need no display, and the caller's own pyplot backend (a notebook's inline plots,
+say) is never switched.
 """
 from __future__ import annotations
 
@@ -13,18 +15,30 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_history", "save_exact"]
+__all__ = ["plot_history", "save_exact", "subplots"]
+
+
+def subplots(nrows: int = 1, ncols: int = 1, **kwargs: Any):
+    """``matplotlib.pyplot.subplots`` without pyplot: returns (Figure, axes).
+
+    ``figsize``, ``dpi``, ``facecolor`` and ``layout`` go to the Figure, the rest
+    (``squeeze``, ``gridspec_kw``, ...) to ``Figure.subplots``.  The figure belongs to
+    no pyplot window and saves through Agg, so drawing one changes nothing in the
+    process; it needs no closing."""
+    from matplotlib.figure import Figure
+
+    figure_kw = {k: kwargs.pop(k) for k in ("figsize", "dpi", "facecolor", "layout") if k in kwargs}
+    fig = Figure(**figure_kw)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def save_exact(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
-    """Save a matplotlib figure at exactly ``figsize * dpi`` pixels and close it.
+    """Save a matplotlib figure at exactly ``figsize * dpi`` pixels.
 
     No tight bounding box, so sizes are predictable.  Parent folders are
     created, and the file appears whole or not at all (written to a hidden
     temporary name, then renamed); the format follows the suffix (PNG without one).
     """
-    import matplotlib.pyplot as plt
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
@@ -32,7 +46,6 @@ def save_exact(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
         fig.savefig(tmp, dpi=dpi, format=path.suffix[1:] or "png")
         os.replace(tmp, path)
     finally:
-        plt.close(fig)
         tmp.unlink(missing_ok=True)
     return path
 
@@ -66,13 +79,8 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | os.PathLike, tit
     """
     if not history:
         raise ValueError("plot_history: the history is empty (no epoch finished)")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ep = [h["epoch"] for h in history]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=figsize)
+    fig, (a1, a2) = subplots(1, 2, figsize=figsize)
     for ax, what, label in ((a1, "loss", "cross-entropy loss"), (a2, "acc", "accuracy")):
         for split, name, style in (("train", "train", "o-"), ("val", "validation", "^-"),
                                    ("test", "test", "s-")):

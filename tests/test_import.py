@@ -49,3 +49,26 @@ for t in threads: t.join()
 assert len(seen) == 4 and all(f is seen[0] for f in seen) and _numba.AVAILABLE, seen
 """
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_drawing_pictures_leaves_the_callers_matplotlib_backend_alone(tmp_path):
+    """A notebook's inline backend must survive cnnlab's plots: they are drawn on
+    pyplot-free figures, never through matplotlib.use("Agg")."""
+    pytest.importorskip("matplotlib")
+    code = f"""
+import sys
+import matplotlib
+matplotlib.use("svg")
+import numpy as np
+from cnnlab.viz.image import save_png
+from cnnlab.viz.training_plots import plot_confusion, plot_curves
+history = [{{"epoch": e, "train_loss": 1 / e, "train_acc": 0.5, "test_loss": 1 / e, "test_acc": 0.6}}
+           for e in (1, 2)]
+plot_curves(history, {str(tmp_path / "curves.png")!r})
+plot_confusion(np.array([[3, 1], [0, 4]]), None, {str(tmp_path / "confusion.png")!r})
+save_png(np.zeros((4, 4)), {str(tmp_path / "image.png")!r})
+print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["svg", "False"]
+    assert all((tmp_path / f).stat().st_size > 100 for f in ("curves.png", "confusion.png", "image.png"))

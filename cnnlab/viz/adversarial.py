@@ -30,6 +30,7 @@ from cnnlab.autograd.tensor import Tensor, no_grad
 from cnnlab.data.transforms import Compose, Normalize
 from cnnlab.nn import functional as F
 from cnnlab.nn.module import Module
+from cnnlab.plots import subplots
 from cnnlab.viz.attribution import as_batch, as_targets, check_logits, inspecting, logits_of
 from cnnlab.viz.image import as_hwc, save_figure, to_unit
 
@@ -252,16 +253,13 @@ def plot_adversarial(image: np.ndarray, perturbation: np.ndarray, adv: np.ndarra
     pred_before, pred_after : the model's prediction (class name or index, or any label
         text such as ``"3 (0.98)"``)
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     img = as_hwc(np.asarray(image, dtype=np.float64))
     adv_img = as_hwc(np.asarray(adv, dtype=np.float64))
     pert = as_hwc(np.asarray(perturbation, dtype=np.float64))
     lo, hi = min(img.min(), adv_img.min()), max(img.max(), adv_img.max())
     scale = (lambda a: (a - lo) / (hi - lo)) if hi > lo else (lambda a: np.full_like(a, 0.5))
-    fig, axes = plt.subplots(1, 3, figsize=(7.5, 3.0))
+    fig, axes = subplots(1, 3, figsize=(7.5, 3.0))
     axes[0].imshow(np.clip(scale(img), 0, 1), cmap="gray", vmin=0, vmax=1)
     axes[0].set_title(f"clean\npredicted {pred_before}", fontsize=9)
     axes[1].imshow(to_unit(pert, symmetric=True), cmap="seismic" if pert.ndim == 2 else None, vmin=0, vmax=1)

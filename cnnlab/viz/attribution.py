@@ -31,6 +31,7 @@ from cnnlab.autograd.tensor import Tensor, no_grad
 from cnnlab.kernels.activation import softmax_forward
 from cnnlab.nn.module import Module
 from cnnlab.nn.modules.activation import ReLU
+from cnnlab.plots import subplots
 from cnnlab.training.loop import main_logits
 from cnnlab.viz.image import as_hwc, display_image, save_figure, to_unit
 
@@ -275,12 +276,9 @@ def plot_saliency(image: np.ndarray, saliency_map: np.ndarray, path: str | os.Pa
     saliency_map : (H, W) or (N, H, W), from :func:`saliency`
     path : where the PNG goes (parents created)
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     img, sal = _rows(image, saliency_map, 2)
-    fig, axes = plt.subplots(len(img), 2, figsize=(4.4, 2.2 * len(img)), squeeze=False)
+    fig, axes = subplots(len(img), 2, figsize=(4.4, 2.2 * len(img)), squeeze=False)
     for n in range(len(img)):
         axes[n, 0].imshow(display_image(img[n]), cmap="gray", vmin=0, vmax=1)
         axes[n, 1].imshow(sal[n], cmap="hot", vmin=0)
@@ -304,16 +302,13 @@ def plot_guided(image: np.ndarray, maps: np.ndarray | dict[str, np.ndarray], pat
         several methods side by side (e.g. ``{"gradient": g, "deconvnet": d, "guided": gb}``)
     path : where the PNG goes
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     named = maps if isinstance(maps, dict) else {"guided backprop": maps}
     columns = {}
     img = None
     for key, m in named.items():
         img, columns[key] = _rows(image, m, 3)
-    fig, axes = plt.subplots(len(img), 1 + len(columns), figsize=(2.2 * (1 + len(columns)), 2.2 * len(img)),
+    fig, axes = subplots(len(img), 1 + len(columns), figsize=(2.2 * (1 + len(columns)), 2.2 * len(img)),
                              squeeze=False)
     for n in range(len(img)):
         axes[n, 0].imshow(display_image(img[n]), cmap="gray", vmin=0, vmax=1)
@@ -340,9 +335,6 @@ def plot_occlusion(image: np.ndarray, heat: np.ndarray, path: str | os.PathLike,
         The occluder's; with them each heat cell is drawn centred on its patch,
         without them the map is stretched over the whole image.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     disp = display_image(image)
     H, W = disp.shape[:2]
@@ -356,7 +348,7 @@ def plot_occlusion(image: np.ndarray, heat: np.ndarray, path: str | os.PathLike,
                   half + (OH - 1) * stride + stride / 2 - 0.5, half - stride / 2 - 0.5)
     else:
         extent = (-0.5, W - 0.5, H - 0.5, -0.5)
-    fig, axes = plt.subplots(1, 3, figsize=(9, 3.2))
+    fig, axes = subplots(1, 3, figsize=(9, 3.2))
     axes[0].imshow(disp, cmap="gray", vmin=0, vmax=1)
     axes[0].set_title("image", fontsize=9)
     im = axes[1].imshow(heat, cmap="jet", vmin=0, vmax=1)

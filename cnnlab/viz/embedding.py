@@ -28,6 +28,7 @@ import numpy as np
 from cnnlab.autograd.tensor import Tensor, no_grad
 from cnnlab.nn.capture import capture_outputs, layer_names
 from cnnlab.nn.module import Module
+from cnnlab.plots import subplots
 from cnnlab.viz.attribution import inspecting
 from cnnlab.viz.image import save_png, to_unit
 
@@ -223,10 +224,6 @@ def plot_tsne_scatter(emb: np.ndarray, labels: np.ndarray, path: str | os.PathLi
     labels : (N,) int array, classes 0..K-1
     class_names : K names for the legend (default "0".."K-1")
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     from cnnlab.viz.training_plots import save_exact
 
@@ -238,7 +235,7 @@ def plot_tsne_scatter(emb: np.ndarray, labels: np.ndarray, path: str | os.PathLi
     k = int(y.max()) + 1 if len(y) else 0
     names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
     colours = _class_colours(max(k, len(names)))
-    fig, ax = plt.subplots(figsize=figsize)
+    fig, ax = subplots(figsize=figsize)
     for c in range(k):
         sel = y == c
         if sel.any():

@@ -96,9 +96,7 @@ def tile(images: Sequence[np.ndarray] | np.ndarray, ncols: int | None = None, pa
 def save_png(img: np.ndarray, path: str | os.PathLike, scale: int = 1, cmap: str = "gray") -> Path:
     """Write an image in [0, 1] ((H, W) grey, or (H, W, 3)) as a PNG of exactly
     ``(H*scale, W*scale)`` pixels (nearest-neighbour enlargement); creates parent folders."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.image import imsave
 
     a = np.clip(np.asarray(img, dtype=np.float64), 0.0, 1.0)
     if scale > 1:
@@ -106,20 +104,17 @@ def save_png(img: np.ndarray, path: str | os.PathLike, scale: int = 1, cmap: str
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if a.ndim == 2:
-        plt.imsave(path, a, cmap=cmap, vmin=0.0, vmax=1.0)
+        imsave(path, a, cmap=cmap, vmin=0.0, vmax=1.0)
     else:
-        plt.imsave(path, a)
+        imsave(path, a)
     return path
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
-    """Save a matplotlib figure to ``path`` (parents created) and close it."""
-    import matplotlib.pyplot as plt
-
+    """Save a matplotlib figure to ``path`` (parents created)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
@@ -162,14 +157,12 @@ def save_titled_png(img: np.ndarray, path: str | os.PathLike, title: str | None 
     if not title:
         return save_png(img, path, scale=scale, cmap=cmap)
     import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.figure import Figure
 
     a = np.clip(np.asarray(img, dtype=np.float64), 0.0, 1.0)
     if scale > 1:
         a = np.repeat(np.repeat(a, scale, axis=0), scale, axis=1)
-    rgb = plt.get_cmap(cmap)(a)[..., :3] if a.ndim == 2 else a[..., :3]
+    rgb = matplotlib.colormaps[cmap](a)[..., :3] if a.ndim == 2 else a[..., :3]
     H, W = rgb.shape[:2]
     dpi = 100
     fig = Figure(figsize=(W / dpi, (H + title_px) / dpi), dpi=dpi, facecolor="white")

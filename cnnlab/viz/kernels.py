@@ -22,6 +22,7 @@ import numpy as np
 
 from cnnlab.autograd.tensor import Tensor, no_grad
 from cnnlab.nn.functional import conv2d
+from cnnlab.plots import subplots
 from cnnlab.viz.image import save_figure, to_unit
 
 __all__ = ["CLASSIC_KERNELS", "apply_kernels", "to_grey", "kernel_display", "plot_kernels"]
@@ -161,9 +162,6 @@ def plot_kernels(image: np.ndarray, path: str | os.PathLike,
     -------
     Path of the PNG.  Results are shown by :func:`kernel_display`.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     kernels = CLASSIC_KERNELS if kernels is None else kernels
     results = apply_kernels(image, kernels, per_channel=per_channel)
@@ -174,7 +172,7 @@ def plot_kernels(image: np.ndarray, path: str | os.PathLike,
     nrows = -(-n // ncols)
     H, W = next(iter(results.values())).shape[:2]
     img_w = 3.2 * W / max(H, W) * 1.0
-    fig, axes = plt.subplots(nrows, 2 * ncols, figsize=(ncols * (2.6 + img_w), nrows * 3.0),
+    fig, axes = subplots(nrows, 2 * ncols, figsize=(ncols * (2.6 + img_w), nrows * 3.0),
                              gridspec_kw={"width_ratios": [2.2, img_w] * ncols}, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")

@@ -23,6 +23,7 @@ import numpy as np
 
 from cnnlab.autograd.tensor import Tensor
 from cnnlab.nn.module import Module
+from cnnlab.plots import subplots
 from cnnlab.summary import UNKNOWN, ReceptiveField, summary
 from cnnlab.viz.attribution import model_dtype
 from cnnlab.viz.image import as_hwc, save_figure, to_unit
@@ -218,8 +219,6 @@ def plot_top_k(images: Any, topk: TopK, path: str | os.PathLike, ncols: int | No
     below is the whole field, the part outside the image in beige.
     """
     import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
     a = images.numpy() if isinstance(images, Tensor) else np.asarray(images)
@@ -228,7 +227,7 @@ def plot_top_k(images: Any, topk: TopK, path: str | os.PathLike, ncols: int | No
         raise ValueError("plot_top_k: topk is empty")
     ncols = max(1, min(k, ncols or 5))
     nrows = math.ceil(k / ncols)
-    fig, axes = plt.subplots(2 * nrows, ncols, figsize=(2.0 * ncols, 4.0 * nrows), squeeze=False)
+    fig, axes = subplots(2 * nrows, ncols, figsize=(2.0 * ncols, 4.0 * nrows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     cmap = matplotlib.colormaps["gray"].with_extremes(bad="#f3dfc1")   # outside the image

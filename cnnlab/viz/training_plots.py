@@ -22,7 +22,7 @@ import numpy as np
 
 from cnnlab.autograd.tensor import Tensor
 from cnnlab.nn.module import Module
-from cnnlab.plots import plot_history, save_exact
+from cnnlab.plots import plot_history, save_exact, subplots
 from cnnlab.training.loop import confusion_matrix, evaluate
 from cnnlab.viz.image import as_hwc, to_unit
 
@@ -90,10 +90,6 @@ def plot_confusion(cm: np.ndarray, class_names: Sequence[str] | None, path: str 
                    title: str = "confusion matrix", normalize: bool = False, dpi: int = 100) -> Path:
     """The confusion matrix as a heat map with the count in every cell (rows: true
     class, columns: prediction); ``normalize=True`` colours by row fraction (recall)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     cm = np.asarray(cm)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
@@ -105,7 +101,7 @@ def plot_confusion(cm: np.ndarray, class_names: Sequence[str] | None, path: str 
     rows = cm.sum(axis=1, keepdims=True)
     shade = cm / np.maximum(rows, 1) if normalize else cm.astype(np.float64)
     side = max(4.0, 0.45 * k + 1.5)
-    fig, ax = plt.subplots(figsize=(side + 0.8, side))
+    fig, ax = subplots(figsize=(side + 0.8, side))
     im = ax.imshow(shade, cmap="Blues", vmin=0)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of row" if normalize else "count")
     hi = shade.max() if shade.size else 0
@@ -164,10 +160,6 @@ def plot_misclassified(images: np.ndarray, preds: np.ndarray, targets: np.ndarra
     preds, targets : (M,) int
     probs : (M,) float, optional
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     imgs = np.asarray(images)
     preds, targets = np.asarray(preds).ravel(), np.asarray(targets).ravel()
@@ -179,7 +171,7 @@ def plot_misclassified(images: np.ndarray, preds: np.ndarray, targets: np.ndarra
     name = (lambda c: names[c][:10]) if names else str
     cols = max(1, min(ncols, n))
     rows = max(1, math.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.6 * rows + 0.35), squeeze=False,
+    fig, axes = subplots(rows, cols, figsize=(1.4 * cols, 1.6 * rows + 0.35), squeeze=False,
                              layout="constrained")
     for k, ax in enumerate(axes.ravel()):
         ax.axis("off")
