@@ -3,6 +3,7 @@ command in a ```bash block is one the CLI accepts (its options parse) or a file 
 repository ships.  Long runs (training Fashion-MNIST for 10 epochs) are parsed, not run."""
 from __future__ import annotations
 
+import builtins
 import re
 import shlex
 import subprocess
@@ -55,3 +56,28 @@ def test_shell_command_is_accepted(line):
         else:                          # bash scripts/x.sh, python examples/y.py ...
             script = next(w for w in words[1:] if not w.startswith("-"))
             assert (ROOT / script).is_file(), f"{command!r}: {script} is not in the repository"
+
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_paths_the_docs_name_exist(doc):
+    text = doc.read_text(encoding="utf-8")
+    named = set(re.findall(r"`((?:cnnlab|tests|benchmarks|examples|scripts|docs)/[\w./<>*-]*)`", text))
+    missing = [p for p in named if "<" not in p and "*" not in p and not (ROOT / p).exists()]
+    assert not missing, f"{doc.name} names paths the repository does not have: {missing}"
+
+
+def test_names_the_architecture_map_gives_exist():
+    """Every identifier docs/ARCHITECTURE.md quotes is defined somewhere in cnnlab/ or tests/."""
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    source = "\n".join(p.read_text(encoding="utf-8") for p in [*ROOT.glob("cnnlab/**/*.py"),
+                                                               *ROOT.glob("tests/*.py")])
+    quoted = {m.split("(")[0].split(".")[-1]
+              for m in re.findall(r"`([A-Za-z_][\w.]*)(?:\([^`]*\))?`", text)}
+    names = {q for q in quoted if ("_" in q or q[:1].isupper() and q[1:2].islower())
+             and not re.search(r"(^|_)x(_|$)", q) and not hasattr(builtins, q)}   # x: a placeholder
+    missing = sorted(n for n in names
+                     if not re.search(rf"(def|class) {n}\b|^{n}\b *[:=]|\b{n}\b *= ", source, re.M))
+    assert not missing, f"docs/ARCHITECTURE.md names what the code does not define: {missing}"
