@@ -96,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         fit(cfg, out, resume=args.resume, progress=args.progress)
     except RunExistsError as e:
-        raise RunExistsError(e.out, "pass --resume to continue it or choose another --out") from None
+        raise RunExistsError(e.out, "pass --resume to continue it or choose another --out") from e
     return 0
 
 

@@ -70,9 +70,9 @@ class _Call:
 def _check_input_size(input_size: Sequence[int]) -> tuple[int, int, int]:
     try:
         c, h, w = (int(v) for v in input_size)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError) as e:
         raise ValueError(f"input_size must be (C, H, W), the size the model was trained on, "
-                         f"got {input_size!r}") from None
+                         f"got {input_size!r}") from e
     if min(c, h, w) < 1:
         raise ValueError(f"input_size must be positive, got {input_size!r}")
     return c, h, w

@@ -145,7 +145,7 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
     except CheckpointError:
         raise
     except Exception as e:  # noqa: BLE001 -- any damage (zip, CRC, npy header, JSON) is one error
-        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({type(e).__name__}: {e})") from None
+        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({type(e).__name__}: {e})") from e
     return arrays, meta
 
 

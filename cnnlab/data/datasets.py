@@ -142,9 +142,9 @@ def _sklearn(module: str):
 
     try:
         return importlib.import_module(f"sklearn.{module}")
-    except ImportError:
+    except ImportError as e:
         raise ImportError("the digits dataset comes with scikit-learn: "
-                          "pip install scikit-learn (or cnnlab[all])") from None
+                          "pip install scikit-learn (or cnnlab[all])") from e
 
 
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:

@@ -57,7 +57,7 @@ def load_pth(path: str | os.PathLike) -> dict[str, Any]:
     except ImportError as e:
         raise ImportError(f"reading {path} needs PyTorch, which is not installed ({e}); "
                           f"install torch, or convert the file to .safetensors where torch is "
-                          f"available and load that") from None
+                          f"available and load that") from e
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
     try:

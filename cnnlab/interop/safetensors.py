@@ -147,7 +147,7 @@ def _read_header(f: Any, path: Path) -> tuple[list[_Entry], dict[str, str], int]
     try:
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
     except (UnicodeDecodeError, ValueError) as e:
-        raise SafetensorsError(f"{path}: header is not valid UTF-8 JSON ({e})") from None
+        raise SafetensorsError(f"{path}: header is not valid UTF-8 JSON ({e})") from e
     if not isinstance(header, dict):
         raise SafetensorsError(f"{path}: header must be a JSON object, got {type(header).__name__}")
     buffer_len = size - 8 - n
@@ -289,7 +289,7 @@ def _for_safetensors(value: Any, name: str, path: Path) -> tuple[str, np.ndarray
     try:
         arr = _as_array(value)
     except TypeError as e:
-        raise SafetensorsError(f"{path}: tensor {name!r}: not an array ({e})") from None
+        raise SafetensorsError(f"{path}: tensor {name!r}: not an array ({e})") from e
     code = _NP_TO_ST.get((arr.dtype.kind, arr.dtype.itemsize))
     if code is None:
         raise SafetensorsError(f"{path}: tensor {name!r} has dtype {arr.dtype}, which safetensors "

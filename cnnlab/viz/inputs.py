@@ -58,7 +58,7 @@ def load_image_file(path: str | os.PathLike) -> np.ndarray:
     try:
         a = np.asarray(imread(str(path)))
     except Exception as e:   # any decoder error, reported with the file name
-        raise ValueError(f"--image: cannot read {path} as an image: {e}") from None
+        raise ValueError(f"--image: cannot read {path} as an image: {e}") from e
     if np.issubdtype(a.dtype, np.integer):
         a = a.astype(np.float64) / float(np.iinfo(a.dtype).max)
     elif a.dtype == np.bool_:

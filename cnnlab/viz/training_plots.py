@@ -47,7 +47,7 @@ def read_history(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as e:
-                raise ValueError(f"read_history: {path} line {k} is not JSON: {e}") from None
+                raise ValueError(f"read_history: {path} line {k} is not JSON: {e}") from e
     return rows
 
 
