@@ -202,7 +202,8 @@ class TrainConfig:
         needs_val = [what for what, on in (("scheduler 'plateau'", self.scheduler == "plateau"),
                                            ("early_stopping", self.early_stopping is not None)) if on]
         if needs_val and not self.val_split:
-            raise ConfigError(f"{' and '.join(needs_val)} need(s) a val_split FRACTION: they watch a "
+            verb, they = ("need", "they watch") if len(needs_val) > 1 else ("needs", "it watches")
+            raise ConfigError(f"{' and '.join(needs_val)} {verb} a val_split FRACTION: {they} a "
                               "validation set held out of the training data (never the test set)",
                               "scheduler", "early_stopping", "val_split")
         if self.early_stopping is not None and self.early_stopping < 1:
