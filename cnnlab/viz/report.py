@@ -343,7 +343,8 @@ def model_section(ctx: ReportContext) -> Section:
     cfg_rows.append(("input", f"{spec['kwargs'].get('in_channels')}x{side}x{side}"
                               + (f" ({inp['how']} from {inp['from']})" if inp.get("how") else "")))
     if meta.get("normalize"):
-        cfg_rows.append(("normalize", json.dumps({k: round(v, 4) for k, v in meta["normalize"].items()})))
+        stats = {k: round(v, 4) for k, v in meta["normalize"].items()}
+        cfg_rows.append(("normalisation (mean, std)", json.dumps(stats)))
     try:
         from cnnlab.summary import summary
 
