@@ -15,17 +15,17 @@ the zip's CRCs, every array's checksum and the metadata, and raises
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
+
+from cnnlab._files import atomic_write  # noqa: F401 -- the one atomic writer, re-exported
 
 FORMAT = "cnnlab-checkpoint"
 VERSION = 1
@@ -40,39 +40,11 @@ def _digest(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """``with atomic_write(path) as f``: write to a temporary file beside ``path``,
-    fsync it, give it a normal file's mode and rename it over ``path``.  On any
-    error the temporary file is removed and ``path`` is untouched."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)   # mkstemp made it 0600; give it a normal file's mode
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-
-
 def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
-                meta: Mapping[str, Any] | None = None) -> Path:
-    """Atomically write ``arrays`` and JSON-serialisable ``meta`` to ``path``."""
+                meta: Mapping[str, Any] | None = None, follow_symlinks: bool = False) -> Path:
+    """Atomically write ``arrays`` and JSON-serialisable ``meta`` to ``path``
+    (:func:`cnnlab._files.atomic_write`: a symlink at ``path`` is refused unless
+    ``follow_symlinks``, for a path the user named)."""
     path = Path(path)
     clean: dict[str, np.ndarray] = {}
     for name, a in arrays.items():
@@ -90,7 +62,7 @@ def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
                    for k, v in clean.items()},
     }
     blob = json.dumps(header, sort_keys=True).encode("utf-8")
-    with atomic_write(path) as f:
+    with atomic_write(path, follow_symlinks) as f:
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
             zf.writestr(META_KEY + ".json", blob)
             for name, arr in clean.items():
@@ -154,7 +126,7 @@ def save(state_dict: Mapping[str, Any], path: str | os.PathLike,
     """Save a model's ``state_dict()`` (``cnnlab.save(model.state_dict(), 'm.npz')``)."""
     arrays = {k: (v.data if hasattr(v, "data") and not isinstance(v, np.ndarray) else np.asarray(v))
               for k, v in state_dict.items()}
-    return save_arrays(path, arrays, meta)
+    return save_arrays(path, arrays, meta, follow_symlinks=True)   # the caller named the path
 
 
 def load(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab._files import write_bytes_atomic
+
 StrPath = str | os.PathLike[str]
 
 __all__ = ["IDX_DTYPES", "IDXFormatError", "read_idx", "write_idx"]
@@ -174,4 +176,4 @@ def write_idx(path: StrPath, array: np.ndarray) -> None:
     data = header + payload
     if os.fspath(path).endswith(".gz"):
         data = gzip.compress(data, mtime=0)
-    Path(path).write_bytes(data)
+    write_bytes_atomic(path, data, follow_symlinks=True)

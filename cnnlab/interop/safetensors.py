@@ -272,7 +272,7 @@ def save_safetensors(path: str | os.PathLike, tensors: Mapping[str, Any],
         offset += arr.nbytes
     blob = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     blob += b" " * (-len(blob) % 8)
-    with atomic_write(path) as f:
+    with atomic_write(path, follow_symlinks=True) as f:   # the caller named the path
         f.write(len(blob).to_bytes(8, "little"))
         f.write(blob)
         for _, _, arr in prepared:

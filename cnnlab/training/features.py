@@ -88,7 +88,7 @@ def save_codes(path: str | os.PathLike, codes: np.ndarray, labels: np.ndarray, l
     if arrays["codes"].ndim != 2 or len(arrays["codes"]) != len(arrays["labels"]):
         raise ValueError(f"save_codes: expected codes (N, D) and labels (N,), got "
                          f"{arrays['codes'].shape} and {arrays['labels'].shape}")
-    with atomic_write(path) as f:
+    with atomic_write(path, follow_symlinks=True) as f:   # the caller named the path
         np.savez(f, **arrays)
     return path
 

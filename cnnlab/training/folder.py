@@ -11,14 +11,16 @@
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from cnnlab._files import append_text, write_text_atomic
 from cnnlab.plots import plot_history
-from cnnlab.serialization import atomic_write
 from cnnlab.training.config import TrainConfig
 
 CHECKPOINT_RE = re.compile(r"^epoch-(\d+)\.npz$")
@@ -30,6 +32,61 @@ class RunExistsError(FileExistsError):
     def __init__(self, out: Path, advice: str = "resume it or choose another folder") -> None:
         super().__init__(f"{out} already holds a run; {advice}")
         self.out = out
+
+
+class RunLockedError(RuntimeError, ValueError):
+    """Another process is running in the same run folder."""
+
+
+RUN_FILES = ("model.npz", "config.json", "metrics.jsonl", "checkpoints")
+LOCK_NAME = ".lock"
+
+
+def run_folder_taken(out: Path) -> bool:
+    """True when ``out`` holds a run: any of model.npz, config.json, metrics.jsonl, checkpoints/."""
+    return any(os.path.lexists(out / name) for name in RUN_FILES)
+
+
+@contextlib.contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``out/.lock`` for the life of a run.
+
+    A second process that tries to run in ``out`` meanwhile gets
+    :class:`RunLockedError` naming the holder's PID at once (it does not wait).
+    The lock dies with its process, so a killed run never leaves ``out``
+    locked.  The folder is created; if it was created here and holds nothing
+    but the lock when the run ends (a run refused before its first file),
+    it is removed again."""
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    lock = out / LOCK_NAME
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise RunLockedError(f"{out} is in use by another cnnlab run (PID {holder}); wait for it "
+                                 "to finish or choose another folder") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock, follow_symlinks=False).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)     # the file was removed by the run that held it: lock the new one
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()   # only when empty
 
 
 def checkpoint_path(out: Path, epoch: int) -> Path:
@@ -67,11 +124,6 @@ def default_out_dir(cfg: TrainConfig, root: str | os.PathLike = "runs") -> Path:
     return out
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    with atomic_write(path) as f:
-        f.write(text.encode("utf-8"))
-
-
 def open_run_folder(out: Path, config: dict[str, Any], history: list[dict[str, Any]]) -> None:
     """Create ``out`` and its checkpoint folder; write ``config.json`` and the
     ``metrics.jsonl`` rows of the epochs done so far (none for a new run)."""
@@ -82,8 +134,7 @@ def open_run_folder(out: Path, config: dict[str, Any], history: list[dict[str, A
 
 
 def append_metrics(out: Path, row: dict[str, Any]) -> None:
-    with open(out / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(row) + "\n")
+    append_text(out / "metrics.jsonl", json.dumps(row) + "\n")
 
 
 def write_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> Path | None:

@@ -73,6 +73,8 @@ from cnnlab.training.folder import (
     find_checkpoints,
     newest_checkpoint,
     open_run_folder,
+    run_folder_taken,
+    run_lock,
     write_curves,
 )
 from cnnlab.training.loop import EpochResult, best_epoch, evaluate, should_stop, train_one_epoch
@@ -158,7 +160,16 @@ class Best:
 # ----------------------------------------------------------------------- fit
 def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLike = False,
         progress: bool | None = None, report: Reporter = print) -> RunResult:
-    """Train ``cfg`` into the folder ``out``.
+    """Train ``cfg`` into the folder ``out``, holding its lock (:func:`run_lock`)
+    for the whole run: a second process gets :class:`~cnnlab.training.folder.RunLockedError` naming this
+    one's PID.  See :func:`fit_unlocked` for the arguments."""
+    with run_lock(Path(out)):
+        return fit_unlocked(cfg, out, resume, progress, report)
+
+
+def fit_unlocked(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLike = False,
+                 progress: bool | None = None, report: Reporter = print) -> RunResult:
+    """Train ``cfg`` into the folder ``out`` (the caller holds its lock).
 
     ``resume=True`` continues from the newest checkpoint in ``out``; a path
     continues from that checkpoint.  The stored config is used, except that
@@ -169,6 +180,8 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLi
     Raises :class:`ConfigError` (a ValueError) for an option that cannot be
     used, :class:`RunExistsError` when a new run's ``out`` already holds one,
     and CheckpointError for a checkpoint that cannot be resumed from.
+    A new run refuses a folder that holds model.npz, config.json,
+    metrics.jsonl or checkpoints/ (:func:`run_folder_taken`).
     """
     out = Path(out)
     cfg, state = resume_config(cfg, out, resume, report) if resume else (new_run_config(cfg, out), None)
@@ -202,7 +215,7 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLi
 def new_run_config(cfg: TrainConfig, out: Path) -> TrainConfig:
     """``cfg`` resolved, for a new run into ``out`` (which must hold no run yet)."""
     cfg = cfg.resolved()
-    if out.exists() and find_checkpoints(out):
+    if run_folder_taken(out):
         raise RunExistsError(out)
     return cfg
 

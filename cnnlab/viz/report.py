@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab._files import check_writable_target, write_text_atomic
 from cnnlab.kernels.activation import softmax_forward
 from cnnlab.viz.inputs import model_pipeline, open_checkpoint
 from cnnlab.viz.page import Figure, Section, html_table, png_data_uri, render_html
@@ -394,7 +395,9 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     if n_examples < 1:
         raise ValueError(f"write_report: n_examples must be >= 1, got {n_examples}")
     ckpt, run = open_checkpoint(run_dir)
-    out = Path(out) if out is not None else run / "report.html"
+    out_named = out is not None          # a symlink the user named is followed, a planted one refused
+    out = Path(out) if out_named else run / "report.html"
+    check_writable_target(out, follow_symlinks=out_named)   # before the work, not after it
     with tempfile.TemporaryDirectory(prefix="cnnlab-report-") as tmp:
         ctx = ReportContext.load(ckpt, run, Path(tmp), n_examples=n_examples, seed=seed, max_tsne=max_tsne)
         sections = [build_section(part, ctx, log) for part in SECTIONS]
@@ -407,8 +410,4 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
             header_stats(ctx), sections,
             footer="Made by `cnnlab report`. Each picture can be made on its own with `cnnlab viz METHOD "
                    "--checkpoint RUN/model.npz`.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_name(f".{out.name}.tmp")
-    tmp_out.write_text(page, encoding="utf-8")
-    os.replace(tmp_out, out)
-    return out
+    return write_text_atomic(out, page, follow_symlinks=out_named)
