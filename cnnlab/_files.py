@@ -23,6 +23,10 @@ Appending (:func:`append_text`)
     killed mid-line leaves at most that last line torn, and resuming rewrites
     the file whole (atomically) from the checkpoint's history.
 
+Locking (:func:`exclusive_lock`)
+    An ``flock`` held for the life of a run, so two processes never write one
+    run folder; the second is told the holder's PID.
+
 Reading (:func:`check_readable_file`)
     Loaders accept only regular files: a FIFO would block forever and
     ``/dev/zero`` would be read without end.
@@ -30,6 +34,7 @@ Reading (:func:`check_readable_file`)
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import stat
@@ -37,8 +42,9 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-__all__ = ["TEMP_SUFFIX", "UnsafePathError", "append_text", "atomic_write", "check_readable_file",
-           "check_writable_target", "clean_orphans", "write_bytes_atomic", "write_text_atomic"]
+__all__ = ["TEMP_SUFFIX", "LockHeldError", "UnsafePathError", "append_text", "atomic_write",
+           "check_readable_file", "check_writable_target", "clean_orphans", "exclusive_lock",
+           "write_bytes_atomic", "write_text_atomic"]
 
 TEMP_SUFFIX = ".cnnlab-tmp"
 _TEMP_RE = re.compile(r"^\..+\.(\d+)\.[^.]+" + re.escape(TEMP_SUFFIX) + "$")
@@ -171,6 +177,46 @@ def append_text(path: str | os.PathLike, text: str) -> None:
             data = data[os.write(fd, data):]
         os.fsync(fd)
     finally:
+        os.close(fd)
+
+
+class LockHeldError(BlockingIOError):
+    """:func:`exclusive_lock`: another process holds the lock (its PID in ``holder``)."""
+
+    def __init__(self, path: Path, holder: str) -> None:
+        super().__init__(f"{path} is locked by PID {holder}")
+        self.holder = holder
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the file ``path`` (created, holding our PID)
+    while the block runs; :class:`LockHeldError` at once when another process
+    holds it.  The lock dies with its process; the file is removed on release
+    (a process that locked the removed file notices and locks the new one)."""
+    path = Path(path)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise LockHeldError(path, holder) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
         os.close(fd)
 
 

@@ -290,6 +290,14 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, IDXFormatError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"cnnlab {args.command}: error: {_in_flags(e)}", file=sys.stderr)
         return 2
+    except OSError as e:   # the machine's refusal (disk full, read-only, permissions), not a bug
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"cnnlab {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"cnnlab {args.command}: error: out of memory; use smaller inputs or batches",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"\ncnnlab {args.command}: interrupted; completed epochs are checkpointed "
               "(continue with --resume)", file=sys.stderr)

@@ -7,7 +7,10 @@ builds its options from this class instead of declaring them again.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,7 +177,34 @@ class TrainConfig:
         cfg._validate()
         return cfg
 
+    @classmethod
+    def from_stored(cls, stored: Any, path: str | os.PathLike) -> TrainConfig:
+        """The config a checkpoint's metadata holds, checked against the fields'
+        types: :class:`CheckpointError` naming ``path`` and the key for an
+        unknown, missing-type or mistyped entry (the file's checksums only prove
+        it is what was written, not that it was written by cnnlab)."""
+        if not isinstance(stored, dict):
+            raise CheckpointError(f"{path}: its config is {type(stored).__name__}, not an object")
+        types = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        for key, value in stored.items():
+            if key not in names:
+                raise CheckpointError(f"{path}: its config has an unknown key {key!r} (not a "
+                                      "TrainConfig field; written by another version?)")
+            if not _fits(value, types[key]):
+                raise CheckpointError(f"{path}: its config key {key!r} is {value!r}, not of type "
+                                      f"{types[key]}")
+        return cls(**stored)
+
     def _validate(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name} must be a finite number, got {value}", f.name)
+        for name, factor in self.lr_mult.items():
+            if not (math.isfinite(factor) and factor >= 0):
+                raise ConfigError(f"lr_mult {name}={factor}: the factor must be a finite number >= 0",
+                                  "lr_mult")
         if self.epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {self.epochs}", "epochs")
         if self.batch_size < 1:
@@ -216,6 +246,26 @@ class TrainConfig:
             raise ConfigError(f"input_size must be >= 1, got {self.input_size}", "input_size")
         if self.train_size is not None and self.train_size < 2:
             raise ConfigError(f"train_size must be >= 2, got {self.train_size}", "train_size")
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a JSON value has the type a TrainConfig field declares."""
+    if hint is type(None):
+        return value is None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_fits(v, item) for v in value)
+    if origin is dict:
+        k, v = typing.get_args(hint)
+        return isinstance(value, dict) and all(_fits(a, k) and _fits(b, v) for a, b in value.items())
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
 
 
 def source_spec(path: str | os.PathLike) -> dict[str, Any]:

@@ -12,14 +12,13 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
 from pathlib import Path
 from typing import Any, Iterator
 
-from cnnlab._files import append_text, write_text_atomic
+from cnnlab._files import LockHeldError, append_text, exclusive_lock, write_text_atomic
 from cnnlab.plots import plot_history
 from cnnlab.training.config import TrainConfig
 
@@ -34,7 +33,7 @@ class RunExistsError(FileExistsError):
         self.out = out
 
 
-class RunLockedError(RuntimeError, ValueError):
+class RunLockedError(ValueError):
     """Another process is running in the same run folder."""
 
 
@@ -59,31 +58,13 @@ def run_lock(out: Path) -> Iterator[None]:
     it is removed again."""
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    lock = out / LOCK_NAME
-    while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            os.close(fd)
-            raise RunLockedError(f"{out} is in use by another cnnlab run (PID {holder}); wait for it "
-                                 "to finish or choose another folder") from None
-        try:
-            same = os.fstat(fd).st_ino == os.stat(lock, follow_symlinks=False).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(fd)     # the file was removed by the run that held it: lock the new one
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-        yield
+        with exclusive_lock(out / LOCK_NAME):
+            yield
+    except LockHeldError as e:
+        raise RunLockedError(f"{out} is in use by another cnnlab run (PID {e.holder}); wait for it "
+                             "to finish or choose another folder") from None
     finally:
-        with contextlib.suppress(OSError):
-            os.unlink(lock)
-        os.close(fd)
         if created:
             with contextlib.suppress(OSError):
                 out.rmdir()   # only when empty

@@ -228,15 +228,30 @@ def resume_config(cfg: TrainConfig, out: Path, resume: bool | str | os.PathLike,
     state = load_training_state(ckpt)
     if state.meta.get("kind") != "training-state":
         raise CheckpointError(f"{ckpt}: a final model file, not a resumable checkpoint")
-    stored = TrainConfig(**state.meta["config"])
+    stored = TrainConfig.from_stored(state.meta.get("config"), ckpt)
     if cfg.epochs and cfg.epochs != stored.epochs and stored.scheduler in ("cosine", "warmup-cosine"):
         raise ConfigError(
             f"this run's cosine schedule was planned for {stored.epochs} epochs and its "
             f"learning rate has decayed along it; it cannot be stretched to {cfg.epochs} "
             "(resume it with its planned length, or start a new run with more epochs)")
     cfg = dataclasses.replace(stored, epochs=cfg.epochs or stored.epochs).resolved()
+    check_resumable(state, cfg, ckpt)
     report(f"resuming from {ckpt} (epoch {state.epoch} of {cfg.epochs})")
     return cfg, state
+
+
+def check_resumable(state: TrainingState, cfg: TrainConfig, ckpt: Path) -> None:
+    """A checkpoint's epoch must lie within the run and match its history
+    (rows for epochs 1..epoch), else resuming would write a model that was
+    never trained: CheckpointError naming the file."""
+    history = state.meta.get("history", [])
+    if state.epoch > cfg.epochs:
+        raise CheckpointError(f"{ckpt}: claims epoch {state.epoch}, past the run's {cfg.epochs} "
+                              "epochs; nothing would be trained (pass a larger --epochs to extend it)")
+    epochs = [row.get("epoch") for row in history]
+    if epochs != list(range(1, len(epochs) + 1)) or len(epochs) != state.epoch:
+        raise CheckpointError(f"{ckpt}: claims epoch {state.epoch} but its history has rows for "
+                              f"epochs {epochs[:5]}{'...' if len(epochs) > 5 else ''}: corrupt")
 
 
 def load_run_data(cfg: TrainConfig) -> RunData:
