@@ -13,6 +13,7 @@ import typing
 from pathlib import Path
 
 from cnnlab import tune_memory
+from cnnlab.argtypes import finite_float, positive_int
 from cnnlab.data import DATASET_NAMES
 from cnnlab.data.idx import IDXFormatError
 from cnnlab.serialization import CheckpointError
@@ -122,7 +123,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", choices=DATASET_NAMES,
                    help="default: the dataset the model was trained on")
     p.add_argument("--data-dir")
-    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--batch-size", type=positive_int, default=500)
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -156,7 +157,7 @@ def _add_features(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir")
     p.add_argument("--split", choices=["train", "test"], default="train")
     p.add_argument("--relu", action="store_true", help="threshold the codes at zero")
-    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--batch-size", type=positive_int, default=500)
     p.add_argument("--out", required=True, help="output .npz")
     p.set_defaults(func=cmd_features)
 
@@ -182,10 +183,10 @@ def _add_linear(sub: argparse._SubParsersAction) -> None:
     p.add_argument("train_codes", metavar="TRAIN_CODES.npz")
     p.add_argument("--test", required=True, metavar="TEST_CODES.npz")
     p.add_argument("--loss", choices=["svm", "softmax"], default="softmax")
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--weight-decay", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--epochs", type=positive_int, default=100)
+    p.add_argument("--lr", type=finite_float, default=0.01)
+    p.add_argument("--weight-decay", type=finite_float, default=1e-3)
+    p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_linear)
 
@@ -227,8 +228,8 @@ def _add_summary(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="a name from `cnnlab models`")
     p.add_argument("--input", default=None, metavar="CxHxW",
                    help="input size, e.g. 3x224x224 (default: 1x28x28, or 1x8x8 for digits_cnn)")
-    p.add_argument("--num-classes", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--num-classes", type=positive_int, default=None)
+    p.add_argument("--batch-size", type=positive_int, default=1)
     p.set_defaults(func=cmd_summary)
 
 

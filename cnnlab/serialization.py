@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import zipfile
 from pathlib import Path
@@ -25,11 +26,16 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from cnnlab._files import atomic_write  # noqa: F401 -- the one atomic writer, re-exported
+from cnnlab._files import UnsafePathError, atomic_write, check_readable_file
 
 FORMAT = "cnnlab-checkpoint"
 VERSION = 1
 META_KEY = "__meta__"
+# Limits a file is checked against, from its zip directory and .npy headers, before
+# anything large is allocated.  The total can be raised for a larger model with the
+# environment variable CNNLAB_MAX_LOAD_BYTES (bytes) or load_arrays(max_bytes=...).
+MAX_TOTAL_BYTES = 4 << 30          # 4 GiB of arrays: VGG-16 with its optimizer state is 1.1 GiB
+MAX_META_BYTES = 64 << 20          # __meta__.json: the config and metric history, a few KB in practice
 
 
 class CheckpointError(ValueError):
@@ -72,21 +78,85 @@ def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
     return path
 
 
-def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def _max_bytes(max_bytes: int | None) -> int:
+    if max_bytes is not None:
+        return int(max_bytes)
+    env = os.environ.get("CNNLAB_MAX_LOAD_BYTES", "")
+    return int(env) if env.isdigit() else MAX_TOTAL_BYTES
+
+
+def _check_sizes(zf: zipfile.ZipFile, path: Path, limit: int) -> None:
+    """Refuse, from the zip directory alone, a file whose declared sizes exceed the
+    limits (a deflate bomb declares its real size, or fails its CRC when it lies)."""
+    infos = zf.infolist()
+    meta = next((i for i in infos if i.filename == META_KEY + ".json"), None)
+    if meta is not None and meta.file_size > MAX_META_BYTES:
+        raise CheckpointError(f"{path}: {META_KEY}.json declares {meta.file_size} bytes, over the "
+                              f"{MAX_META_BYTES}-byte limit for metadata")
+    total = sum(i.file_size for i in infos)
+    if total > limit:
+        raise CheckpointError(f"{path}: its arrays declare {total} bytes uncompressed, over the "
+                              f"{limit}-byte limit (raise it with CNNLAB_MAX_LOAD_BYTES if the "
+                              "file is yours)")
+
+
+def _read_npy(zf: zipfile.ZipFile, member: str, path: Path) -> np.ndarray:
+    """One array, its .npy header checked against the member's size in the zip
+    directory before the data is allocated."""
+    size = zf.getinfo(member).file_size
+    with zf.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            raise CheckpointError(f"{path}: array {member!r} has .npy version {version}")
+        shape, fortran, dtype = read_header(f, max_header_size=10_000)
+        if dtype.hasobject:
+            raise CheckpointError(f"{path}: array {member!r} holds Python objects (refused: no pickle)")
+        count = math.prod(shape)
+        if count * dtype.itemsize != size - f.tell():
+            raise CheckpointError(f"{path}: array {member!r} declares {dtype.str}{list(shape)} = "
+                                  f"{count * dtype.itemsize} bytes, but the member holds {size - f.tell()}")
+        flat = np.empty(count, dtype=dtype)
+        view, got = memoryview(flat.view(np.uint8)), 0
+        while got < len(view):
+            n = f.readinto(view[got:])
+            if not n:
+                raise CheckpointError(f"{path}: array {member!r} is truncated")
+            got += n
+        if f.read(1):   # reading to the end makes zipfile verify the CRC
+            raise CheckpointError(f"{path}: array {member!r} is longer than its header says")
+    return flat.reshape(shape, order="F" if fortran else "C")
+
+
+def load_arrays(path: str | os.PathLike, max_bytes: int | None = None
+                ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a file written by :func:`save_arrays`; returns ``(arrays, meta)``.
+
+    Only a regular file is read (a FIFO or a device is refused before it is
+    opened), and its declared sizes are checked before anything large is
+    allocated: at most ``max_bytes`` of arrays (default :data:`MAX_TOTAL_BYTES`,
+    4 GiB, or the environment's ``CNNLAB_MAX_LOAD_BYTES``) and
+    :data:`MAX_META_BYTES` of metadata; each array's .npy header must match the
+    size of its zip member.
 
     Raises :class:`CheckpointError` for anything that is not an intact
     checkpoint, and ``FileNotFoundError`` if the file does not exist.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        check_readable_file(path, "checkpoint")
+    except UnsafePathError as e:
+        raise CheckpointError(str(e)) from None
     try:
         with zipfile.ZipFile(path, "r") as zf:
             names = zf.namelist()
             if META_KEY + ".json" not in names:
                 raise CheckpointError(f"{path}: not a cnnlab checkpoint (no {META_KEY}.json entry)")
+            _check_sizes(zf, path, _max_bytes(max_bytes))
             header = json.loads(zf.read(META_KEY + ".json").decode("utf-8"))
+            if not isinstance(header, dict):
+                raise CheckpointError(f"{path}: not a cnnlab checkpoint (header is not an object)")
             if header.get("format") != FORMAT:
                 raise CheckpointError(f"{path}: not a cnnlab checkpoint (format {header.get('format')!r})")
             if header.get("version") != VERSION:
@@ -98,9 +168,9 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
                 member = name + ".npy"
                 if member not in names:
                     raise CheckpointError(f"{path}: array {name!r} is listed but missing")
-                with zf.open(member) as f:
-                    data = f.read()   # zipfile verifies the CRC here
-                arr = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+                if not isinstance(info, dict):
+                    raise CheckpointError(f"{path}: array {name!r}: corrupt entry in the header")
+                arr = _read_npy(zf, member, path)
                 if list(arr.shape) != info["shape"] or arr.dtype.str != info["dtype"]:
                     raise CheckpointError(
                         f"{path}: array {name!r} is {arr.dtype.str}{list(arr.shape)}, "
