@@ -13,6 +13,7 @@ import typing
 from pathlib import Path
 
 from cnnlab import tune_memory
+from cnnlab._files import check_writable_target
 from cnnlab.argtypes import finite_float, positive_int
 from cnnlab.data import DATASET_NAMES
 from cnnlab.data.idx import IDXFormatError
@@ -166,6 +167,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     from cnnlab.training.features import extract_features, save_codes
     from cnnlab.training.run import evaluation_loader, load_for_evaluation
 
+    check_writable_target(args.out, follow_symlinks=True)   # before the work: not a folder
     model, meta = load_for_evaluation(args.checkpoint)
     data, loader = evaluation_loader(meta, args.dataset, args.data_dir, args.batch_size, args.split)
     codes, labels = extract_features(model, args.layer, loader, relu=args.relu)
@@ -249,6 +251,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
     default = "1x8x8" if args.model.replace("-", "_") == "digits_cnn" else "1x28x28"
     C, H, W = _parse_input(args.input or default)
+    if C * H * W * args.batch_size > 1 << 28:    # checked before any array is made
+        raise ValueError(f"--input {C}x{H}x{W} with --batch-size {args.batch_size} is "
+                         f"{C * H * W * args.batch_size:,} input values; at most {1 << 28:,}")
     kwargs = {"in_channels": C, "input_size": H}
     if args.num_classes is not None:
         kwargs["num_classes"] = args.num_classes

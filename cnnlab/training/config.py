@@ -29,6 +29,10 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
 # RBF output gives penalties of order 100, so SGD at 0.02 overshoots.
 MODEL_LR = {"lenet5_1998": 0.003}
 OPTIMIZERS = ("sgd", "adam")
+MAX_INPUT_SIZE = 4096        # pixels per side: beyond this one image's activations fill the memory
+# What a stored model_spec may ask get_model for, checked before the model is built
+# (num_classes=2e6 would allocate a 30 GiB classifier before any weight is read).
+SPEC_LIMITS = {"num_classes": 100_000, "in_channels": 4096, "input_size": MAX_INPUT_SIZE}
 SCHEDULERS = ("none", "step", "cosine", "warmup-cosine", "plateau")
 OPTIMISATION = "optimisation"          # the argument groups of `cnnlab train --help`
 TRANSFER = "transfer learning"
@@ -242,8 +246,9 @@ class TrainConfig:
         if self.plateau_patience < 0:
             raise ConfigError(f"plateau_patience must be >= 0, got {self.plateau_patience}",
                               "plateau_patience")
-        if self.input_size is not None and self.input_size < 1:
-            raise ConfigError(f"input_size must be >= 1, got {self.input_size}", "input_size")
+        if self.input_size is not None and not 1 <= self.input_size <= MAX_INPUT_SIZE:
+            raise ConfigError(f"input_size must be in [1, {MAX_INPUT_SIZE}], got {self.input_size}",
+                              "input_size")
         if self.train_size is not None and self.train_size < 2:
             raise ConfigError(f"train_size must be >= 2, got {self.train_size}", "train_size")
 
@@ -279,4 +284,15 @@ def stored_spec(meta: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]
     if not spec:
         raise CheckpointError(f"{path}: has no model_spec (how to rebuild the model); only files "
                               "written by cnnlab train have one")
+    kwargs = spec.get("kwargs") if isinstance(spec, dict) else None
+    if not isinstance(spec.get("name") if isinstance(spec, dict) else None, str) \
+            or not isinstance(kwargs, dict):
+        raise CheckpointError(f"{path}: its model_spec is not a name with kwargs: {str(spec)[:200]}")
+    for key, value in kwargs.items():
+        limit = SPEC_LIMITS.get(key)
+        if limit is None:
+            raise CheckpointError(f"{path}: its model_spec has an unknown argument {key!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
+            raise CheckpointError(f"{path}: its model_spec {key}={value!r} is not a whole number "
+                                  f"in [1, {limit}] (refused before building the model)")
     return spec

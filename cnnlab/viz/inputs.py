@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab._files import check_readable_file
+
 __all__ = ["PHOTOS", "sample_photo", "shrink", "load_image_file", "image_to_model_input", "model_pipeline",
            "open_checkpoint"]
 
@@ -45,12 +47,30 @@ def shrink(img: np.ndarray, max_side: int | None) -> np.ndarray:
     return resize(img, shape, anti_aliasing=True)
 
 
+MAX_PIXELS = 50_000_000     # a 50-megapixel photo; a decompression bomb declares far more
+
+
+def check_pixel_count(path: Path) -> None:
+    """Refuse an image whose header declares more than :data:`MAX_PIXELS`, before decoding."""
+    try:
+        from PIL import Image
+    except ImportError:   # pragma: no cover - Pillow comes with matplotlib
+        return
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except Exception:    # noqa: BLE001 -- not an image Pillow knows: the decoder will say so
+        return
+    if w * h > MAX_PIXELS:
+        raise ValueError(f"--image: {path} is {w}x{h} = {w * h:,} pixels, over the limit of "
+                         f"{MAX_PIXELS:,}; downscale it first")
+
+
 def load_image_file(path: str | os.PathLike) -> np.ndarray:
     """Read a PNG / JPG as float64 in [0, 1]: (H, W) grey or (H, W, 3) colour
     (an alpha channel is dropped).  Uses scikit-image, else matplotlib."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"--image: {path} does not exist")
+    path = check_readable_file(path, "--image")
+    check_pixel_count(path)
     try:
         from skimage.io import imread
     except ImportError:   # pragma: no cover - scikit-image is installed with the viz extra
