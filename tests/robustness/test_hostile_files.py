@@ -279,3 +279,19 @@ def test_an_idx_gzip_bomb_stops_at_the_limit(tmp_path, monkeypatch):
     p.write_bytes(gzip.compress(b"\0\0\x08\x01" + struct.pack(">I", 50_000_000) + bytes(50_000_000)))
     with bounded(), pytest.raises(IDXFormatError, match="decompresses to more than"):
         read_idx(p)
+
+
+@pytest.mark.parametrize("kwargs, error", [({"kernel_size": 2.5}, TypeError),
+                                           ({"kernel_size": 0}, ValueError),
+                                           ({"groups": 0}, ValueError), ({"padding": -1}, ValueError)])
+def test_bad_layer_settings_are_refused_at_construction(kwargs, error):
+    with pytest.raises(error, match="kernel_size|groups|padding"):
+        cnnlab.nn.Conv2d(**{"in_channels": 2, "out_channels": 2, "kernel_size": 3, **kwargs})
+
+
+@pytest.mark.parametrize("bad", [np.array([["a", "b"], ["c", "d"]]),
+                                 np.array([[1, None], [1, 1]], dtype=object)])
+def test_load_state_dict_names_the_key_of_non_numeric_arrays(bad):
+    m = cnnlab.nn.Linear(2, 2)
+    with pytest.raises(TypeError, match="weight holds"):
+        m.load_state_dict({"weight": bad, "bias": np.zeros(2)})
