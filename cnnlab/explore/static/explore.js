@@ -344,7 +344,8 @@ async function fetchUnit(sel) {
   add(el("div", { class: "muted", text: d.type + (d.field ? `, receptive field rows ${d.field[0]}–${d.field[2] - 1}, columns ${d.field[1]}–${d.field[3] - 1} of the input` : "") }));
   if (d.dot) {
     if (d.patch) add(el("h3", { text: "input patch × filter" }), matrices(d.patch, d.filter));
-    const terms = d.dot.terms.map((t) => `${fmt(t.w)}·${fmt(t.x)}`).join(" + ");
+    const paren = (v) => (v < 0 ? `(${fmt(v)})` : fmt(v));
+    const terms = d.dot.terms.map((t) => `${paren(t.w)}·${paren(t.x)}`).join(" + ");
     const rest = d.dot.rest_count ? ` + (${d.dot.rest_count} smaller terms: ${fmt(d.dot.rest)})` : "";
     add(el("h3", { text: d.dot.rest_count ? `dot product: the ${d.dot.terms.length} largest of ${d.dot.count} terms` : `dot product of ${d.dot.count} terms` }),
         el("div", { class: "eq", text: `${terms}${rest} = ${fmt(d.dot.sum)}` }),
