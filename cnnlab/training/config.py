@@ -16,7 +16,7 @@ from typing import Any
 
 from cnnlab.data import AUGMENTATION_NAMES, DATASET_NAMES
 from cnnlab.serialization import CheckpointError
-from cnnlab.training.checkpoint import load_training_state
+from cnnlab.training.checkpoint import MAX_INPUT_SIZE, load_training_state
 
 DEFAULT_MODEL = {"digits": "digits_cnn", "fashion-mnist": "lenet5", "mnist": "lenet5"}
 # Per-dataset defaults for options the user leaves unset.
@@ -29,7 +29,6 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
 # RBF output gives penalties of order 100, so SGD at 0.02 overshoots.
 MODEL_LR = {"lenet5_1998": 0.003}
 OPTIMIZERS = ("sgd", "adam")
-MAX_INPUT_SIZE = 4096        # pixels per side: beyond this one image's activations fill the memory
 # What a stored model_spec may ask get_model for, checked before the model is built
 # (num_classes=2e6 would allocate a 30 GiB classifier before any weight is read).
 SPEC_LIMITS = {"num_classes": 100_000, "in_channels": 4096, "input_size": MAX_INPUT_SIZE}
@@ -196,7 +195,8 @@ class TrainConfig:
                 raise CheckpointError(f"{path}: its config has an unknown key {key!r} (not a "
                                       "TrainConfig field; written by another version?)")
             if not _fits(value, types[key]):
-                raise CheckpointError(f"{path}: its config key {key!r} is {value!r}, not of type "
+                shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+                raise CheckpointError(f"{path}: its config key {key!r} is {shown}, not of type "
                                       f"{types[key]}")
         return cls(**stored)
 

@@ -314,13 +314,12 @@ def restore_state(state: TrainingState | None, model: Module, optimizer, schedul
     returns its metric history and the epochs it completed (nothing for a new run)."""
     if state is None:
         return [], 0
-    model.load_state_dict(state.model_state)
-    if state.optimizer_state is not None:
-        optimizer.load_state_dict(state.optimizer_state)
-    if scheduler is not None and state.scheduler_state is not None:
-        scheduler.load_state_dict(state.scheduler_state)
+    state.restore(model, optimizer, scheduler)
     if state.rng_state is not None:
-        cnnlab.set_rng_state(state.rng_state)
+        try:
+            cnnlab.set_rng_state(state.rng_state)
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{state.path}: its rng_state cannot be restored: {e}") from e
     return list(state.meta.get("history", [])), state.epoch
 
 

@@ -13,6 +13,7 @@ Shared by ``cnnlab viz`` (:mod:`cnnlab.viz.cli`) and ``cnnlab report``
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ import numpy as np
 
 from cnnlab._files import check_readable_file
 
-__all__ = ["PHOTOS", "sample_photo", "shrink", "load_image_file", "image_to_model_input", "model_pipeline",
-           "open_checkpoint"]
+__all__ = ["PHOTOS", "MAX_PIXELS", "MAX_SIDE", "sample_photo", "shrink", "load_image_file",
+           "image_to_model_input", "model_pipeline", "open_checkpoint"]
 
 PHOTOS = ("camera", "chelsea", "astronaut", "coffee", "coins", "moon")
 
@@ -57,8 +58,12 @@ def check_pixel_count(path: Path) -> None:
     except ImportError:   # pragma: no cover - Pillow comes with matplotlib
         return
     try:
-        with Image.open(path) as im:
-            w, h = im.size
+        with warnings.catch_warnings():     # the header is all that is read: no bomb yet
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+    except Image.DecompressionBombError as e:   # Pillow's own refusal, far over ours
+        raise ValueError(f"--image: {path} is over the limit of {MAX_PIXELS:,} pixels ({e})") from e
     except Exception:    # noqa: BLE001 -- not an image Pillow knows: the decoder will say so
         return
     if w * h > MAX_PIXELS:
@@ -66,9 +71,33 @@ def check_pixel_count(path: Path) -> None:
                          f"{MAX_PIXELS:,}; downscale it first")
 
 
-def load_image_file(path: str | os.PathLike) -> np.ndarray:
+MAX_SIDE = 2048     # a photo is decoded at most this long (longer side): the models see far less
+
+
+def decode_downscaled(path: Path, max_side: int) -> np.ndarray | None:
+    """A photo whose longer side passes ``max_side`` as 8-bit pixels of at most
+    ``max_side``, never whole in floating point (a JPEG is decoded straight at
+    1/2 to 1/8 scale); None for a smaller image or one Pillow cannot shrink in 8 bit."""
+    try:
+        from PIL import Image
+    except ImportError:   # pragma: no cover - Pillow comes with matplotlib
+        return None
+    with Image.open(path) as im:
+        if max(im.size) <= max_side or im.mode not in ("1", "L", "P", "LA", "PA", "RGB", "RGBA",
+                                                       "CMYK", "YCbCr"):
+            return None
+        im.draft("RGB" if im.mode in ("RGB", "YCbCr", "CMYK") else None, (max_side, max_side))
+        alpha = im.mode in ("LA", "PA", "RGBA") or "transparency" in im.info
+        im = im.convert("RGBA" if alpha else "L" if im.mode in ("1", "L") else "RGB")
+        im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        return np.asarray(im)
+
+
+def load_image_file(path: str | os.PathLike, max_side: int = MAX_SIDE) -> np.ndarray:
     """Read a PNG / JPG as float64 in [0, 1]: (H, W) grey or (H, W, 3) colour
-    (an alpha channel is dropped).  Uses scikit-image, else matplotlib."""
+    (an alpha channel is dropped).  Refused above :data:`MAX_PIXELS` from the
+    header, before decoding; a photo longer than ``max_side`` is downscaled while
+    it is decoded (:func:`decode_downscaled`).  Uses scikit-image, else matplotlib."""
     path = check_readable_file(path, "--image")
     check_pixel_count(path)
     try:
@@ -76,7 +105,8 @@ def load_image_file(path: str | os.PathLike) -> np.ndarray:
     except ImportError:   # pragma: no cover - scikit-image is installed with the viz extra
         from matplotlib.image import imread
     try:
-        a = np.asarray(imread(str(path)))
+        a = decode_downscaled(path, max_side)
+        a = np.asarray(imread(str(path))) if a is None else a
     except Exception as e:   # any decoder error, reported with the file name
         raise ValueError(f"--image: cannot read {path} as an image: {e}") from e
     if np.issubdtype(a.dtype, np.integer):

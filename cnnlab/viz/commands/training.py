@@ -19,7 +19,7 @@ def run_curves(ctx: VizContext) -> str:
     plot_curves(hist, ctx.path("curves"), title=f"{spec} on {ctx.meta.get('dataset')}")
     best = max(hist, key=lambda h: h.get("test_acc", -1))
     nan = float("nan")
-    return (f"{len(hist)} epochs; final train loss {hist[-1]['train_loss']:.4f}, test acc "
+    return (f"{len(hist)} epochs; final train loss {hist[-1].get('train_loss', nan):.4f}, test acc "
             f"{hist[-1].get('test_acc', nan):.4f}; best test acc {best.get('test_acc', nan):.4f} "
             f"at epoch {best['epoch']}")
 
