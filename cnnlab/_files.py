@@ -130,23 +130,29 @@ def atomic_write(path: str | os.PathLike, follow_symlinks: bool = False) -> Iter
     with :class:`UnsafePathError` before anything is written."""
     path = check_writable_target(path, follow_symlinks)
     folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    clean_orphans(folder)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=folder)
     try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)   # mkstemp made it 0600; give it a normal file's mode
-        check_writable_target(path)     # nothing planted there meanwhile
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    _fsync_folder(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        clean_orphans(folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)   # mkstemp made it 0600; give it a normal file's mode
+            check_writable_target(path)     # nothing planted there meanwhile
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        _fsync_folder(folder)
+    except OSError as e:
+        if e.filename is not None or e.errno is None:
+            raise
+        # the machine's refusal (disk full, read-only): say which file it was writing
+        raise OSError(e.errno, e.strerror, str(path)) from e
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, follow_symlinks: bool = False) -> Path:

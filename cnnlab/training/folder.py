@@ -66,8 +66,9 @@ def run_lock(out: Path) -> Iterator[None]:
                              "to finish or choose another folder") from None
     finally:
         if created:
-            with contextlib.suppress(OSError):
-                out.rmdir()   # only when empty
+            for folder in (out / "checkpoints", out):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()   # only when empty
 
 
 def checkpoint_path(out: Path, epoch: int) -> Path:

@@ -16,6 +16,7 @@ Each section is a function in :data:`SECTIONS` that fills a :class:`Section` fro
 from __future__ import annotations
 
 import datetime
+import errno
 import html
 import json
 import os
@@ -322,6 +323,10 @@ SECTIONS: tuple[ReportSection, ...] = (
 )
 
 
+# Refusals of the machine, not of a section: no section can be written after them.
+MACHINE_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO)
+
+
 def build_section(part: ReportSection, ctx: ReportContext, log: Callable[[str], None]) -> Section:
     """Run one section's ``build``, timed; a failure becomes the section's error message."""
     s = Section(part.title, part.intro.format(c=ctx), columns=part.columns)
@@ -329,6 +334,8 @@ def build_section(part: ReportSection, ctx: ReportContext, log: Callable[[str], 
     try:
         part.build(ctx, s)
     except Exception as e:   # one broken method must not sink the page
+        if isinstance(e, OSError) and e.errno in MACHINE_ERRNOS:   # but a full disk sinks them all
+            raise
         s.error = f"{type(e).__name__}: {e}"
         log(f"report: section {part.title!r} failed: {s.error}")
     log(f"report: {part.title} ({time.perf_counter() - t0:.1f}s)")

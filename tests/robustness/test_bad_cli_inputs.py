@@ -3,11 +3,14 @@
 problem, no Python traceback, and nothing in the run folder changed."""
 import errno
 import os
+import re
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from test_bad_values import png_header_only
 
 from cnnlab import cli
 from cnnlab.serialization import load_arrays, save_arrays
@@ -38,11 +41,31 @@ def world(tmp_path_factory):
     }
     ckpt = run / "checkpoints" / "epoch-001.npz"
     arrays, meta = load_arrays(ckpt)
-    for key, change in {"unknown_key": {"bogus": 1}, "bad_type": {"lr": "fast"}}.items():
+    deep: list = []
+    for _ in range(500):
+        deep = [deep]
+    weights = sorted(k for k in arrays if k.startswith("model/"))
+    bad_checkpoints = {      # checksum-valid files whose contents cnnlab did not write
+        "unknown_key": (arrays, {**meta, "config": {**meta["config"], "bogus": 1}}),
+        "bad_type": (arrays, {**meta, "config": {**meta["config"], "lr": "fast"}}),
+        "deep": (arrays, {**meta, "config": {**meta["config"], "lr_mult": deep}}),
+        "bad_norm": (arrays, {**meta, "normalize": "yes"}),
+        "bad_input": (arrays, {**meta, "model_spec": {**meta["model_spec"], "input": {"from": 10**9}}}),
+        "bad_history": (arrays, {**meta, "history": [{"epoch": "x"}]}),
+        "bad_classes": (arrays, {**meta, "classes": 7}),
+        "missing_array": ({k: v for k, v in arrays.items() if k != weights[0]}, meta),
+    }
+    for key, (a, m) in bad_checkpoints.items():
         bad = d / key / "checkpoints"
         bad.mkdir(parents=True)
-        save_arrays(bad / "epoch-001.npz", arrays, {**meta, "config": {**meta["config"], **change}})
+        save_arrays(bad / "epoch-001.npz", a, m)
         files[key] = str(d / key)
+    for key, rows in {"rows_list": "[1, 2]\n", "rows_no_epoch": '{"train_loss": 1}\n',
+                      "rows_str": '{"epoch": 1, "test_acc": "high"}\n'}.items():
+        shutil.copytree(run, d / key, ignore=shutil.ignore_patterns("checkpoints"))
+        (d / key / "metrics.jsonl").write_text(rows)
+        files[key] = str(d / key)
+    files["huge_png"] = str(png_header_only(d / "huge.png", 12000, 12000))
     return {"d": str(d), "run": str(run), "good": good, **files}
 
 
@@ -70,6 +93,18 @@ CASES = [
     (["viz", "occlusion", "--checkpoint", "{run}", "--size", "0"], 2, "must be >= 1"),
     (["viz", "kernels", "--checkpoint", "{run}", "--max-side", "0"], 2, "must be >= 1"),
     (["viz", "saliency", "--checkpoint", "{run}", "--image", "{d}/folder"], 2, "is a folder"),
+    (["viz", "saliency", "--checkpoint", "{run}", "--image", "{huge_png}"], 2, "over the limit"),
+    (["train", "--out", "{deep}", "--resume"], 2, "key 'lr_mult' is [[[["),
+    (["evaluate", "{bad_norm}/checkpoints/epoch-001.npz"], 2, "its normalize is yes"),
+    (["evaluate", "{bad_input}/checkpoints/epoch-001.npz"], 2, "its model_spec input is"),
+    (["evaluate", "{bad_history}/checkpoints/epoch-001.npz"], 2, "history row 1 has epoch x"),
+    (["evaluate", "{bad_classes}/checkpoints/epoch-001.npz"], 2, "its classes is 7"),
+    (["evaluate", "{missing_array}/checkpoints/epoch-001.npz"], 2, "does not fit the model"),
+    (["train", "--out", "{missing_array}", "--resume"], 2, "missing keys"),
+    (["viz", "curves", "--checkpoint", "{rows_list}"], 2, "row 1 is list, not an object"),
+    (["viz", "curves", "--checkpoint", "{rows_no_epoch}"], 2, "row 1 has epoch None"),
+    (["viz", "curves", "--checkpoint", "{rows_str}"], 2, "test_acc is 'high', not a number"),
+    (["report", "{rows_str}", "--out", "{d}/r.html"], 2, "test_acc is 'high', not a number"),
 ]
 
 
@@ -89,18 +124,34 @@ def test_a_bad_command_line_is_one_clear_line(world, capsys, argv, code, message
     assert sorted(os.listdir(world["run"])) == before
 
 
-def test_a_full_disk_is_a_message_with_exit_code_1(world, capsys, monkeypatch):
+WRITERS = {     # a command that writes -> (argv, the file or folder it makes)
+    "train": (["train", "--epochs", "1", "--train-size", "60", "--out", "{d}/fault_run"], "fault_run"),
+    "features": (["features", "{run}/model.npz", "--layer", "classifier.0", "--out", "{d}/codes.npz"],
+                 "codes.npz"),
+    "report": (["report", "{run}", "--out", "{d}/fault.html"], "fault.html"),
+    "viz": (["viz", "curves", "--checkpoint", "{run}", "--out", "{d}/fault_viz"], "fault_viz/curves.png"),
+}
+FAULTS = {"disk full": (errno.ENOSPC, "fsync"), "read-only": (errno.EROFS, "mkstemp")}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+@pytest.mark.parametrize("command", sorted(WRITERS))
+def test_a_full_disk_or_read_only_folder_is_a_message_with_exit_code_1(world, capsys, monkeypatch,
+                                                                        command, fault):
     import cnnlab._files as files
 
-    def full(fd):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(files.os, "fsync", full)
-    out = os.path.join(world["d"], "codes.npz")
-    assert cli.main(["features", f"{world['run']}/model.npz", "--layer", "classifier.0", "--out", out]) == 1
+    code, where = FAULTS[fault]
+
+    def refuse(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+    monkeypatch.setattr(files.os if where == "fsync" else files.tempfile, where, refuse)
+    argv, made = WRITERS[command]
+    assert cli.main([a.format(**world) for a in argv]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "No space left on device" in err[0]
-    assert not os.path.exists(out)
-    assert not [n for n in os.listdir(world["d"]) if n.endswith(files.TEMP_SUFFIX)]
+    assert len(err) == 1 and re.search(f"error: /\\S+: {os.strerror(code)}$", err[0]), err   # which file
+    assert not os.path.exists(os.path.join(world["d"], made))
+    for folder, _, names in os.walk(world["d"]):
+        assert not [n for n in names if n.endswith(files.TEMP_SUFFIX)], folder
 
 
 def test_no_traceback_reaches_a_real_terminal(world):
