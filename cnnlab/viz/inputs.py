@@ -183,8 +183,9 @@ def open_checkpoint(path: str | os.PathLike) -> tuple[Path, Path]:
     p = Path(path)
     if p.is_dir():
         p = p / "model.npz"
-    if not p.is_file():
-        raise FileNotFoundError(f"checkpoint {p} does not exist (pass RUN/model.npz written by "
-                                "`cnnlab train`)")
+    try:
+        p = check_readable_file(p, "checkpoint")
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{e} (pass RUN/model.npz written by `cnnlab train`)") from None
     run = p.parent.parent if p.parent.name == "checkpoints" else p.parent
     return p, run

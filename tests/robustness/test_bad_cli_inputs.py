@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from tally import count
 from test_bad_values import png_header_only
 
 from cnnlab import cli
@@ -105,6 +106,9 @@ CASES = [
     (["viz", "curves", "--checkpoint", "{rows_no_epoch}"], 2, "row 1 has epoch None"),
     (["viz", "curves", "--checkpoint", "{rows_str}"], 2, "test_acc is 'high', not a number"),
     (["report", "{rows_str}", "--out", "{d}/r.html"], 2, "test_acc is 'high', not a number"),
+    (["explore", "/dev/zero"], 2, "not a regular file"),
+    (["explore", "{d}/nothing/"], 2, "does not exist"),
+    (["explore", "{run}", "--port", "70000"], 2, "--port must be in [1, 65535]"),
 ]
 
 
@@ -122,6 +126,7 @@ def test_a_bad_command_line_is_one_clear_line(world, capsys, argv, code, message
     assert message in err[-1], err
     assert "Traceback" not in "\n".join(err)
     assert sorted(os.listdir(world["run"])) == before
+    count("command line", "refused")
 
 
 WRITERS = {     # a command that writes -> (argv, the file or folder it makes)
@@ -152,6 +157,21 @@ def test_a_full_disk_or_read_only_folder_is_a_message_with_exit_code_1(world, ca
     assert not os.path.exists(os.path.join(world["d"], made))
     for folder, _, names in os.walk(world["d"]):
         assert not [n for n in names if n.endswith(files.TEMP_SUFFIX)], folder
+
+
+def test_explore_on_a_taken_port_is_one_line_before_any_url(world, capsys):
+    pytest.importorskip("uvicorn")
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert cli.main(["explore", world["run"], "--port", str(port)]) == 1
+    out, err = capsys.readouterr()
+    assert "http://" not in out
+    assert err.strip() == f"cnnlab explore: error: 127.0.0.1:{port}: {os.strerror(errno.EADDRINUSE)}"
+    count("command line", "refused")
 
 
 def test_no_traceback_reaches_a_real_terminal(world):

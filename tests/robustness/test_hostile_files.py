@@ -19,11 +19,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
+from tally import count
 
 import cnnlab
 from cnnlab.data.idx import IDXFormatError, read_idx, write_idx
 from cnnlab.interop import load_weights
-from cnnlab.interop.pth import TorchCheckpointError
+from cnnlab.interop.pth import TorchCheckpointError, load_pth
 from cnnlab.interop.safetensors import SafetensorsError, load_safetensors, save_safetensors
 from cnnlab.serialization import CheckpointError, load_arrays, save_arrays
 from cnnlab.training.builders import load_for_evaluation
@@ -31,7 +32,7 @@ from cnnlab.training.checkpoint import save_model
 
 MEMORY_BOUND = 32 << 20      # no small input may make a reader allocate more than this
 TIME_BOUND = 10              # seconds per input: a hang fails the test instead of stalling CI
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=250, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))
 
 
@@ -58,7 +59,9 @@ def loads_or_refuses(reader, path, errors):
         try:
             reader(path)
         except errors:
-            pass
+            count("fuzzed file", "refused")
+        else:
+            count("fuzzed file", "loaded")
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +75,9 @@ def originals(tmp_path_factory):
                                            "b": np.ones(4, dtype=np.int64)})
     write_idx(d / "x.idx", np.arange(60, dtype=np.uint8).reshape(3, 4, 5))
     write_idx(d / "x.idx.gz", np.arange(60, dtype=np.uint8).reshape(3, 4, 5))
+    torch = pytest.importorskip("torch")
+    torch.save({"conv.weight": torch.arange(24.0).reshape(2, 3, 2, 2), "fc.bias": torch.zeros(3)},
+               d / "w.pth")
     return {p.name: p.read_bytes() for p in d.iterdir()}
 
 
@@ -80,6 +86,7 @@ READERS = {
     "w.safetensors": (load_safetensors, SafetensorsError),
     "x.idx": (read_idx, IDXFormatError),
     "x.idx.gz": (read_idx, IDXFormatError),
+    "w.pth": (load_pth, TorchCheckpointError),
 }
 
 
