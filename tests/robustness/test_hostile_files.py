@@ -296,6 +296,16 @@ def test_bad_layer_settings_are_refused_at_construction(kwargs, error):
         cnnlab.nn.Conv2d(**{"in_channels": 2, "out_channels": 2, "kernel_size": 3, **kwargs})
 
 
+@pytest.mark.parametrize("layer", ["MaxPool2d", "AvgPool2d", "MaxPool1d", "AvgPool1d"])
+@pytest.mark.parametrize("kwargs, message", [
+    ({"kernel_size": 0}, "kernel_size and stride must be >= 1"),
+    ({"kernel_size": 2, "stride": 0}, "kernel_size and stride must be >= 1"),
+    ({"kernel_size": 2, "padding": -1}, "padding must be non-negative")])
+def test_bad_pooling_settings_are_refused_at_construction(layer, kwargs, message):
+    with pytest.raises(ValueError, match=f"{layer}: {message}"):
+        getattr(cnnlab.nn, layer)(**kwargs)
+
+
 @pytest.mark.parametrize("bad", [np.array([["a", "b"], ["c", "d"]]),
                                  np.array([[1, None], [1, 1]], dtype=object)])
 def test_load_state_dict_names_the_key_of_non_numeric_arrays(bad):
