@@ -81,6 +81,14 @@ def _add_config_options(p: argparse.ArgumentParser, config: type) -> None:
         where.add_argument(flag, help=help_text or None, **kwargs)
 
 
+def _quiet_arithmetic():
+    """NumPy's overflow warnings off while training: a run names a non-finite loss or
+    weight itself (one line: training diverged ...), so they would only add noise."""
+    import numpy as np
+
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.training.run import default_out_dir, fit
 
@@ -96,7 +104,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         out = default_out_dir(cfg.resolved())
     try:
-        fit(cfg, out, resume=args.resume, progress=args.progress)
+        with _quiet_arithmetic():
+            fit(cfg, out, resume=args.resume, progress=args.progress)
     except RunExistsError as e:
         raise RunExistsError(e.out, "pass --resume to continue it or choose another --out") from e
     return 0
@@ -202,9 +211,10 @@ def cmd_linear(args: argparse.Namespace) -> int:
     if x_tr.shape[1] != x_te.shape[1]:
         raise ValueError(f"train codes have dimension {x_tr.shape[1]} ({layer}), test codes "
                          f"{x_te.shape[1]} ({layer_te})")
-    clf = train_linear(x_tr, y_tr, loss=args.loss, epochs=args.epochs, lr=args.lr,
-                       weight_decay=args.weight_decay, batch_size=args.batch_size, seed=args.seed,
-                       num_classes=int(max(y_tr.max(), y_te.max())) + 1)
+    with _quiet_arithmetic():
+        clf = train_linear(x_tr, y_tr, loss=args.loss, epochs=args.epochs, lr=args.lr,
+                           weight_decay=args.weight_decay, batch_size=args.batch_size, seed=args.seed,
+                           num_classes=int(max(y_tr.max(), y_te.max())) + 1)
     print(f"linear {args.loss} on {x_tr.shape[1]}-d codes of {layer or '?'}: "
           f"{len(y_tr)} train / {len(y_te)} test")
     print(f"train accuracy {clf.score(x_tr, y_tr):.4f}")

@@ -115,6 +115,20 @@ def open_run_folder(out: Path, config: dict[str, Any], history: list[dict[str, A
     write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
 
 
+def abandon_new_run(out: Path) -> None:
+    """After a new run in ``out`` failed before its first checkpoint: remove the
+    config.json and metrics.jsonl it wrote (the folder held no run when it began,
+    and its lock kept others out), so that ``out`` is free for the next attempt.
+    A run with a checkpoint is left as it is, for ``--resume``."""
+    if find_checkpoints(out):
+        return
+    for name in ("config.json", "metrics.jsonl"):
+        with contextlib.suppress(FileNotFoundError):
+            (out / name).unlink()
+    with contextlib.suppress(OSError):
+        (out / "checkpoints").rmdir()   # only when empty
+
+
 def append_metrics(out: Path, row: dict[str, Any]) -> None:
     append_text(out / "metrics.jsonl", json.dumps(row) + "\n")
 

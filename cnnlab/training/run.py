@@ -67,6 +67,7 @@ from cnnlab.training.config import (
 from cnnlab.training.folder import (
     CHECKPOINT_RE,
     RunExistsError,
+    abandon_new_run,
     append_metrics,
     checkpoint_path,
     default_out_dir,
@@ -194,21 +195,26 @@ def fit_unlocked(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | 
     data.train_loader.set_epoch(start_epoch)
     config = dataclasses.asdict(cfg)
     open_run_folder(out, config, history)
-    run = Run(cfg, out, data, model, optimizer, scheduler, frozen_bn,
-              meta={"config": config, "model_spec": data.spec, "classes": data.classes,
-                    "normalize": data.normalize, "dataset": cfg.dataset})
-    report_setup(run, report)
-    best = (Best.of_history(out, history, bool(cfg.early_stopping))
-            if data.val_loader is not None else None)
-    use_bar = sys.stderr.isatty() if progress is None else progress
-    for epoch in range(start_epoch + 1, cfg.epochs + 1):
-        if cfg.early_stopping and history and should_stop(history, cfg.early_stopping):
-            break   # a resumed run that had already stopped
-        row, elapsed = train_epoch(run, epoch, use_bar)
-        history.append(row)
-        best = save_epoch(run, row, history, best)
-        report(epoch_line(row, cfg.epochs, elapsed))
-    return finish(run, history, best, report)
+    try:
+        run = Run(cfg, out, data, model, optimizer, scheduler, frozen_bn,
+                  meta={"config": config, "model_spec": data.spec, "classes": data.classes,
+                        "normalize": data.normalize, "dataset": cfg.dataset})
+        report_setup(run, report)
+        best = (Best.of_history(out, history, bool(cfg.early_stopping))
+                if data.val_loader is not None else None)
+        use_bar = sys.stderr.isatty() if progress is None else progress
+        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            if cfg.early_stopping and history and should_stop(history, cfg.early_stopping):
+                break   # a resumed run that had already stopped
+            row, elapsed = train_epoch(run, epoch, use_bar)
+            history.append(row)
+            best = save_epoch(run, row, history, best)
+            report(epoch_line(row, cfg.epochs, elapsed))
+        return finish(run, history, best, report)
+    except BaseException:
+        if state is None:
+            abandon_new_run(out)   # stopped before its first checkpoint: the folder is free again
+        raise
 
 
 # -------------------------------------------------------------- the steps

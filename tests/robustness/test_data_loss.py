@@ -25,7 +25,7 @@ from cnnlab.serialization import CheckpointError, load_arrays, save_arrays
 from cnnlab.training import run as run_mod
 from cnnlab.training.checkpoint import TrainingDivergedError, save_model
 from cnnlab.training.config import ConfigError, TrainConfig
-from cnnlab.training.folder import RUN_FILES, RunExistsError, RunLockedError, run_lock
+from cnnlab.training.folder import RUN_FILES, RunExistsError, RunLockedError, run_folder_taken, run_lock
 
 TINY = dict(epochs=2, train_size=60, batch_size=20, seed=3)
 QUIET = dict(progress=False, report=lambda m: None)
@@ -198,6 +198,23 @@ def test_the_lock_is_released_and_an_unused_folder_removed(tmp_path):
     with pytest.raises(ConfigError):
         tiny_fit(out, lr=float("inf"))
     assert not out.exists()
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_the_folder_free(tmp_path, existing):
+    """Diverged in epoch 1: its config.json and empty metrics.jsonl would mark the
+    folder taken with nothing to resume; they go, and the next run may use it."""
+    out = tmp_path / "run"
+    if existing:
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    with pytest.raises(TrainingDivergedError), np.errstate(all="ignore"):
+        tiny_fit(out, lr=1e6)
+    assert not run_folder_taken(out)
+    if existing:
+        assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    else:
+        assert not out.exists()
 
 
 # ------------------------------------------------------------ poisoned weights
