@@ -135,11 +135,18 @@ def _fold_into(layer: Module, bn: Module) -> None:
     layer.bias = Parameter((s * b + t).astype(w.dtype), requires_grad=requires_grad)
 
 
-def _check_eval(fn: str, *layers: Module) -> None:
-    for m in layers:
+def _fused_copy(fn: str, layer: Module, bn: Module, kind: type | tuple[type, ...],
+                what: str) -> Module:
+    """A copy of ``layer`` (checked to be ``kind``) with ``bn`` folded in, both in eval mode."""
+    for m in (layer, bn):
         if m.training:
             raise ValueError(f"{fn}: {m!r} is in training mode; folding is for eval mode "
                              f"only (call .eval() first)")
+    if not isinstance(layer, kind):
+        raise TypeError(f"{fn}: expected {what}, got {type(layer).__name__}")
+    fused = copy.deepcopy(layer)
+    _fold_into(fused, bn)
+    return fused
 
 
 def fuse_conv_bn_eval(conv: Module, bn: Module) -> Module:
@@ -159,24 +166,14 @@ def fuse_conv_bn_eval(conv: Module, bn: Module) -> Module:
         A new layer of ``conv``'s type with weight s W and bias s b + t (a bias
         even if ``conv`` had none); ``conv`` and ``bn`` are unchanged.
     """
-    _check_eval("fuse_conv_bn_eval", conv, bn)
-    if not isinstance(conv, _ConvNd):
-        raise TypeError(f"fuse_conv_bn_eval: expected a convolution, got {type(conv).__name__}")
-    fused = copy.deepcopy(conv)
-    _fold_into(fused, bn)
-    return fused
+    return _fused_copy("fuse_conv_bn_eval", conv, bn, _ConvNd, "a convolution")
 
 
 def fuse_linear_bn_eval(linear: Module, bn: Module) -> Module:
     """A copy of ``linear`` (N, in) -> (N, out) that computes ``bn(linear(x))`` in eval
     mode, ``bn`` a BatchNorm1d of ``out`` features with running statistics; see
     :func:`fuse_conv_bn_eval`."""
-    _check_eval("fuse_linear_bn_eval", linear, bn)
-    if not isinstance(linear, Linear):
-        raise TypeError(f"fuse_linear_bn_eval: expected a Linear, got {type(linear).__name__}")
-    fused = copy.deepcopy(linear)
-    _fold_into(fused, bn)
-    return fused
+    return _fused_copy("fuse_linear_bn_eval", linear, bn, Linear, "a Linear")
 
 
 # -------------------------------------------------------------- whole model
@@ -276,7 +273,7 @@ def _pair_for(bn_id: int, x: Tensor, trace: _Trace, names: dict[int, list[str]],
         return None, SHARED_MODULE, (f"{lname} runs {len(trace.calls[layer_id])} times per "
                                      f"forward, is registered under several names, or has "
                                      f"forward hooks")
-    if trace.readers[id(z)] != 1:
+    if trace.readers[id(z)] > 1:      # 0: nothing the outputs depend on reads the BN's output
         return None, OUTPUT_SHARED, (f"the output of {lname} is also read by "
                                      f"{trace.readers[id(z)] - 1} other operation(s), which "
                                      f"need it before normalisation")
