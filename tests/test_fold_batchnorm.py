@@ -17,7 +17,7 @@ from cnnlab.cli import main
 from cnnlab.models import MIN_INPUT_SIZE, get_model, list_models
 from cnnlab.models.vgg import CFGS, make_features
 from cnnlab.nn.fold import LAYOUT, NO_RUNNING_STATS, NOT_AFTER_CONV, OUTPUT_SHARED, SHARED_MODULE
-from cnnlab.nn.utils import fold_batchnorm, fuse_conv_bn_eval, fuse_linear_bn_eval, has_batchnorm
+from cnnlab.nn.utils import FoldError, fold_batchnorm, fuse_conv_bn_eval, fuse_linear_bn_eval, has_batchnorm
 from cnnlab.training.loop import evaluate
 from cnnlab.training.tta import predict_tta
 
@@ -250,14 +250,21 @@ class ReadsData(nn.Module):
 
     def forward(self, x):
         z = self.conv(x)
-        return self.bn(z) + cnnlab.Tensor(z.data)
+        return (self.bn(z) + cnnlab.Tensor(z.data)).reshape(x.shape[0], -1)
 
 
 def test_the_self_check_catches_a_dependency_outside_the_graph():
     model = randomize_bn(ReadsData())
     x = np.random.default_rng(0).standard_normal((1, 1, 3, 3)).astype(np.float32)
-    with pytest.raises(RuntimeError, match="does not reproduce the original"):
+    with pytest.raises(FoldError, match="does not reproduce the original"):
         fold_batchnorm(model, x)
+    # evaluation then runs the model as it is, with a warning, rather than failing
+    loader = [(cnnlab.Tensor(np.concatenate([x, -x])), cnnlab.Tensor(np.array([0, 1])))]
+    with pytest.warns(RuntimeWarning, match="unfolded"):
+        res = evaluate(model, loader, loss_fn=lambda out, y: out.sum())
+    plain = evaluate(model, loader, loss_fn=lambda out, y: out.sum(), fold_bn=False)
+    assert res.loss == plain.loss
+    np.testing.assert_array_equal(res.predictions, plain.predictions)
 
 
 def test_evaluate_and_tta_fold_by_default_with_the_same_predictions():

@@ -35,7 +35,7 @@ from cnnlab.nn.modules.conv import _ConvNd
 from cnnlab.nn.modules.linear import Identity, Linear
 from cnnlab.nn.parameter import Parameter
 
-__all__ = ["FoldReport", "fold_batchnorm", "fuse_conv_bn_eval", "fuse_linear_bn_eval",
+__all__ = ["FoldError", "FoldReport", "fold_batchnorm", "fuse_conv_bn_eval", "fuse_linear_bn_eval",
            "has_batchnorm"]
 
 #: the normalisation layers that can be folded (InstanceNorm2d, though a _BatchNorm
@@ -49,6 +49,10 @@ NOT_AFTER_CONV = "input not from a conv or linear layer"
 OUTPUT_SHARED = "conv output also used elsewhere"
 SHARED_MODULE = "shared or hooked layer"
 LAYOUT = "channels not on axis 1"
+
+
+class FoldError(RuntimeError):
+    """The folded copy does not reproduce the original on the example input."""
 
 
 @dataclass
@@ -345,8 +349,8 @@ def fold_batchnorm(model: Module, example_input: Any, check: bool = True) -> Mod
     check : bool, default True
         Run the folded copy on ``example_input`` and require the original's output,
         within 1e-3 of its largest value in float32 (1e-8 in float64), else
-        RuntimeError; this catches a dependency the graph does not show (an op
-        reading ``.data``), at the cost of one more forward.
+        :class:`FoldError` (a RuntimeError); this catches a dependency the graph
+        does not show (an op reading ``.data``), at the cost of one more forward.
 
     Returns
     -------
@@ -409,7 +413,7 @@ def _check_same(net: Module, x: Tensor, reference: list[np.ndarray]) -> None:
             diff = float(np.nanmax(np.abs(out - ref), initial=0.0))
             same = same and diff <= tol * scale
     if not same:
-        raise RuntimeError(
+        raise FoldError(
             f"fold_batchnorm: the folded {type(net).__name__} does not reproduce the original "
             f"on the example input (outputs {[o.shape for o in got]} against "
             f"{[r.shape for r in reference]}); its forward probably reads a layer's output "

@@ -24,6 +24,7 @@ import numpy as np
 
 from cnnlab.autograd.tensor import Tensor
 from cnnlab.nn.fold import (
+    FoldError,
     FoldReport,
     fold_batchnorm,
     fuse_conv_bn_eval,
@@ -31,7 +32,7 @@ from cnnlab.nn.fold import (
     has_batchnorm,
 )
 
-__all__ = ["FoldReport", "clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_",
+__all__ = ["FoldError", "FoldReport", "clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_",
            "fold_batchnorm", "fuse_conv_bn_eval", "fuse_linear_bn_eval", "get_total_norm",
            "has_batchnorm"]
 

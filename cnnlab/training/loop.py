@@ -7,6 +7,7 @@ before it (:func:`inference_model`).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
@@ -15,7 +16,7 @@ import numpy as np
 from cnnlab.autograd.tensor import Tensor, no_grad
 from cnnlab.models.googlenet import googlenet_loss
 from cnnlab.nn.module import Module
-from cnnlab.nn.utils import clip_grad_norm_, fold_batchnorm, has_batchnorm
+from cnnlab.nn.utils import FoldError, clip_grad_norm_, fold_batchnorm, has_batchnorm
 
 ProgressHook = Callable[[int, float, float], None]   # (batch size, loss, accuracy so far)
 
@@ -92,10 +93,17 @@ def inference_model(model: Module, example: Tensor | np.ndarray, fold_bn: bool =
     norm layers are folded into the convolutions before them
     (:func:`cnnlab.nn.utils.fold_batchnorm`, traced on the first sample of the batch
     ``example``; same outputs up to float rounding, one pass over the maps fewer per
-    folded layer) if it has any to fold; otherwise ``model`` itself."""
+    folded layer) if it has any to fold; otherwise ``model`` itself.  If the folded
+    copy fails its self-check (a forward reading a layer's output outside the graph),
+    ``model`` itself, with a warning: folding only saves time."""
     if not fold_bn or not has_batchnorm(model):
         return model
-    folded = fold_batchnorm(model, (example.data if isinstance(example, Tensor) else example)[:1])
+    try:
+        folded = fold_batchnorm(model, (example.data if isinstance(example, Tensor) else example)[:1])
+    except FoldError as e:
+        warnings.warn(f"{e}; running {type(model).__name__} with its batch norm unfolded",
+                      RuntimeWarning, stacklevel=2)
+        return model
     return folded if folded.fold_report.folded else model
 
 
