@@ -256,7 +256,7 @@ INFER_BATCH = 8
 def fmt(section: str, value: float) -> str:
     if section == "memory":
         return f"{value:.0f} MiB"
-    return f"{value:.2f} s" if value > 1 else f"{value * 1e3:.2f} ms"
+    return f"{value:.2f} s" if value >= 1 else f"{value * 1e3:.2f} ms"
 
 
 def table(section: str, ours: dict[str, tuple[float, float]],
@@ -270,8 +270,8 @@ def table(section: str, ours: dict[str, tuple[float, float]],
     for name, (o_min, o_med) in ours.items():
         t_min, t_med = theirs[name]
         ratio = o_med / t_med
-        row = (f"| {name.replace(' (s)', '').replace(' (MiB)', '')} | {fmt(section, o_med)} | "
-               f"{fmt(section, o_min)} | {fmt(section, t_med)} | {fmt(section, t_min)} | "
+        cells = [fmt(section, v) for v in (o_med, o_min, t_med, t_min)]
+        row = (f"| {name.replace(' (s)', '').replace(' (MiB)', '')} | {' | '.join(cells)} | "
                f"{ratio:.2f} | {o_min / t_min:.2f} |")
         if section == "conv":
             row += f" {conv_flops(CONV_SHAPES[name]) / o_med / 1e9:.1f} |"
