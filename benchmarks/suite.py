@@ -48,6 +48,13 @@ CONV_SHAPES = {
     "depthwise 128 3×3 @56 (groups=128), N=8": (8, 128, 56, 128, 3, 1, 1, 128),
 }
 LAYER_SHAPE = (8, 64, 112, 112)
+INFER_BATCH = 8
+# (model, batch norm folded: cnnlab's fold_batchnorm, as cnnlab evaluate runs it, and torch.fx's fuse)
+INFER_RUNS = [("resnet18", False), ("resnet18", True), ("vgg16", False)]
+
+
+def infer_row(name: str, fold: bool) -> str:
+    return f"{name} inference{', BN folded' if fold else ''}, batch {INFER_BATCH} × 3×224×224 (s)"
 
 
 def conv_flops(shape: tuple) -> float:
@@ -121,11 +128,14 @@ class Cnnlab:
         self.cl.manual_seed(0)
         return get_model("resnet20")
 
-    def inference(self, name: str, x: np.ndarray) -> Callable[[], None]:
+    def inference(self, name: str, x: np.ndarray, fold: bool = False) -> Callable[[], None]:
         from cnnlab.models import get_model
+        from cnnlab.nn.utils import fold_batchnorm
 
         self.cl.manual_seed(0)
         model = get_model(name).eval()
+        if fold:   # what cnnlab evaluate runs: batch norm folded into the convolutions
+            model = fold_batchnorm(model, x[:1])
         xt = self.tensor(x)
 
         def run() -> None:
@@ -183,12 +193,15 @@ class Torch:
         self.t.manual_seed(0)
         return torch_models.ResNet20()
 
-    def inference(self, name: str, x: np.ndarray) -> Callable[[], None]:
+    def inference(self, name: str, x: np.ndarray, fold: bool = False) -> Callable[[], None]:
         sys.path.insert(0, str(HERE))
         import torch_models
+        from torch.fx.experimental.optimization import fuse
 
         self.t.manual_seed(0)
         model = {"vgg16": torch_models.vgg16, "resnet18": torch_models.ResNet18}[name]().eval()
+        if fold:   # torch's own conv + batch norm folding, through torch.fx
+            model = fuse(model)
         xt = self.t.from_numpy(x)
 
         def run() -> None:
@@ -222,10 +235,9 @@ def child(framework: str, section: str, repeats: int, lenet_steps: int = 300) ->
         out["ResNet-20 training step, batch 128 × 3×32×32 (s)"] = median_time(
             fw.train_step(fw.resnet20(), x, y), repeats)
     elif section == "infer":
-        x = rng.standard_normal((8, 3, 224, 224)).astype(np.float32)
-        for name in ("resnet18", "vgg16"):
-            out[f"{name} inference, batch 8 × 3×224×224 (s)"] = median_time(
-                fw.inference(name, x), repeats, warmup=1)
+        x = rng.standard_normal((INFER_BATCH, 3, 224, 224)).astype(np.float32)
+        for name, fold in INFER_RUNS:
+            out[infer_row(name, fold)] = median_time(fw.inference(name, x, fold), repeats, warmup=1)
     elif section == "memory":
         x = rng.standard_normal((128, 3, 32, 32)).astype(np.float32)
         y = rng.integers(0, 10, 128).astype(np.int64)
@@ -246,11 +258,10 @@ TARGETS: dict[str, dict[str, float]] = {
     "layers": {"ReLU": 1.0},
     "lenet": {"LeNet-5 epoch, Fashion-MNIST, batch 64 (s)": 1.0},
     "resnet20": {"ResNet-20 training step, batch 128 × 3×32×32 (s)": 1.0},
-    "infer": {"resnet18 inference, batch 8 × 3×224×224 (s)": 0.8,
-              "vgg16 inference, batch 8 × 3×224×224 (s)": 0.7},
+    "infer": {infer_row("resnet18", False): 0.8, infer_row("resnet18", True): 0.8,
+              infer_row("vgg16", False): 0.7},
     "memory": {"ResNet-20 step: peak RSS (MiB)": 1.1},
 }
-INFER_BATCH = 8
 
 
 def fmt(section: str, value: float) -> str:
