@@ -268,7 +268,7 @@ def test_a_safetensors_file_named_pth_is_read_by_its_content(tmp_path):
 @pytest.mark.parametrize("make", ["sparse", "quantized"])
 def test_sparse_and_quantized_tensors_in_a_pth_are_named(tmp_path, make):
     torch = pytest.importorskip("torch")
-    t = torch.eye(3)
+    t = torch.eye(3, dtype=torch.float32)      # the suite may have made float64 the default
     t = t.to_sparse() if make == "sparse" else torch.quantize_per_tensor(t, 0.1, 0, torch.qint8)
     p = tmp_path / "m.pth"
     torch.save({"layer.weight": t}, p)
