@@ -6,6 +6,7 @@ import zlib
 
 import numpy as np
 import pytest
+from tally import count
 
 import cnnlab
 from cnnlab import nn, optim
@@ -78,6 +79,7 @@ def test_a_large_photo_is_decoded_downscaled(tmp_path, mode, ext):
     Image.fromarray(a, mode).save(tmp_path / f"big.{ext}")
     small = load_image_file(tmp_path / f"big.{ext}", max_side=400)
     full = load_image_file(tmp_path / f"big.{ext}", max_side=10**6)
+    count("bad value", "loaded")
     assert max(small.shape[:2]) == 400 and full.shape[:2] == shape[:2]
     assert small.shape[2:] == full.shape[2:] == ((3,) if len(shape) == 3 else ())
     assert small.shape[0] / small.shape[1] == pytest.approx(shape[0] / shape[1], abs=0.01)

@@ -76,8 +76,8 @@ def originals(tmp_path_factory):
     write_idx(d / "x.idx", np.arange(60, dtype=np.uint8).reshape(3, 4, 5))
     write_idx(d / "x.idx.gz", np.arange(60, dtype=np.uint8).reshape(3, 4, 5))
     torch = pytest.importorskip("torch")
-    torch.save({"conv.weight": torch.arange(24.0).reshape(2, 3, 2, 2), "fc.bias": torch.zeros(3)},
-               d / "w.pth")
+    torch.save({"conv.weight": torch.arange(24, dtype=torch.float32).reshape(2, 3, 2, 2),
+                "fc.bias": torch.zeros(3, dtype=torch.float32)}, d / "w.pth")
     return {p.name: p.read_bytes() for p in d.iterdir()}
 
 
