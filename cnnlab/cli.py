@@ -25,12 +25,20 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "train", help="train a model and write a run folder",
         description="Train a model. Unset options take the dataset's defaults "
                     "(digits: 30 epochs, batch 32, lr 0.02; fashion-mnist/mnist: 10 epochs, "
-                    "batch 64, lr 0.02; SGD with momentum 0.9 and a cosine schedule).")
+                    "batch 64, lr 0.02; SGD with momentum 0.9 and a cosine schedule; Adam: lr "
+                    "1e-3). A tenth of the training set is held out for validation "
+                    "(--val-split) and the test set is scored once, after training.")
     _add_config_options(p, TrainConfig)
     p.add_argument("--out", help="run folder (default: runs/<dataset>-<model>, numbered if taken)")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
                    help="continue the run in --out from its newest checkpoint (or from "
-                        "CHECKPOINT); --epochs may extend it unless its schedule is cosine")
+                        "CHECKPOINT); --epochs may lengthen it unless its schedule is cosine "
+                        "(use --extend)")
+    p.add_argument("--extend", type=int, metavar="N",
+                   help="train the run in --out (or the one of --resume CHECKPOINT) N more epochs "
+                        "from its newest checkpoint, on a new schedule segment: the schedule starts "
+                        "again at the run's learning rate (or --lr) over the N epochs (a new cosine, "
+                        "say); the run stays resumable")
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,
                      help="always show the progress bar")
@@ -57,6 +65,8 @@ def _add_config_options(p: argparse.ArgumentParser, config: type) -> None:
     groups: dict[str, argparse._ArgumentGroup] = {}
     for f in dataclasses.fields(config):
         meta, group = f.metadata, f.metadata.get("group")
+        if meta.get("cli") is False:
+            continue
         if group and group not in groups:
             groups[group] = p.add_argument_group(group)
         where = groups[group] if group else p
@@ -82,11 +92,15 @@ def _add_config_options(p: argparse.ArgumentParser, config: type) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.training.run import default_out_dir, fit
 
-    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+               if hasattr(args, f.name)}
     cfg = TrainConfig(**{**options, "lr_mult": _parse_lr_mult(args.lr_mult)})
     resume_path = args.resume if isinstance(args.resume, str) else None   # --resume CKPT
+    if args.extend is not None and not args.resume:
+        args.resume = True
     if args.resume is True and not args.out:
-        raise SystemExit("cnnlab train: --resume needs --out RUN_FOLDER (or a checkpoint path)")
+        raise ValueError(f"{'--extend' if args.extend is not None else '--resume'} needs "
+                         "--out RUN_FOLDER (or --resume CHECKPOINT)")
     if args.out:
         out = Path(args.out)
     elif resume_path:   # RUN/checkpoints/epoch-NNN.npz -> RUN
@@ -94,7 +108,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         out = default_out_dir(cfg.resolved())
     try:
-        fit(cfg, out, resume=args.resume, progress=args.progress)
+        fit(cfg, out, resume=args.resume, progress=args.progress, extend=args.extend)
     except RunExistsError as e:
         raise RunExistsError(e.out, "pass --resume to continue it or choose another --out") from e
     return 0

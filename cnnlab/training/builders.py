@@ -67,14 +67,20 @@ def build_optimizer(cfg: TrainConfig, model: Module):
                      weight_decay=cfg.weight_decay)
 
 
-def build_scheduler(cfg: TrainConfig, optimizer):
+def build_scheduler(cfg: TrainConfig, optimizer, epochs: int | None = None):
+    """The scheduler ``cfg.scheduler`` over ``epochs`` (default ``cfg.epochs``; the
+    length of one schedule segment of an extended run); None for 'none'."""
     sched = optim.lr_scheduler
+    epochs = cfg.epochs if epochs is None else epochs
     if cfg.scheduler == "step":
         return sched.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
     if cfg.scheduler == "cosine":
-        return sched.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+        return sched.CosineAnnealingLR(optimizer, T_max=epochs)
     if cfg.scheduler == "warmup-cosine":
-        after = sched.CosineAnnealingLR(optimizer, T_max=cfg.epochs - cfg.warmup_epochs)
+        if epochs <= cfg.warmup_epochs:
+            raise ConfigError(f"a warmup-cosine segment of {epochs} epochs is too short for "
+                              f"{cfg.warmup_epochs} warm-up epochs", "extend", "warmup_epochs")
+        after = sched.CosineAnnealingLR(optimizer, T_max=epochs - cfg.warmup_epochs)
         return sched.warmup_scheduler(optimizer, cfg.warmup_epochs, after)
     if cfg.scheduler == "plateau":
         return sched.ReduceLROnPlateau(optimizer, mode="min", factor=cfg.gamma,
