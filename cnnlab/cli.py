@@ -129,10 +129,10 @@ def _parse_lr_mult(items: list[str]) -> dict[str, float]:
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a checkpoint",
-                       description="Evaluate a model.npz or checkpoint written by `cnnlab train` "
-                                   "on its dataset's test split.")
-    p.add_argument("checkpoint")
+    p = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a run",
+                       description="Evaluate a run folder, model.npz or checkpoint written by "
+                                   "`cnnlab train` on its dataset's test split.")
+    p.add_argument("checkpoint", metavar="RUN", help="a run folder, its model.npz or a checkpoint")
     p.add_argument("--dataset", choices=DATASET_NAMES,
                    help="default: the dataset the model was trained on")
     p.add_argument("--data-dir")
@@ -141,14 +141,19 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from cnnlab.training.builders import dataset_mismatch
     from cnnlab.training.loop import confusion_matrix, evaluate, format_confusion_matrix
     from cnnlab.training.run import evaluation_loader, load_for_evaluation
 
     model, meta = load_for_evaluation(args.checkpoint)
     test, loader = evaluation_loader(meta, args.dataset, args.data_dir, args.batch_size)
+    for note in dataset_mismatch(meta, test):
+        print(f"cnnlab evaluate: warning: {note}", file=sys.stderr)
     res = evaluate(model, loader)
     classes = list(test.classes or meta.get("classes") or [])
-    cm = confusion_matrix(res.targets, res.predictions, len(classes) or int(res.targets.max()) + 1)
+    k = max(len(classes), int(res.targets.max()) + 1, int(res.predictions.max()) + 1)
+    classes += [str(i) for i in range(len(classes), k)]
+    cm = confusion_matrix(res.targets, res.predictions, k)
     print(f"model {meta['model_spec']['name']} from {args.checkpoint}")
     print(f"test accuracy {res.accuracy:.4f} ({int(cm.trace())}/{res.count})  "
           f"test loss {res.loss:.4f}")

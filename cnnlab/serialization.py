@@ -158,8 +158,15 @@ def save(state_dict: Mapping[str, Any], path: str | os.PathLike,
 
 
 def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Load a state dict written by :func:`save`."""
-    arrays, _ = load_arrays(path)
+    """Load a state dict written by :func:`save`.
+
+    A run's ``model.npz`` or checkpoint (``cnnlab train``'s, which keeps the
+    weights under ``model/`` beside the optimizer's state) gives its model's
+    state dict, ready for ``load_state_dict``; to rebuild the model itself use
+    :func:`cnnlab.training.load_for_evaluation`."""
+    arrays, meta = load_arrays(path)
+    if meta.get("kind") in ("model", "training-state"):
+        return {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
     return arrays
 
 

@@ -12,6 +12,7 @@ from cnnlab.models import get_model, input_size_for
 from cnnlab.nn.module import Module
 from cnnlab.training.checkpoint import load_training_state
 from cnnlab.training.config import ConfigError, TrainConfig, stored_spec
+from cnnlab.training.folder import model_file
 from cnnlab.training.splits import stratified_indices, stratified_split, subset
 from cnnlab.training.transfer import parameter_groups
 
@@ -109,7 +110,9 @@ def split_training_data(cfg: TrainConfig, train):
 
 
 def load_for_evaluation(path: str | os.PathLike) -> tuple[Module, dict[str, Any]]:
-    """Rebuild the model stored in a checkpoint or model file; returns (model, meta)."""
+    """Rebuild the model stored in a checkpoint, a model file or a run folder
+    (its ``model.npz``); returns (model, meta)."""
+    path = model_file(path)
     state = load_training_state(path)
     model = build_model(stored_spec(state.meta, path))
     model.load_state_dict(state.model_state)
@@ -122,8 +125,34 @@ def evaluation_loader(meta: dict[str, Any], dataset: str | None, data_dir: str |
     """(dataset, loader) of a split of ``dataset`` (default: the model's own), with
     the model's input pipeline (resize/pad, normalisation); no shuffling."""
     ds_name = dataset or meta["dataset"]
-    data_dir = data_dir if data_dir is not None else (meta.get("config") or {}).get("data_dir")
+    own = ds_name == meta["dataset"]
+    if data_dir is None and own:
+        data_dir = (meta.get("config") or {}).get("data_dir")
     data = get_dataset(ds_name, split, root=data_dir)
-    transform = input_transform(meta["model_spec"], meta.get("normalize"), data.x.shape[1],
+    spec = meta["model_spec"]
+    channels = spec["kwargs"]["in_channels"]
+    if data.x.ndim != 4 or data.x.shape[1] != channels:
+        raise ValueError(f"{ds_name} images have shape {tuple(data.x.shape[1:])}, but the model "
+                         f"({spec['name']}) takes {channels}-channel images")
+    transform = input_transform(spec, meta.get("normalize"), data.x.shape[1],
                                 size=data.x.shape[-1])
     return data, DataLoader(data, batch_size, shuffle=False, transform=transform)
+
+
+def dataset_mismatch(meta: dict[str, Any], data) -> list[str]:
+    """Warnings for evaluating the model of ``meta`` on ``data``: images of another
+    size than it trained on (they are resized) or another number of classes."""
+    spec, notes = meta["model_spec"], []
+    trained = (spec.get("input") or {}).get("from", spec["kwargs"]["input_size"])
+    size = tuple(data.x.shape[-2:])
+    if size != (trained, trained):
+        notes.append(f"the images are {size[0]}x{size[1]} but the model was trained on "
+                     f"{trained}x{trained} images; they are resized, so expect a lower accuracy")
+    k = int(spec["kwargs"]["num_classes"])
+    labels = int(data.y.max()) + 1 if len(data.y) else 0
+    n = len(data.classes) if data.classes else labels
+    if n != k or labels > k:
+        notes.append(f"the dataset has {max(n, labels)} classes but the model predicts {k}; "
+                     "its class indices may not mean the same classes, and labels beyond the "
+                     "model's count are never predicted")
+    return notes

@@ -71,6 +71,20 @@ def prune_checkpoints(out: Path, epoch: int, keep: int, best: int | None = None)
     return removed
 
 
+def model_file(path: str | os.PathLike) -> Path:
+    """The file to load for ``path``: itself, or ``RUN/model.npz`` for a run folder."""
+    p = Path(path)
+    if not p.is_dir():
+        return p
+    if (p / "model.npz").is_file():
+        return p / "model.npz"
+    found = find_checkpoints(p)
+    hint = (f"; training did not finish: pass its newest checkpoint {found[-1][1]}, or finish it "
+            f"with cnnlab train --out {p} --resume" if found else
+            "; it is not a run folder written by cnnlab train")
+    raise FileNotFoundError(f"{p} holds no model.npz{hint}")
+
+
 def default_out_dir(cfg: TrainConfig, root: str | os.PathLike = "runs") -> Path:
     """``runs/<dataset>-<model>`` of a resolved config, or with ``-2``, ``-3``, ... if that is taken."""
     base = Path(root) / f"{cfg.dataset}-{cfg.model}"
