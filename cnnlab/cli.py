@@ -133,8 +133,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                        description="Evaluate a run folder, model.npz or checkpoint written by "
                                    "`cnnlab train` on its dataset's test split.")
     p.add_argument("checkpoint", metavar="RUN", help="a run folder, its model.npz or a checkpoint")
-    p.add_argument("--dataset", choices=DATASET_NAMES,
-                   help="default: the dataset the model was trained on")
+    p.add_argument("--dataset", metavar="NAME", help=f"{', '.join(DATASET_NAMES)}, folder:PATH or "
+                   "cifar10:PATH (default: the dataset the model was trained on)")
     p.add_argument("--data-dir")
     p.add_argument("--batch-size", type=int, default=500)
     p.set_defaults(func=cmd_evaluate)
@@ -169,9 +169,9 @@ def _add_features(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint")
     p.add_argument("--layer", required=True,
                    help="dotted submodule name, e.g. classifier.2 (see `cnnlab summary MODEL`)")
-    p.add_argument("--dataset", choices=DATASET_NAMES,
-                   help="default: the dataset the model was trained on (others are resized to "
-                        "its input)")
+    p.add_argument("--dataset", metavar="NAME",
+                   help=f"{', '.join(DATASET_NAMES)}, folder:PATH or cifar10:PATH (default: the "
+                        "dataset the model was trained on; others are resized to its input)")
     p.add_argument("--data-dir")
     p.add_argument("--split", choices=["train", "test"], default="train")
     p.add_argument("--relu", action="store_true", help="threshold the codes at zero")

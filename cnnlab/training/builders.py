@@ -7,11 +7,12 @@ import os
 from typing import Any
 
 from cnnlab import optim
-from cnnlab.data import Compose, DataLoader, Normalize, Pad, Resize, get_dataset
+from cnnlab.data import Compose, DataLoader, Normalize, Pad, Resize, dataset_stats, get_dataset
+from cnnlab.data.user_data import pixel_stats
 from cnnlab.models import get_model, input_size_for
 from cnnlab.nn.module import Module
 from cnnlab.training.checkpoint import load_training_state
-from cnnlab.training.config import ConfigError, TrainConfig, stored_spec
+from cnnlab.training.config import USER_DATA, ConfigError, TrainConfig, dataset_kind, stored_spec
 from cnnlab.training.folder import model_file
 from cnnlab.training.splits import stratified_indices, stratified_split, subset
 from cnnlab.training.transfer import parameter_groups
@@ -89,10 +90,23 @@ def build_scheduler(cfg: TrainConfig, optimizer, epochs: int | None = None):
     return None
 
 
-def load_data(dataset: str, data_dir: str | None):
-    train = get_dataset(dataset, "train", root=data_dir)
-    test = get_dataset(dataset, "test", root=data_dir)
+def load_data(dataset: str, data_dir: str | None, size: int | None = None):
+    """(train, test) of ``dataset``; ``size`` is the side a ``folder:PATH`` dataset's
+    images are resized to."""
+    train = get_dataset(dataset, "train", root=data_dir, size=size)
+    test = get_dataset(dataset, "test", root=data_dir, size=size)
     return train, test
+
+
+def normalisation(cfg: TrainConfig, train) -> dict[str, float] | None:
+    """The mean and std the images are standardised with (None with ``normalize``
+    off): the built-in datasets' constants, or the pixel statistics of a user
+    dataset's training split."""
+    if not cfg.normalize:
+        return None
+    stats = (pixel_stats(train.x) if dataset_kind(cfg.dataset) in USER_DATA
+             else dataset_stats(cfg.dataset))
+    return dict(zip(("mean", "std"), stats))
 
 
 def split_training_data(cfg: TrainConfig, train):
@@ -128,8 +142,8 @@ def evaluation_loader(meta: dict[str, Any], dataset: str | None, data_dir: str |
     own = ds_name == meta["dataset"]
     if data_dir is None and own:
         data_dir = (meta.get("config") or {}).get("data_dir")
-    data = get_dataset(ds_name, split, root=data_dir)
     spec = meta["model_spec"]
+    data = get_dataset(ds_name, split, root=data_dir, size=spec["kwargs"]["input_size"])
     channels = spec["kwargs"]["in_channels"]
     if data.x.ndim != 4 or data.x.shape[1] != channels:
         raise ValueError(f"{ds_name} images have shape {tuple(data.x.shape[1:])}, but the model "

@@ -15,13 +15,17 @@ from cnnlab.data import AUGMENTATION_NAMES, DATASET_NAMES
 from cnnlab.serialization import CheckpointError
 from cnnlab.training.checkpoint import load_training_state
 
-DEFAULT_MODEL = {"digits": "digits_cnn", "fashion-mnist": "lenet5", "mnist": "lenet5"}
+DEFAULT_MODEL = {"digits": "digits_cnn", "fashion-mnist": "lenet5", "mnist": "lenet5",
+                 "folder": "lenet5", "cifar10": "lenet5"}
 # Per-dataset defaults for options the user leaves unset.
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "digits": {"epochs": 30, "batch_size": 32, "lr": 0.02, "scheduler": "cosine"},
     "fashion-mnist": {"epochs": 10, "batch_size": 64, "lr": 0.02, "scheduler": "cosine"},
     "mnist": {"epochs": 10, "batch_size": 64, "lr": 0.02, "scheduler": "cosine"},
+    "folder": {"epochs": 10, "batch_size": 64, "lr": 0.02, "scheduler": "cosine"},
+    "cifar10": {"epochs": 10, "batch_size": 64, "lr": 0.02, "scheduler": "cosine"},
 }
+USER_DATA = ("folder", "cifar10")      # datasets named KIND:PATH
 # Models whose default learning rate differs from the dataset's: LeNet-5 (1998)'s
 # RBF output gives penalties of order 100, so SGD at 0.02 overshoots.
 MODEL_LR = {"lenet5_1998": 0.003}
@@ -91,9 +95,13 @@ class TrainConfig:
 
     model: str | None = _opt(help="model name (see `cnnlab models`); default: digits_cnn for digits, "
                                   "lenet5 otherwise")
-    dataset: str = _opt("digits", choices=DATASET_NAMES,
+    dataset: str = _opt("digits", metavar="|".join(DATASET_NAMES) + "|folder:PATH|cifar10:PATH",
                         help="digits ships with scikit-learn; fashion-mnist is read from "
-                             "/usr/share/datasets/fashion-mnist (Debian package dataset-fashion-mnist)")
+                             "/usr/share/datasets/fashion-mnist (Debian package dataset-fashion-mnist); "
+                             "folder:PATH is your own images, one subfolder per class (PNG/JPEG, "
+                             "resized to --input-size, default 32; PATH/train and PATH/test if "
+                             "present, else an 80/20 split); cifar10:PATH reads CIFAR-10's binary "
+                             "batches (data_batch_*.bin, test_batch.bin)")
     data_dir: str | None = _opt(help="folder holding the four IDX files (fashion-mnist, mnist)")
     epochs: int | None = _opt(help="number of epochs (default: the dataset's)")
     batch_size: int | None = _opt(help="1 is online (stochastic) learning: lower --lr with it, "
@@ -164,10 +172,12 @@ class TrainConfig:
         """A copy with dataset defaults filled in and names normalised.
 
         Raises :class:`ConfigError` for a value that cannot be used."""
-        ds = self.dataset.lower().replace("_", "-")
-        if ds not in DEFAULT_MODEL:
-            raise ConfigError(f"unknown dataset {self.dataset!r}; choose from {sorted(DEFAULT_MODEL)}")
-        d = DATASET_DEFAULTS[ds]
+        ds = dataset_name(self.dataset)
+        kind = dataset_kind(ds)
+        d = DATASET_DEFAULTS[kind]
+        if kind in USER_DATA and self.data_dir is not None:
+            raise ConfigError(f"data_dir does not apply to {ds}, which names its own folder",
+                              "data_dir")
         if ds == "digits" and self.data_dir is not None:
             raise ConfigError(f"data_dir {self.data_dir!r} does not apply to the digits, which ship "
                               "inside scikit-learn; it names the folder of the fashion-mnist or "
@@ -178,7 +188,7 @@ class TrainConfig:
             model = model or src["name"]
             if input_size is None and model.lower().replace("-", "_") == src["name"]:
                 input_size = int(src["kwargs"]["input_size"])
-        model = (model or DEFAULT_MODEL[ds]).lower().replace("-", "_")
+        model = (model or DEFAULT_MODEL[kind]).lower().replace("-", "_")
         scheduler = d["scheduler"] if self.scheduler is None else self.scheduler
         warmup = (1 if scheduler == "warmup-cosine" else 0) if self.warmup_epochs is None \
             else self.warmup_epochs
@@ -246,6 +256,30 @@ class TrainConfig:
                               "keep_checkpoints")
         if self.train_size is not None and self.train_size < 2:
             raise ConfigError(f"train_size must be >= 2, got {self.train_size}", "train_size")
+
+
+def dataset_kind(name: str) -> str:
+    """'folder' for 'folder:PATH', else the (canonical) name itself."""
+    return name.partition(":")[0]
+
+
+def dataset_name(name: str) -> str:
+    """The canonical spelling of a dataset option: 'fashion-mnist', or
+    'folder:PATH' with the kind lower-cased and the path as given; ConfigError
+    for an unknown one."""
+    kind, sep, where = str(name).partition(":")
+    kind = kind.strip().lower().replace("_", "-")
+    if sep:
+        if kind not in USER_DATA:
+            raise ConfigError(f"unknown dataset kind {kind!r} in {name!r}; a path goes with "
+                              "folder:PATH or cifar10:PATH", "dataset")
+        if not where:
+            raise ConfigError(f"dataset {name!r} needs a path: {kind}:PATH", "dataset")
+        return f"{kind}:{where}"
+    if kind not in DATASET_NAMES:
+        raise ConfigError(f"unknown dataset {name!r}; choose from {', '.join(DATASET_NAMES)}, "
+                          "folder:PATH or cifar10:PATH", "dataset")
+    return kind
 
 
 def source_spec(path: str | os.PathLike) -> dict[str, Any]:

@@ -87,7 +87,9 @@ def model_file(path: str | os.PathLike) -> Path:
 
 def default_out_dir(cfg: TrainConfig, root: str | os.PathLike = "runs") -> Path:
     """``runs/<dataset>-<model>`` of a resolved config, or with ``-2``, ``-3``, ... if that is taken."""
-    base = Path(root) / f"{cfg.dataset}-{cfg.model}"
+    kind, _, where = cfg.dataset.partition(":")    # folder:/data/pets -> pets
+    label = Path(where.rstrip("/\\")).name or kind if where else kind
+    base = Path(root) / f"{label}-{cfg.model}"
     out, k = base, 1
     while out.exists() and any(out.iterdir()):
         k += 1

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import cnnlab
 from cnnlab import optim
-from cnnlab.data import DataLoader, build_augmentation, dataset_stats
+from cnnlab.data import DataLoader, build_augmentation
 from cnnlab.nn import BatchNorm1d
 from cnnlab.nn.module import Module
 from cnnlab.serialization import CheckpointError
@@ -47,6 +47,7 @@ from cnnlab.training.builders import (
     load_data,
     load_for_evaluation,
     model_spec_for,
+    normalisation,
     split_training_data,
 )
 from cnnlab.training.checkpoint import (
@@ -288,12 +289,12 @@ def start_segment(run: Run, begun: int):
 def load_run_data(cfg: TrainConfig) -> RunData:
     """The datasets (after ``train_size`` and ``val_split``), the model spec and
     the loaders: the training one shuffled and augmented, the others in order."""
-    train_set, test_set = load_data(cfg.dataset, cfg.data_dir)
+    train_set, test_set = load_data(cfg.dataset, cfg.data_dir, cfg.input_size)
     full_train = len(train_set)
     train_set, val_set = split_training_data(cfg, train_set)
     sample_shape = tuple(train_set.x.shape[1:])
     classes = list(train_set.classes or [str(i) for i in range(int(train_set.y.max()) + 1)])
-    normalize = dict(zip(("mean", "std"), dataset_stats(cfg.dataset))) if cfg.normalize else None
+    normalize = normalisation(cfg, train_set)
     spec = model_spec_for(cfg, sample_shape, len(classes))
     transform = input_transform(spec, normalize, sample_shape[0])
     augment = build_augmentation(cfg.augment, sample_shape[-1], sample_shape[0], images=train_set.x,
