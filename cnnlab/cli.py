@@ -245,7 +245,8 @@ def _add_summary(sub: argparse._SubParsersAction) -> None:
                        description="Print a model's per-layer table (see cnnlab.summary).")
     p.add_argument("model", help="a name from `cnnlab models`")
     p.add_argument("--input", default=None, metavar="CxHxW",
-                   help="input size, e.g. 3x224x224 (default: 1x28x28, or 1x8x8 for digits_cnn)")
+                   help="input size, e.g. 3x224x224 (default: the model's own, e.g. 3x227x227 "
+                        "for alexnet_original, 1x32x32 for lenet5_1998)")
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=1)
     p.set_defaults(func=cmd_summary)
@@ -262,17 +263,19 @@ def _parse_input(text: str) -> tuple[int, ...]:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from cnnlab.models import get_model
-    from cnnlab.summary import summary
+    from cnnlab.models import default_input_shape, get_model
+    from cnnlab.summary import format_summary, grouped_warnings, summary
 
-    default = "1x8x8" if args.model.replace("-", "_") == "digits_cnn" else "1x28x28"
-    C, H, W = _parse_input(args.input or default)
+    C, H, W = _parse_input(args.input) if args.input else default_input_shape(args.model)
     kwargs = {"in_channels": C, "input_size": H}
     if args.num_classes is not None:
         kwargs["num_classes"] = args.num_classes
     model = get_model(args.model, **kwargs)
     print(f"{args.model} on {C}x{H}x{W}, batch {args.batch_size}")
-    summary(model, (C, H, W), batch_size=args.batch_size)
+    s = summary(model, (C, H, W), batch_size=args.batch_size, verbose=False)
+    print(format_summary(s, warnings=False))
+    for w in grouped_warnings(s.warnings):
+        print(f"cnnlab summary: warning: {w}", file=sys.stderr)
     return 0
 
 
