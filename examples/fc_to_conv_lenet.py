@@ -11,7 +11,7 @@ per position, checks that the cells aligned with the six images equal the
 original model on those images, and saves the strip and the class map as a PNG.
 
     python examples/fc_to_conv_lenet.py                       # ~400 SGD steps first
-    python examples/fc_to_conv_lenet.py --model runs/fashion_mnist-lenet5/model.npz
+    python examples/fc_to_conv_lenet.py --model runs/fashion-mnist-lenet5/model.npz
 """
 from __future__ import annotations
 
