@@ -76,6 +76,8 @@ class ModelSummary:
     input_values: int
     forward_activations: int      # values per image, input included
     warnings: list[str] = field(default_factory=list)
+    masked_params: int = 0        # connection-table weights held at zero, not counted
+    idle_params: dict[str, int] = field(default_factory=dict)   # modules the forward did not run
 
     @property
     def frozen_params(self) -> int:
@@ -170,6 +172,8 @@ def summary(model: Module, input_size: tuple[int, ...], batch_size: int = 1,
     last_rf: list[ReceptiveField | None] = [rf_of[id(x)]]
     rows: list[LayerRow] = []
     warnings: list[str] = []
+    masked = [0]                      # connection-table weights outside the table
+    ran: set[int] = set()             # parameters of the modules the forward ran
     keep: list[Tensor] = [x]          # keep tensors alive so their ids stay unique
 
     def hook(m: Module, inputs: tuple, out: Any) -> None:
@@ -215,6 +219,11 @@ def summary(model: Module, input_size: tuple[int, ...], batch_size: int = 1,
         last_rf[0] = rf
         keep.append(out)
         weights = sum(p.size for n, p in own if n != "bias")
+        if tname == "ConnectionTable":   # only the connected weights, as the model counts them
+            connected = int(m.table.sum()) * int(np.prod(m.weight.shape[2:]))
+            masked[0] += weights - connected
+            weights = connected
+        ran.update(id(p) for _, p in own)
         biases = sum(p.size for n, p in own if n == "bias")
         values = int(np.prod(out.shape[1:]))
         # an adaptive pool whose output size is its input size is the identity (torchvision's
@@ -236,13 +245,23 @@ def summary(model: Module, input_size: tuple[int, ...], batch_size: int = 1,
         model.train(was_training)
 
     params = list(model.parameters())
-    total = sum(p.size for p in params)
-    trainable = sum(p.size for p in params if p.requires_grad)
+    masked_trainable = sum(p.size - int(m.table.sum()) * int(np.prod(p.shape[2:]))
+                           for m in model.modules() if type(m).__name__ == "ConnectionTable"
+                           for p in [m.weight] if p.requires_grad)
+    total = sum(p.size for p in params) - masked[0]
+    trainable = sum(p.size for p in params if p.requires_grad) - masked_trainable
+    # parameters of modules the forward did not run (GoogLeNet's auxiliary heads in eval
+    # mode), by top-level module
+    idle: dict[str, int] = {}
+    for name, p in model.named_parameters():
+        if id(p) not in ran:
+            top = name.split(".")[0]
+            idle[top] = idle.get(top, 0) + p.size
     param_bytes = sum(p.data.nbytes for p in params)
     input_values = int(np.prod(input_size))
     forward = input_values + sum(r.activations for r in rows if r.counted)
     result = ModelSummary(rows, tuple(input_size), batch_size, itemsize, total, trainable,
-                          param_bytes, input_values, forward, warnings)
+                          param_bytes, input_values, forward, warnings, masked[0], idle)
     if verbose:
         print(result)
     return result
@@ -283,6 +302,25 @@ def grouped_warnings(warnings: list[str]) -> list[str]:
             for items in kinds.values()]
 
 
+def _parameter_lines(s: ModelSummary) -> list[str]:
+    """How the parameter total splits: the rows' weights and biases, plus the modules
+    the forward did not run; and the masked weights left out of both."""
+    weights, biases = sum(r.weights for r in s.rows), sum(r.biases for r in s.rows)
+    rows = f"weights {weights:,} + biases {biases:,}"
+    if not s.idle_params:
+        lines = [rows]
+    else:
+        idle = sum(s.idle_params.values())
+        names = ", ".join(s.idle_params)
+        lines = [f"{rows} = {weights + biases:,} in the layers above (without {names})",
+                 f"{names}: {idle:,} more, in modules the forward in eval mode does not run "
+                 f"(training-only heads); {weights + biases + idle:,} with them"]
+    if s.masked_params:
+        lines.append(f"{s.masked_params:,} connection-table weights outside the table are stored "
+                     "as zeros and not counted")
+    return lines
+
+
 def format_summary(s: ModelSummary, warnings: bool = True) -> str:
     """The table as text: one row per layer, then the totals, then (with
     ``warnings``) one line per kind of warning."""
@@ -314,7 +352,7 @@ def format_summary(s: ModelSummary, warnings: bool = True) -> str:
         "",
         f"parameters: {s.total_params:,} ({s.trainable_params:,} trainable, "
         f"{s.frozen_params:,} frozen), {_mib(s.param_bytes)}",
-        f"weights {sum(r.weights for r in s.rows):,} + biases {sum(r.biases for r in s.rows):,}",
+        *_parameter_lines(s),
         f"multiply-accumulates per image: {s.total_macs:,} ({_human(s.total_macs)})",
         f"forward activations per image: {s.forward_activations:,} values = "
         f"{_mib(s.forward_bytes)} (input included; * = in place or a view, not added)",

@@ -156,3 +156,22 @@ def test_cli_summary_uses_the_models_own_input_and_warns_on_stderr(name, shape, 
     assert out.startswith(f"{name} on {shape}") and "warning" not in out
     assert "MB" not in out.replace("MiB", "") and "KB" not in out.replace("KiB", "")
     assert len(err.splitlines()) == len({line.split(":")[2] for line in err.splitlines()})
+
+
+def test_totals_agree_connection_table_and_idle_heads():
+    """LeNet-5's C3 counts its 60 connections (1,516 parameters, not 2,400); GoogLeNet's
+    count with and without the auxiliary heads is labelled; the row sums add up."""
+    from cnnlab.models import get_model
+
+    s = summary(get_model("lenet5_1998"), (1, 32, 32), verbose=False)
+    c3 = next(r for r in s.rows if r.name == "c3")
+    assert c3.weights + c3.biases == 1_516 and s.masked_params == 900
+    assert s.total_params == sum(r.weights + r.biases for r in s.rows) == 60_840
+    assert "900 connection-table weights outside the table" in str(s)
+    g = summary(get_model("googlenet"), (3, 64, 64), verbose=False)
+    rows = sum(r.weights + r.biases for r in g.rows)
+    assert rows == 6_624_904 and set(g.idle_params) == {"aux1", "aux2"}
+    assert g.total_params == rows + sum(g.idle_params.values()) == 13_004_888
+    text = str(g)
+    assert "= 6,624,904 in the layers above (without aux1, aux2)" in text
+    assert "13,004,888 with them" in text
