@@ -172,7 +172,7 @@ def summary(model: Module, input_size: tuple[int, ...], batch_size: int = 1,
     last_rf: list[ReceptiveField | None] = [rf_of[id(x)]]
     rows: list[LayerRow] = []
     warnings: list[str] = []
-    masked = [0]                      # connection-table weights outside the table
+    masked: dict[int, int] = {}       # a connection table's weight -> its weights outside the table
     ran: set[int] = set()             # parameters of the modules the forward ran
     keep: list[Tensor] = [x]          # keep tensors alive so their ids stay unique
 
@@ -221,7 +221,7 @@ def summary(model: Module, input_size: tuple[int, ...], batch_size: int = 1,
         weights = sum(p.size for n, p in own if n != "bias")
         if tname == "ConnectionTable":   # only the connected weights, as the model counts them
             connected = int(m.table.sum()) * int(np.prod(m.weight.shape[2:]))
-            masked[0] += weights - connected
+            masked[id(m.weight)] = weights - connected
             weights = connected
         ran.update(id(p) for _, p in own)
         biases = sum(p.size for n, p in own if n == "bias")
@@ -245,11 +245,8 @@ def summary(model: Module, input_size: tuple[int, ...], batch_size: int = 1,
         model.train(was_training)
 
     params = list(model.parameters())
-    masked_trainable = sum(p.size - int(m.table.sum()) * int(np.prod(p.shape[2:]))
-                           for m in model.modules() if type(m).__name__ == "ConnectionTable"
-                           for p in [m.weight] if p.requires_grad)
-    total = sum(p.size for p in params) - masked[0]
-    trainable = sum(p.size for p in params if p.requires_grad) - masked_trainable
+    total = sum(p.size for p in params) - sum(masked.values())
+    trainable = sum(p.size - masked.get(id(p), 0) for p in params if p.requires_grad)
     # parameters of modules the forward did not run (GoogLeNet's auxiliary heads in eval
     # mode), by top-level module
     idle: dict[str, int] = {}
@@ -261,7 +258,8 @@ def summary(model: Module, input_size: tuple[int, ...], batch_size: int = 1,
     input_values = int(np.prod(input_size))
     forward = input_values + sum(r.activations for r in rows if r.counted)
     result = ModelSummary(rows, tuple(input_size), batch_size, itemsize, total, trainable,
-                          param_bytes, input_values, forward, warnings, masked[0], idle)
+                          param_bytes, input_values, forward, warnings,
+                          sum(masked.values()), idle)
     if verbose:
         print(result)
     return result

@@ -168,6 +168,10 @@ def test_totals_agree_connection_table_and_idle_heads():
     assert c3.weights + c3.biases == 1_516 and s.masked_params == 900
     assert s.total_params == sum(r.weights + r.biases for r in s.rows) == 60_840
     assert "900 connection-table weights outside the table" in str(s)
+    frozen = get_model("lenet5_1998")
+    frozen.c3.requires_grad_(False)
+    f = summary(frozen, (1, 32, 32), verbose=False)
+    assert (f.total_params, f.frozen_params) == (60_840, 1_516)
     g = summary(get_model("googlenet"), (3, 64, 64), verbose=False)
     rows = sum(r.weights + r.biases for r in g.rows)
     assert rows == 6_624_904 and set(g.idle_params) == {"aux1", "aux2"}
