@@ -109,6 +109,7 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    _refuse_torch_pickle(path)
     try:
         with zipfile.ZipFile(path, "r") as zf:
             names = zf.namelist()
@@ -149,16 +150,41 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
     return arrays, meta
 
 
+def _refuse_torch_pickle(path: Path) -> None:
+    """Name a file ``torch.save`` wrote (a zip holding ``data.pkl``, or a bare
+    pickle) for what it is, and point at the loader that reads it safely."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    torch_zip = False
+    if head == b"PK":
+        with contextlib.suppress(zipfile.BadZipFile, OSError):
+            with zipfile.ZipFile(path, "r") as zf:
+                torch_zip = any(n.endswith("data.pkl") for n in zf.namelist())
+    if torch_zip or head[:1] == b"\x80":
+        raise CheckpointError(
+            f"{path}: this is a PyTorch pickle (written by torch.save), which cnnlab.load never "
+            "unpickles; load its weights into a model with "
+            "cnnlab.interop.load_weights(model, path) (torch's weights_only loading), or save "
+            "them from cnnlab with cnnlab.save(model.state_dict(), path)")
+
+
 def save(state_dict: Mapping[str, Any], path: str | os.PathLike,
          meta: Mapping[str, Any] | None = None) -> Path:
-    """Save a model's ``state_dict()`` (``cnnlab.save(model.state_dict(), 'm.npz')``)."""
+    """Save a model's ``state_dict()`` to ``path`` (``cnnlab.save(model.state_dict(),
+    'm.pt')``).  Any suffix works (``.pt``, ``.pth``, ``.npz``); the file is always
+    cnnlab's pickle-free checkpoint format, which :func:`load` reads back."""
     arrays = {k: (v.data if hasattr(v, "data") and not isinstance(v, np.ndarray) else np.asarray(v))
               for k, v in state_dict.items()}
     return save_arrays(path, arrays, meta)
 
 
-def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Load a state dict written by :func:`save`."""
+def load(path: str | os.PathLike, map_location: Any = None, weights_only: bool | None = None
+         ) -> dict[str, np.ndarray]:
+    """Load a state dict written by :func:`save`, whatever its suffix.
+    ``map_location`` and ``weights_only`` are PyTorch's arguments, accepted for
+    portable code (everything is on the CPU and nothing is unpickled).  A file
+    written by ``torch.save`` is refused with a :class:`CheckpointError` that names
+    ``cnnlab.interop.load_weights``."""
     arrays, _ = load_arrays(path)
     return arrays
 
