@@ -26,6 +26,8 @@ OPS = {
     "permute": (lambda x: x.permute(2, 0, 1), [X]),
     "transpose": (lambda x: x.transpose(0, 2), [X]),
     "contiguous": (lambda x: x.transpose(1, 2).contiguous(), [X]),
+    "t": (lambda x: x.flatten(1).t(), [X]),
+    "clone_detach": (lambda x: x.clone() * 2 + x.detach() * x.clone().detach(), [X]),
     "expand": (lambda x: x[:, :1].expand(-1, 4, -1), [X]),
     "sum_dim": (lambda x: x.sum(dim=1, keepdim=True), [X]),
     "sum_dims": (lambda x: x.sum(dim=(0, 2)), [X]),
@@ -59,7 +61,7 @@ def test_op_matches_torch_in_float64(name: str) -> None:
     check_op(fn, torch_fn, arrays)
 
 
-@pytest.mark.parametrize("name", ["view", "permute", "expand", "std_dim", "var_correction",
+@pytest.mark.parametrize("name", ["view", "t", "permute", "expand", "std_dim", "var_correction",
                                   "max_dim_values", "amax", "clamp", "min_all"])
 def test_op_gradcheck(name: str) -> None:
     fn, arrays = OPS[name]
@@ -153,6 +155,31 @@ def test_in_place_ops_follow_torchs_rules() -> None:
     assert plain.tolist() == [2, 3]
     with pytest.raises(RuntimeError, match="can't be cast"):
         plain.add_(cnnlab.tensor([0.5, 0.5]))
+
+
+def test_grad_mode_switches_like_torchs() -> None:
+    x = cnnlab.tensor([1.0, 2.0], requires_grad=True)
+    tx = torch.tensor([1.0, 2.0], requires_grad=True)
+    for ours, theirs in ((cnnlab.set_grad_enabled(False), torch.set_grad_enabled(False)),
+                         (cnnlab.inference_mode(), torch.inference_mode())):
+        with ours, theirs:
+            assert (x * 2).requires_grad == (tx * 2).requires_grad is False
+        assert cnnlab.is_grad_enabled() == torch.is_grad_enabled() is True
+    cnnlab.set_grad_enabled(False)          # a plain call switches it until told otherwise
+    torch.set_grad_enabled(False)
+    assert (x * 2).requires_grad == (tx * 2).requires_grad is False
+    cnnlab.set_grad_enabled(True)
+    torch.set_grad_enabled(True)
+    with cnnlab.no_grad(), cnnlab.set_grad_enabled(True):
+        assert (x * 2).requires_grad
+    y = x.detach().requires_grad_()
+    assert y.requires_grad and y.is_leaf and not x.detach().requires_grad
+    assert x.clone().grad_fn is not None and x.numel() == x.nelement() == 2
+    assert cnnlab.tensor([1.0], device="cpu").tolist() == [1.0]
+    with pytest.raises(cnnlab.DeviceError, match="runs on the CPU"):
+        cnnlab.tensor([1.0], device="cuda")
+    with pytest.raises(RuntimeError, match="<= 2 dimensions"):
+        cnnlab.zeros(2, 2, 2).t()
 
 
 def test_factories_and_seeded_randomness() -> None:

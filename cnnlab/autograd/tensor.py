@@ -24,6 +24,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from cnnlab.autograd.device import check_device
+
 DEFAULT_DTYPE = np.float32
 
 _grad_state = threading.local()
@@ -54,6 +56,28 @@ def enable_grad() -> Iterator[None]:
         yield
     finally:
         _grad_state.enabled = previous
+
+
+def inference_mode(mode: bool = True) -> contextlib.AbstractContextManager[None]:
+    """``torch.inference_mode``: here the same as :func:`no_grad` (``mode=False``
+    changes nothing)."""
+    return no_grad() if mode else contextlib.nullcontext()
+
+
+class set_grad_enabled:  # noqa: N801  (PyTorch's name)
+    """``torch.set_grad_enabled(mode)``: switches graph recording on or off at
+    once, and as a context manager (``with set_grad_enabled(train):``) puts the
+    previous setting back on exit."""
+
+    def __init__(self, mode: bool) -> None:
+        self.previous = is_grad_enabled()
+        _grad_state.enabled = bool(mode)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        _grad_state.enabled = self.previous
 
 
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
@@ -208,6 +232,8 @@ class Tensor(ShapeMethods, ReductionMethods, ConversionMethods):
 
     def numel(self) -> int:
         return int(self.data.size)
+
+    nelement = numel
 
     def __len__(self) -> int:
         return len(self.data)
@@ -429,8 +455,11 @@ def _topological_order(root: Tensor) -> list[Tensor]:
     return order
 
 
-def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
-    """Build a Tensor (``torch.tensor`` style)."""
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, *, device: Any = None,
+           pin_memory: bool = False) -> Tensor:
+    """Build a Tensor (``torch.tensor`` style); ``device`` must be the CPU."""
+    if device is not None:
+        check_device(device)
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 

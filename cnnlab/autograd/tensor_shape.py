@@ -116,6 +116,12 @@ class ShapeMethods:
             raise RuntimeError(f"permute: repeated dim in {dims}")
         return _basic.Transpose.apply(self, axes=perm)
 
+    def t(self: Tensor) -> Tensor:
+        """Transpose a matrix (``x.t()``); a 0-d or 1-d tensor comes back as it is."""
+        if self.ndim > 2:
+            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
+        return self.transpose() if self.ndim == 2 else self
+
     @property
     def T(self: Tensor) -> Tensor:
         return self.transpose()
