@@ -105,7 +105,8 @@ __all__ = [
     "is_grad_enabled", "load", "manual_seed", "models", "nn", "no_grad", "optim", "save",
     "set_num_threads", "set_rng_state", "summary", "tensor", "tune_memory",
     # PyTorch's module-level names
-    "DeviceError", "Size", "abs", "inference_mode", "set_grad_enabled", "arange", "argmax", "argmin", "as_tensor", "bool", "clamp",
+    "DeviceError", "Size", "abs", "arange", "argmax", "argmin", "as_tensor", "bool", "clamp",
+    "inference_mode", "set_grad_enabled",
     "cuda", "device", "double", "empty", "equal", "exp", "flatten", "float", "float16",
     "float32", "float64", "from_numpy", "full", "full_like", "half", "int32", "int64",
     "is_tensor", "linspace", "log", "log_softmax", "long", "matmul", "max", "maximum", "mean",

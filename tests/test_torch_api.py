@@ -27,6 +27,8 @@ OPS = {
     "transpose": (lambda x: x.transpose(0, 2), [X]),
     "contiguous": (lambda x: x.transpose(1, 2).contiguous(), [X]),
     "t": (lambda x: x.flatten(1).t(), [X]),
+    "softmax_method": (lambda x: x.softmax(1), [X]),
+    "log_softmax_method": (lambda x: x.log_softmax(dim=-1), [X]),
     "clone_detach": (lambda x: x.clone() * 2 + x.detach() * x.clone().detach(), [X]),
     "expand": (lambda x: x[:, :1].expand(-1, 4, -1), [X]),
     "sum_dim": (lambda x: x.sum(dim=1, keepdim=True), [X]),
@@ -61,7 +63,8 @@ def test_op_matches_torch_in_float64(name: str) -> None:
     check_op(fn, torch_fn, arrays)
 
 
-@pytest.mark.parametrize("name", ["view", "t", "permute", "expand", "std_dim", "var_correction",
+@pytest.mark.parametrize("name", ["view", "t", "softmax_method", "log_softmax_method",
+                                  "permute", "expand", "std_dim", "var_correction",
                                   "max_dim_values", "amax", "clamp", "min_all"])
 def test_op_gradcheck(name: str) -> None:
     fn, arrays = OPS[name]

@@ -417,6 +417,14 @@ class Tensor(ShapeMethods, ReductionMethods, ConversionMethods):
     def tanh(self) -> Tensor:
         return _act_ops.Tanh.apply(self)
 
+    def softmax(self, dim: int) -> Tensor:
+        """``x.softmax(dim)``, as ``F.softmax(x, dim)``."""
+        return _act_ops.Softmax.apply(self, axis=_dim_index(dim, self.ndim, "softmax"))
+
+    def log_softmax(self, dim: int) -> Tensor:
+        """``x.log_softmax(dim)``, as ``F.log_softmax(x, dim)``."""
+        return _act_ops.LogSoftmax.apply(self, axis=_dim_index(dim, self.ndim, "log_softmax"))
+
 def _raw(x: Any) -> Any:
     return x.data if isinstance(x, Tensor) else x
 
