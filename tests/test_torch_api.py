@@ -263,3 +263,38 @@ def test_save_and_load_with_any_suffix(tmp_path) -> None:
     (tmp_path / "legacy.pt").write_bytes(pickle.dumps({"w": 1}))
     with pytest.raises(cnnlab.CheckpointError, match="PyTorch pickle"):
         cnnlab.load(tmp_path / "legacy.pt")
+
+
+def test_general_checkpoint_round_trip_resumes_training(tmp_path) -> None:
+    """PyTorch's "saving and loading a general checkpoint": a dict with the epoch, the
+    model's and the optimizer's state dicts and the last loss, written without pickle;
+    the resumed model and optimizer take the very step the original takes."""
+    cnnlab.manual_seed(0)
+    model = nn.Linear(3, 2)
+    opt = cnnlab.optim.Adam(model.parameters(), lr=0.1)
+    x = cnnlab.randn(4, 3)
+
+    def step(m, o):
+        o.zero_grad()
+        loss = (m(x) ** 2).mean()
+        loss.backward()
+        o.step()
+        return loss
+
+    loss = step(model, opt)
+    cnnlab.save({"epoch": 5, "model_state_dict": model.state_dict(),
+                 "optimizer_state_dict": opt.state_dict(), "loss": loss,
+                 "history": [1.5, None, "text", (2, 3)]}, tmp_path / "checkpoint.pt")
+    checkpoint = cnnlab.load(tmp_path / "checkpoint.pt", weights_only=True)
+    resumed = nn.Linear(3, 2)
+    resumed_opt = cnnlab.optim.Adam(resumed.parameters(), lr=0.5)
+    resumed.load_state_dict(checkpoint["model_state_dict"])
+    resumed_opt.load_state_dict(checkpoint["optimizer_state_dict"])
+    assert checkpoint["epoch"] == 5 and checkpoint["history"] == [1.5, None, "text", [2, 3]]
+    assert float(checkpoint["loss"]) == loss.item()
+    assert resumed_opt.param_groups[0]["lr"] == 0.1
+    step(model, opt)
+    step(resumed, resumed_opt)
+    np.testing.assert_array_equal(resumed.weight.numpy(), model.weight.numpy())
+    with pytest.raises(TypeError, match="without pickle"):
+        cnnlab.save({"model": model}, tmp_path / "module.pt")
