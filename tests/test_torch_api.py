@@ -29,6 +29,10 @@ OPS = {
     "t": (lambda x: x.flatten(1).t(), [X]),
     "softmax_method": (lambda x: x.softmax(1), [X]),
     "log_softmax_method": (lambda x: x.log_softmax(dim=-1), [X]),
+    "topk": (lambda x: x.topk(3, dim=1)[0], [X]),
+    "topk_smallest": (lambda x: x.topk(2, largest=False).values, [X]),
+    "sort": (lambda x: x.sort(dim=0)[0], [X]),
+    "sort_descending": (lambda x: x.sort(descending=True).values, [X]),
     "clone_detach": (lambda x: x.clone() * 2 + x.detach() * x.clone().detach(), [X]),
     "expand": (lambda x: x[:, :1].expand(-1, 4, -1), [X]),
     "sum_dim": (lambda x: x.sum(dim=1, keepdim=True), [X]),
@@ -63,8 +67,8 @@ def test_op_matches_torch_in_float64(name: str) -> None:
     check_op(fn, torch_fn, arrays)
 
 
-@pytest.mark.parametrize("name", ["view", "t", "softmax_method", "log_softmax_method",
-                                  "permute", "expand", "std_dim", "var_correction",
+@pytest.mark.parametrize("name", ["view", "t", "softmax_method", "log_softmax_method", "topk",
+                                  "sort_descending", "permute", "expand", "std_dim", "var_correction",
                                   "max_dim_values", "amax", "clamp", "min_all"])
 def test_op_gradcheck(name: str) -> None:
     fn, arrays = OPS[name]
@@ -298,3 +302,46 @@ def test_general_checkpoint_round_trip_resumes_training(tmp_path) -> None:
     np.testing.assert_array_equal(resumed.weight.numpy(), model.weight.numpy())
     with pytest.raises(TypeError, match="without pickle"):
         cnnlab.save({"model": model}, tmp_path / "module.pt")
+
+
+def test_topk_sort_argsort_indices_like_torch() -> None:
+    for dim in (0, 1, -1):
+        for k in (1, 3):
+            ours, theirs = cnnlab.tensor(X).topk(k, dim), torch.tensor(X).topk(k, dim)
+            np.testing.assert_array_equal(ours.indices.numpy(), theirs.indices.numpy())
+        for descending in (False, True):
+            np.testing.assert_array_equal(      # ties: stable sort, the same order as torch's
+                cnnlab.sort(cnnlab.tensor(TIES), dim, descending=descending).indices.numpy(),
+                torch.sort(torch.tensor(TIES), dim=dim, descending=descending, stable=True).indices)
+            np.testing.assert_array_equal(
+                cnnlab.argsort(cnnlab.tensor(TIES), dim, descending=descending).numpy(),
+                torch.argsort(torch.tensor(TIES), dim=dim, descending=descending, stable=True))
+    labels = cnnlab.tensor([3, 1, 2], dtype=cnnlab.uint8)
+    assert labels.sort(descending=True).values.tolist() == [3, 2, 1]
+    with pytest.raises(RuntimeError, match="out of range"):
+        cnnlab.zeros(2, 3).topk(4)
+
+
+def _imagenet_accuracy(torch_module, output, target, topk=(1, 5)):
+    """PyTorch's ImageNet example's ``accuracy``, verbatim but for the module name."""
+    torch = torch_module
+    with torch.no_grad():
+        maxk = max(topk)
+        batch_size = target.size(0)
+        _, pred = output.topk(maxk, 1, True, True)
+        pred = pred.t()
+        correct = pred.eq(target.view(1, -1).expand_as(pred))
+        res = []
+        for k in topk:
+            correct_k = correct[:k].reshape(-1).float().sum(0, keepdim=True)
+            res.append(correct_k.mul_(100.0 / batch_size))
+        return res
+
+
+def test_imagenet_examples_topk_accuracy_runs_unchanged() -> None:
+    scores = rng.standard_normal((16, 10))
+    target = rng.integers(0, 10, 16)
+    ours = _imagenet_accuracy(cnnlab, cnnlab.tensor(scores), cnnlab.tensor(target))
+    theirs = _imagenet_accuracy(torch, torch.tensor(scores), torch.tensor(target))
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)

@@ -56,6 +56,19 @@ def minimum(input: Tensor, other: Tensor) -> Tensor:
     return _t(input).min(_t(other))
 
 
+def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:  # noqa: A002
+    """``(values, indices)`` of the ``k`` largest values along ``dim``."""
+    return _t(input).topk(k, dim, largest, sorted)
+
+
+def sort(input: Tensor, dim: int = -1, descending: bool = False, *, stable: bool = False) -> Any:
+    return _t(input).sort(dim, descending, stable=stable)
+
+
+def argsort(input: Tensor, dim: int = -1, descending: bool = False, *, stable: bool = False) -> Tensor:
+    return _t(input).argsort(dim, descending, stable=stable)
+
+
 def argmax(input: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
     return _t(input).argmax(dim, keepdim)
 

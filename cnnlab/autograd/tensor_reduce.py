@@ -22,7 +22,7 @@ Dims = int | Sequence[int] | None
 
 
 class ValuesIndices(NamedTuple):
-    """What ``max(dim)``/``min(dim)`` return (``torch.return_types.max``)."""
+    """What ``max(dim)``/``min(dim)``/``topk``/``sort`` return (``torch.return_types``)."""
 
     values: Tensor
     indices: Tensor
@@ -132,6 +132,45 @@ class ReductionMethods:
                axis: int | None = None, keepdims: bool | None = None) -> Tensor:
         """Index (int64) of the first minimum along ``dim``, or in the flattened tensor."""
         return _arg_extreme(self, "argmin", dim, keepdim, axis, keepdims)
+
+    def sort(self: Tensor, dim: int = -1, descending: bool = False, *, stable: bool = False
+             ) -> ValuesIndices:
+        """``(values, indices)`` sorted along ``dim``; the gradient of each value goes
+        back to where it came from.  Equal values keep their order (always stable)."""
+        d = _dim_index(dim, self.ndim, "sort")
+        idx = _order(self.data, d, descending)
+        return ValuesIndices(_basic.TakeAlong.apply(self, indices=idx, axis=d), _index_tensor(idx))
+
+    def argsort(self: Tensor, dim: int = -1, descending: bool = False, *, stable: bool = False
+                ) -> Tensor:
+        """The indices of :meth:`sort`."""
+        return _index_tensor(_order(self.data, _dim_index(dim, self.ndim, "argsort"), descending))
+
+    def topk(self: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True
+             ) -> ValuesIndices:
+        """The ``k`` largest (``largest=False``: smallest) values along ``dim`` and their
+        indices, best first; equal values in index order.  ``(values, indices)``."""
+        d = _dim_index(dim, self.ndim, "topk")
+        n = self.shape[d] if self.ndim else 1
+        if not 0 <= k <= n:
+            raise RuntimeError(f"topk: k ({k}) is out of range for dimension {dim} of size {n}")
+        idx = np.take(_order(self.data, d, largest), np.arange(k), axis=d)
+        return ValuesIndices(_basic.TakeAlong.apply(self, indices=idx, axis=d), _index_tensor(idx))
+
+
+def _order(a: np.ndarray, axis: int, descending: bool) -> np.ndarray:
+    """Stable argsort along ``axis`` (int64); descending keeps equal values in index order."""
+    if a.ndim == 0:
+        return np.zeros((), dtype=np.int64)
+    if descending:
+        a = -(a.astype(np.int64) if a.dtype.kind in "bu" else a)
+    return np.argsort(a, axis=axis, kind="stable").astype(np.int64)
+
+
+def _index_tensor(idx: np.ndarray) -> Tensor:
+    from cnnlab.autograd.tensor import Tensor
+
+    return Tensor(idx)
 
 
 def _arg_extreme(x: Tensor, op: str, dim: Any, keepdim: bool | None, axis: Any,
