@@ -149,6 +149,8 @@ def check_meta(meta: dict[str, Any], path: str | os.PathLike) -> None:
     classes = meta.get("classes")
     if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
         raise bad("classes", classes, "a list of class names")
+    if meta.get("test_accuracy") is not None and not _number(meta["test_accuracy"]):
+        raise bad("test_accuracy", meta["test_accuracy"], "a number")
     norm = meta.get("normalize")
     if norm is not None and not (isinstance(norm, dict) and set(norm) == {"mean", "std"}
                                  and _number(norm["mean"]) and _number(norm["std"]) and norm["std"] > 0):
