@@ -81,7 +81,7 @@ CASES = [
     (["summary", "lenet5", "--batch-size", "0"], 2, "must be >= 1"),
     (["summary", "lenet5", "--input", "3x100000x100000"], 2, "input values; at most"),
     (["evaluate", "{d}/nothing.npz"], 2, "does not exist"),
-    (["evaluate", "{d}/folder"], 2, "is a folder"),
+    (["evaluate", "{d}/folder"], 2, "holds no model.npz; it is not a run folder"),
     (["evaluate", "/dev/zero"], 2, "not a regular file"),
     (["features", "{run}/model.npz", "--layer", "fc", "--out", "{d}/folder"], 2, "is a folder"),
     (["report", "{run}", "--out", "{d}/folder"], 2, "is a folder"),
