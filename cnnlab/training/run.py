@@ -28,7 +28,7 @@ import dataclasses
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -59,11 +59,13 @@ from cnnlab.training.config import (
     DATASET_DEFAULTS,
     DEFAULT_MODEL,
     MODEL_LR,
+    RUNTIME_FIELDS,
     SCHEDULERS,
     ConfigError,
     TrainConfig,
     source_spec,
 )
+from cnnlab.training.distributed import LocalWorld, join_world
 from cnnlab.training.folder import (
     CHECKPOINT_RE,
     RunExistsError,
@@ -127,9 +129,11 @@ class Run:
     scheduler: Any | None
     frozen_bn: list[Module]           # BatchNorm layers of frozen parts: kept in eval mode
     meta: dict[str, Any]              # stored in every file the run writes
+    world: LocalWorld = field(default_factory=LocalWorld)   # its processes (one, or an MPI job)
 
     def save_model(self, name: str, **meta: Any) -> None:
-        save_model(self.out / name, self.model, {**self.meta, **meta})
+        if self.world.is_writer:
+            save_model(self.out / name, self.model, {**self.meta, **meta})
 
 
 @dataclass
@@ -169,10 +173,20 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLi
     Raises :class:`ConfigError` (a ValueError) for an option that cannot be
     used, :class:`RunExistsError` when a new run's ``out`` already holds one,
     and CheckpointError for a checkpoint that cannot be resumed from.
+
+    With ``cfg.distributed`` the run is one model trained data-parallel by
+    every process of the MPI job (:mod:`cnnlab.training.distributed`).
     """
-    out = Path(out)
+    world = join_world(cfg.distributed, cfg.bucket_mb)
+    out, report = world.agree_path(Path(out)), world.reporter(report)
+    with world.guard():
+        return _fit(world, cfg, out, resume, progress, report)
+
+
+def _fit(world: LocalWorld, cfg: TrainConfig, out: Path, resume: bool | str | os.PathLike,
+         progress: bool | None, report: Reporter) -> RunResult:
     cfg, state = resume_config(cfg, out, resume, report) if resume else (new_run_config(cfg, out), None)
-    cnnlab.manual_seed(cfg.seed)
+    world.seed(cfg.seed)
     data = load_run_data(cfg)
     model, frozen_bn = make_model(cfg, data, state, report)
     optimizer = build_optimizer(cfg, model)
@@ -180,14 +194,17 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLi
     history, start_epoch = restore_state(state, model, optimizer, scheduler)
     data.train_loader.set_epoch(start_epoch)
     config = dataclasses.asdict(cfg)
-    open_run_folder(out, config, history)
+    if world.is_writer:
+        open_run_folder(out, config, history)
+    world.setup_done()
     run = Run(cfg, out, data, model, optimizer, scheduler, frozen_bn,
               meta={"config": config, "model_spec": data.spec, "classes": data.classes,
-                    "normalize": data.normalize, "dataset": cfg.dataset})
+                    "normalize": data.normalize, "dataset": cfg.dataset}, world=world)
     report_setup(run, report)
+    world.prepare(run, report)
     best = (Best.of_history(out, history, bool(cfg.early_stopping))
             if data.val_loader is not None else None)
-    use_bar = sys.stderr.isatty() if progress is None else progress
+    use_bar = (sys.stderr.isatty() if progress is None else progress) and world.is_writer
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         if cfg.early_stopping and history and should_stop(history, cfg.early_stopping):
             break   # a resumed run that had already stopped
@@ -221,7 +238,8 @@ def resume_config(cfg: TrainConfig, out: Path, resume: bool | str | os.PathLike,
             f"this run's cosine schedule was planned for {stored.epochs} epochs and its "
             f"learning rate has decayed along it; it cannot be stretched to {cfg.epochs} "
             "(resume it with its planned length, or start a new run with more epochs)")
-    cfg = dataclasses.replace(stored, epochs=cfg.epochs or stored.epochs).resolved()
+    cfg = dataclasses.replace(stored, epochs=cfg.epochs or stored.epochs,
+                              **{k: getattr(cfg, k) for k in RUNTIME_FIELDS}).resolved()
     report(f"resuming from {ckpt} (epoch {state.epoch} of {cfg.epochs})")
     return cfg, state
 
@@ -299,18 +317,22 @@ def restore_state(state: TrainingState | None, model: Module, optimizer, schedul
 def train_epoch(run: Run, epoch: int, use_bar: bool) -> tuple[dict[str, Any], float]:
     """Train one epoch, evaluate, step the schedule; returns the epoch's
     ``metrics.jsonl`` row and its wall time in seconds (unrounded)."""
-    cfg, data, optimizer = run.cfg, run.data, run.optimizer
+    cfg, data, optimizer, world = run.cfg, run.data, run.optimizer, run.world
     lr = optimizer.param_groups[0]["lr"]
     t0 = time.perf_counter()
     bar = _progress_bar(len(data.train_set), f"epoch {epoch}/{cfg.epochs}") if use_bar else None
+    world.begin_epoch(epoch)
     tr = train_one_epoch(run.model, data.train_loader, optimizer,
                          on_batch=_bar_updater(bar) if bar is not None else None,
-                         clip_grad_norm=cfg.clip_grad_norm, eval_modules=run.frozen_bn)
+                         clip_grad_norm=cfg.clip_grad_norm, eval_modules=run.frozen_bn,
+                         reduce_gradients=world.gradient_hook())
+    world.end_training(run)
+    tr = world.reduce(tr)
     if bar is not None:
         bar.close()
     t_train = time.perf_counter() - t0
-    va = evaluate(run.model, data.val_loader) if data.val_loader is not None else None
-    te = evaluate(run.model, data.test_loader)
+    va = world.reduce(evaluate(run.model, data.val_loader)) if data.val_loader is not None else None
+    te = world.reduce(evaluate(run.model, data.test_loader))
     elapsed = time.perf_counter() - t0
     if isinstance(run.scheduler, optim.lr_scheduler.ReduceLROnPlateau):
         run.scheduler.step(va.loss)
@@ -349,9 +371,10 @@ def save_epoch(run: Run, row: dict[str, Any], history: list[dict[str, Any]],
     if "val_acc" in row and (best is None or row["val_acc"] > best.val_acc):
         best = Best(epoch, row["val_acc"], run.model.state_dict())
         run.save_model("best.npz", epoch=epoch, val_accuracy=row["val_acc"])
-    save_training_state(checkpoint_path(run.out, epoch), run.model, run.optimizer, run.scheduler,
-                        epoch, cnnlab.get_rng_state(), {**run.meta, "history": history})
-    append_metrics(run.out, row)
+    if run.world.is_writer:
+        save_training_state(checkpoint_path(run.out, epoch), run.model, run.optimizer, run.scheduler,
+                            epoch, cnnlab.get_rng_state(), {**run.meta, "history": history})
+        append_metrics(run.out, row)
     return best
 
 
@@ -369,14 +392,15 @@ def finish(run: Run, history: list[dict[str, Any]], best: Best | None, report: R
                    f"for {cfg.early_stopping} epochs since epoch {best.epoch} ({best.val_acc:.4f})")
         if best.epoch != stopped:
             model.load_state_dict(best.weights)
-            final_acc = evaluate(model, test_loader).accuracy
+            final_acc = run.world.reduce(evaluate(model, test_loader)).accuracy
             report(f"restored the weights of epoch {best.epoch} (best validation accuracy)")
-    if cfg.tta:
-        extra["test_accuracy_tta"] = evaluate_tta(model, test_loader,
+    if cfg.tta and run.world.is_writer:   # over the whole test set, by the rank that reports it
+        extra["test_accuracy_tta"] = evaluate_tta(model, getattr(test_loader, "whole", test_loader),
                                                   **tta_options(cfg, run.data.spec, run.data.normalize))
     run.save_model("model.npz", test_accuracy=final_acc, epochs=cfg.epochs, history=history, **extra)
-    plot = write_curves(history, run.out / "curves.png", f"{cfg.model} on {cfg.dataset}")
-    tta_text = f"  with TTA {extra['test_accuracy_tta']:.4f}" if cfg.tta else ""
+    plot = (write_curves(history, run.out / "curves.png", f"{cfg.model} on {cfg.dataset}")
+            if run.world.is_writer else None)
+    tta_text = f"  with TTA {extra['test_accuracy_tta']:.4f}" if "test_accuracy_tta" in extra else ""
     report(f"test accuracy {final_acc:.4f}{tta_text}  (run folder: {run.out}"
            + (f", curves: {plot}" if plot else "") + ")")
     return RunResult(run.out, history, final_acc, model)
@@ -400,6 +424,9 @@ def report_setup(run: Run, report: Reporter) -> None:
         images += f" (of {data.full_train})"
     report(f"model {cfg.model} ({params}) on {cfg.dataset}: "
            f"{images} / {len(data.test_set)} test images of shape {data.sample_shape}{sized}")
+    if cfg.lr_scale_batch:
+        report(f"learning rate {cfg.lr:g} x {cfg.batch_size}/{cfg.lr_scale_batch} = {cfg.scaled_lr:g} "
+               "(the linear scaling rule of Goyal et al. 2017)")
     groups = run.optimizer.param_groups
     if len(groups) > 1:
         report("parameter groups: " + ", ".join(
