@@ -218,7 +218,8 @@ class MPIWorld(LocalWorld):
         bn = (f"; BatchNorm: {synced} layers synchronised over the ranks" if synced else
               f"; BatchNorm: {len(self.local_bn)} layers normalise each rank's share, running "
               "statistics averaged over the ranks every epoch" if self.local_bn else "")
-        return (f"distributed: {self.size} ranks ({self.library}, {self.threads} thread{"s" if self.threads != 1 else ""} each), "
+        threads = f"{self.threads} thread{'s' if self.threads != 1 else ''} each"
+        return (f"distributed: {self.size} ranks ({self.library}, {threads}), "
                 f"each takes its share of every global batch of {cfg.batch_size}; gradients: "
                 f"{values:,} {dtypes} values ({b.nbytes / 2 ** 10:,.0f} KiB) in {len(b.buckets)} "
                 f"Allreduce bucket{'s' if len(b.buckets) != 1 else ''} of <= "
