@@ -160,7 +160,7 @@ class Best:
 
 
 # ----------------------------------------------------------------------- fit
-def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLike = False,
+def fit(cfg: TrainConfig, out: str | os.PathLike | None, resume: bool | str | os.PathLike = False,
         progress: bool | None = None, report: Reporter = print) -> RunResult:
     """Train ``cfg`` into the folder ``out``.
 
@@ -169,6 +169,7 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLi
     ``cfg.epochs`` (if given) may extend a run whose schedule is 'none',
     'step' or 'plateau' (a cosine schedule is tied to the planned length).
     ``progress`` shows a tqdm bar (default: when stderr is a terminal).
+    ``out=None`` (a new run) writes to :func:`default_out_dir`.
 
     Raises :class:`ConfigError` (a ValueError) for an option that cannot be
     used, :class:`RunExistsError` when a new run's ``out`` already holds one,
@@ -178,14 +179,15 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLi
     every process of the MPI job (:mod:`cnnlab.training.distributed`).
     """
     world = join_world(cfg.distributed, cfg.bucket_mb)
-    out, report = world.agree_path(Path(out)), world.reporter(report)
+    report = world.reporter(report)
     with world.guard():
-        return _fit(world, cfg, out, resume, progress, report)
+        return _fit(world, cfg, None if out is None else Path(out), resume, progress, report)
 
 
-def _fit(world: LocalWorld, cfg: TrainConfig, out: Path, resume: bool | str | os.PathLike,
+def _fit(world: LocalWorld, cfg: TrainConfig, out: Path | None, resume: bool | str | os.PathLike,
          progress: bool | None, report: Reporter) -> RunResult:
     cfg, state = resume_config(cfg, out, resume, report) if resume else (new_run_config(cfg, out), None)
+    out = world.agree_path(default_out_dir(cfg) if out is None else out)
     world.seed(cfg.seed)
     data = load_run_data(cfg)
     model, frozen_bn = make_model(cfg, data, state, report)
@@ -216,10 +218,10 @@ def _fit(world: LocalWorld, cfg: TrainConfig, out: Path, resume: bool | str | os
 
 
 # -------------------------------------------------------------- the steps
-def new_run_config(cfg: TrainConfig, out: Path) -> TrainConfig:
+def new_run_config(cfg: TrainConfig, out: Path | None) -> TrainConfig:
     """``cfg`` resolved, for a new run into ``out`` (which must hold no run yet)."""
     cfg = cfg.resolved()
-    if out.exists() and find_checkpoints(out):
+    if out is not None and out.exists() and find_checkpoints(out):
         raise RunExistsError(out)
     return cfg
 

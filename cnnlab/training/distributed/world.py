@@ -131,7 +131,8 @@ class MPIWorld(LocalWorld):
         return n
 
     def agree_path(self, out: Path) -> Path:
-        """Rank 0's run folder (absolute), on every rank."""
+        """Rank 0's run folder (absolute), on every rank (once each has set up so far)."""
+        self.check_peers()
         data = np.frombuffer(str(Path(out).absolute()).encode("utf-8"), dtype=np.uint8)
         n = np.array([data.size], dtype=np.int64)
         self.comm.Bcast(n, root=0)
@@ -164,11 +165,17 @@ class MPIWorld(LocalWorld):
                 raise _PeerFailed(2) from e
             self.abort(e)
 
-    def setup_done(self) -> None:
-        """Every rank has set up; if one failed, leave (it says why)."""
-        self._setting_up = False
+    def check_peers(self) -> None:
+        """While setting up, before a collective call: if a rank failed, leave
+        (it says why).  A failing rank's :meth:`guard` meets this same call."""
         if self._first_failed(self.size) < self.size:
+            self._setting_up = False
             raise _PeerFailed(2)
+
+    def setup_done(self) -> None:
+        """Every rank has set up (or one failed: leave); errors from now on abort the job."""
+        self.check_peers()
+        self._setting_up = False
 
     def abort(self, error: BaseException) -> None:
         if isinstance(error, (ValueError, OSError, FloatingPointError)):
