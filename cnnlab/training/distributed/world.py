@@ -41,11 +41,12 @@ def launched_by_mpi(environ: dict[str, str] | None = None) -> tuple[int, int] | 
     return None
 
 
-def independent_copies_warning(size: int) -> str:
-    return (f"cnnlab train: warning: mpiexec started {size} processes but --distributed is not set, "
-            f"so it is running {size} independent copies of the same training (each on all the "
-            f"data, each writing a run folder). To train one model data-parallel on the {size} "
-            "processes, add --distributed: mpiexec -n N cnnlab train --distributed ...")
+def independent_copies_warning(rank: int, size: int) -> str:
+    return (f"cnnlab train: warning: this is process {rank} of {size} started by mpiexec, but "
+            f"--distributed is not set, so mpiexec is running {size} independent copies of the same "
+            "training (each on all the data, each writing its run folder). To train one model "
+            f"data-parallel on the {size} processes, add --distributed: "
+            "mpiexec -n N cnnlab train --distributed ...")
 
 
 class LocalWorld:
@@ -282,6 +283,6 @@ def join_world(distributed: bool, bucket_mb: float) -> LocalWorld:
     if distributed:
         return MPIWorld(bucket_mb)
     launched = launched_by_mpi()
-    if launched is not None and launched[0] == 0:
-        print(independent_copies_warning(launched[1]), file=sys.stderr, flush=True)
+    if launched is not None:   # every copy says so: any of them may be the one a user reads
+        print(independent_copies_warning(*launched), file=sys.stderr, flush=True)
     return LocalWorld()
