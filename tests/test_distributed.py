@@ -176,3 +176,35 @@ def test_a_setup_error_is_printed_once_and_every_rank_exits_2(tmp_path):
     assert r.returncode == 2
     assert r.stderr.count("--epochs must be >= 1") == 1
     assert "Traceback" not in r.stderr
+
+
+# rank 1 fails in the third epoch (after rank 0 has written the first checkpoint
+# for sure: the second epoch's first Allreduce waits for it): raises, or is killed
+FAULT = """import os, signal, sys
+from mpi4py import MPI
+import cnnlab.training.run as run
+plain = run.train_one_epoch
+def failing(model, loader, *args, **kwargs):
+    if MPI.COMM_WORLD.Get_rank() == 1 and loader.epoch == 2:
+        if sys.argv[1] == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        raise ValueError("a bad batch")
+    return plain(model, loader, *args, **kwargs)
+run.train_one_epoch = failing
+from cnnlab.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("fault", ["raise", "kill"])
+def test_a_failing_rank_ends_the_job_and_the_last_checkpoint_survives(tmp_path, fault):
+    out = tmp_path / "run"
+    r = mpiexec([sys.executable, "-c", FAULT, fault, "train", "--no-progress", "--train-size", "80",
+                 "--batch-size", "40", "--epochs", "3", "--distributed", "--out", str(out)], timeout=60)
+    assert r.returncode != 0
+    if fault == "raise":
+        assert r.stderr.count("error on rank 1 of 2: ValueError: a bad batch") == 1
+    kept = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert kept in (["epoch-001.npz"], ["epoch-001.npz", "epoch-002.npz"])   # never a partial file
+    for i, name in enumerate(kept, 1):
+        assert load_training_state(out / "checkpoints" / name).epoch == i

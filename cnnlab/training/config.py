@@ -30,7 +30,7 @@ SCHEDULERS = ("none", "step", "cosine", "warmup-cosine", "plateau")
 OPTIMISATION = "optimisation"          # the argument groups of `cnnlab train --help`
 TRANSFER = "transfer learning"
 DISTRIBUTED = "distributed training (mpiexec -n N cnnlab train --distributed ...)"
-DEFAULT_BUCKET_MB = 4.0   # measured: see cnnlab/training/distributed/buckets.py
+DEFAULT_BUCKET_MB = 16.0   # measured: see cnnlab/training/distributed/buckets.py
 # How a run is carried out rather than what it computes: on --resume these come
 # from the command line, the rest from the checkpoint's config.
 RUNTIME_FIELDS = ("distributed", "bucket_mb")
