@@ -148,7 +148,7 @@ def test_resume_under_mpi_is_bit_identical_and_one_process_continues_it(tmp_path
     """Two epochs under mpiexec; the same run resumed under mpiexec from its
     first checkpoint ends bit-identical; resumed on one process (the global
     batch kept) it ends equal within float32 summation noise."""
-    common = ["--train-size", "200", "--epochs", "2", "--batch-size", "40"]
+    common = ["--train-size", "120", "--epochs", "2", "--batch-size", "40"]
     r = mpiexec([*TRAIN, *common, "--distributed", "--out", str(tmp_path / "full")])
     assert r.returncode == 0, r.stderr
     for name in ("again", "one"):
