@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnlab.autograd.tensor import Function, Tensor
+from cnnlab.kernels.norm import update_running_stats
 from cnnlab.nn.module import Module
 from cnnlab.nn.modules.batchnorm import BatchNorm1d, BatchNorm2d, _BatchNorm
 
@@ -55,12 +56,7 @@ class SyncBatchNormFunction(Function):
         mean = (s[:C] / m).astype(x.dtype)
         xc = x - _col(mean, nd)
         var = (_allreduce_sum(comm, (xc * xc).sum(axis=axes, dtype=np.float64)) / m).astype(x.dtype)
-        if running_mean is not None:
-            running_mean *= 1 - momentum
-            running_mean += momentum * mean.astype(running_mean.dtype)
-        if running_var is not None:
-            running_var *= 1 - momentum
-            running_var += momentum * (var * (m / (m - 1))).astype(running_var.dtype)
+        update_running_stats(running_mean, running_var, mean, var, m, momentum)
         self.inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
         self.x_hat = xc * _col(self.inv_std, nd)
         self.gamma, self.comm, self.m = gamma, comm, m
