@@ -95,5 +95,13 @@ mine = [t.data.tolist() for _, t in ShardedLoader(base, rank, size)]
 everyone = comm.allgather(mine)   # test-side bookkeeping only
 whole = [t.data.tolist() for _, t in DataLoader(ds, batch_size=5, shuffle=True, seed=3)]
 out["shares_cover_batches"] = all(sum((r[b] for r in everyone), []) == whole[b] for b in range(len(whole)))
+# ... in training a last batch of fewer samples than ranks is left out; in
+# evaluation nothing is: a rank with an empty share skips that batch.
+ds21 = ArrayDataset(np.arange(21, dtype=np.float32).reshape(21, 1, 1, 1), np.arange(21))
+train21 = ShardedLoader(DataLoader(ds21, batch_size=10), rank, size)
+eval21 = ShardedLoader(DataLoader(ds21, batch_size=10), rank, size, training=False)
+seen = sorted(sum(comm.allgather([v for _, t in eval21 for v in t.data.tolist()]), []))
+out["train_dropped"] = train21.dropped
+out["eval_covers_all"] = seen == list(range(21)) and comm.allreduce(eval21.samples) == 21
 
 print(json.dumps(out), flush=True)

@@ -69,7 +69,8 @@ def assert_close(a: dict[str, np.ndarray], b: dict[str, np.ndarray], rtol: float
 def test_mpi_checks_broadcast_sync_bn_buckets_and_shares():
     """Three ranks, float64: ranks seeded differently agree after the broadcast;
     sync BN plus the bucketed Allreduce (1, 2 and 9 buckets) give one process's
-    outputs, running statistics and every gradient on an uneven batch of 7."""
+    outputs, running statistics and every gradient on an uneven batch of 7;
+    the training shares cover every batch, the evaluation shares every sample."""
     r = mpiexec([sys.executable, str(ROOT / "tests" / "mpi_checks.py")], n=3, timeout=60)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
@@ -83,7 +84,8 @@ def test_mpi_checks_broadcast_sync_bn_buckets_and_shares():
             assert row[f"{name}_forward_rel"] < 1e-12
             assert row[f"{name}_grad_rel"] < 1e-12
             assert row[f"{name}_buffers_rel"] < 1e-12
-        assert row["shares_cover_batches"]
+        assert row["shares_cover_batches"] and row["eval_covers_all"]
+        assert row["train_dropped"] == 1
 
 
 def test_two_ranks_equal_one_process_over_a_digits_epoch_and_only_rank_0_writes(tmp_path):

@@ -333,8 +333,8 @@ def train_epoch(run: Run, epoch: int, use_bar: bool) -> tuple[dict[str, Any], fl
     if bar is not None:
         bar.close()
     t_train = time.perf_counter() - t0
-    va = world.reduce(evaluate(run.model, data.val_loader)) if data.val_loader is not None else None
-    te = world.reduce(evaluate(run.model, data.test_loader))
+    va = world.evaluate(run.model, data.val_loader) if data.val_loader is not None else None
+    te = world.evaluate(run.model, data.test_loader)
     elapsed = time.perf_counter() - t0
     if isinstance(run.scheduler, optim.lr_scheduler.ReduceLROnPlateau):
         run.scheduler.step(va.loss)
@@ -394,7 +394,7 @@ def finish(run: Run, history: list[dict[str, Any]], best: Best | None, report: R
                    f"for {cfg.early_stopping} epochs since epoch {best.epoch} ({best.val_acc:.4f})")
         if best.epoch != stopped:
             model.load_state_dict(best.weights)
-            final_acc = run.world.reduce(evaluate(model, test_loader)).accuracy
+            final_acc = run.world.evaluate(model, test_loader).accuracy
             report(f"restored the weights of epoch {best.epoch} (best validation accuracy)")
     if cfg.tta and run.world.is_writer:   # over the whole test set, by the rank that reports it
         extra["test_accuracy_tta"] = evaluate_tta(model, getattr(test_loader, "whole", test_loader),

@@ -28,22 +28,26 @@ def share_bounds(m: int, rank: int, size: int) -> tuple[int, int]:
 class ShardedLoader(DataLoader):
     """The share of rank ``rank`` of ``size`` of every batch ``base`` would yield.
 
-    ``len()`` counts global batches.  A final batch with fewer samples than
-    ranks cannot give every rank one, so it is left out (``dropped`` says how
-    many samples that is; the run reports it).  ``whole`` is ``base``.
+    ``len()`` counts global batches.  In training every rank takes part in
+    every step's Allreduce, so each needs a sample of every batch: a final
+    batch with fewer samples than ranks is left out (``dropped`` says how many
+    samples that is; the run reports it).  For evaluation (``training=False``)
+    nothing is left out: a rank whose share of a batch is empty skips it
+    (``samples`` counts a rank's share of the whole set).  ``whole`` is ``base``.
     """
 
-    def __init__(self, base: DataLoader, rank: int, size: int) -> None:
+    def __init__(self, base: DataLoader, rank: int, size: int, training: bool = True) -> None:
         super().__init__(base.dataset, base.batch_size, shuffle=base.shuffle, seed=base.seed,
                          drop_last=base.drop_last, transform=base.transform)
-        if base.batch_size < size:
+        if training and base.batch_size < size:
             raise ValueError(f"batch size {base.batch_size} is smaller than the {size} ranks: "
                              "every rank needs at least one sample of each batch (the batch "
                              "size is the global one)")
         self.epoch = base.epoch
         self.rank, self.size, self.whole = rank, size, base
         last = len(self.dataset) % self.batch_size
-        self.dropped = last if (not self.drop_last and 0 < last < size) else 0
+        self.training = training
+        self.dropped = last if (training and not self.drop_last and 0 < last < size) else 0
 
     def __len__(self) -> int:
         return super().__len__() - (1 if self.dropped else 0)
@@ -56,4 +60,12 @@ class ShardedLoader(DataLoader):
         for b in range(len(self)):
             idx = order[b * bs:(b + 1) * bs]
             lo, hi = share_bounds(len(idx), self.rank, self.size)
-            yield self._batch(idx[lo:hi], epoch, b)
+            if hi > lo:
+                yield self._batch(idx[lo:hi], epoch, b)
+
+    @property
+    def samples(self) -> int:
+        """The number of samples this rank's shares hold in one pass."""
+        n, bs = len(self.dataset), self.batch_size
+        return sum(hi - lo for lo, hi in (share_bounds(min(bs, n - b * bs), self.rank, self.size)
+                                          for b in range(len(self))))
