@@ -333,14 +333,22 @@ def train_epoch(run: Run, epoch: int, use_bar: bool) -> tuple[dict[str, Any], fl
     if bar is not None:
         bar.close()
     t_train = time.perf_counter() - t0
-    va = world.evaluate(run.model, data.val_loader) if data.val_loader is not None else None
-    te = world.evaluate(run.model, data.test_loader)
+    va = evaluate_all(run, data.val_loader) if data.val_loader is not None else None
+    te = evaluate_all(run, data.test_loader)
     elapsed = time.perf_counter() - t0
     if isinstance(run.scheduler, optim.lr_scheduler.ReduceLROnPlateau):
         run.scheduler.step(va.loss)
     elif run.scheduler is not None:
         run.scheduler.step()
     return epoch_row(epoch, tr, va, te, lr, optimizer, t_train, elapsed), elapsed
+
+
+def evaluate_all(run: Run, loader) -> EpochResult:
+    """The model's loss and accuracy over the whole of ``loader``'s set.  In a
+    distributed run each rank evaluates its shares (none, when the set has
+    fewer samples than ranks) and the counts are summed over the ranks."""
+    mine = evaluate(run.model, loader) if getattr(loader, "samples", 1) else EpochResult(0.0, 0.0, 0)
+    return run.world.reduce(mine)
 
 
 def epoch_row(epoch: int, tr: EpochResult, va: EpochResult | None, te: EpochResult, lr: float,
@@ -394,7 +402,7 @@ def finish(run: Run, history: list[dict[str, Any]], best: Best | None, report: R
                    f"for {cfg.early_stopping} epochs since epoch {best.epoch} ({best.val_acc:.4f})")
         if best.epoch != stopped:
             model.load_state_dict(best.weights)
-            final_acc = run.world.evaluate(model, test_loader).accuracy
+            final_acc = evaluate_all(run, test_loader).accuracy
             report(f"restored the weights of epoch {best.epoch} (best validation accuracy)")
     if cfg.tta and run.world.is_writer:   # over the whole test set, by the rank that reports it
         extra["test_accuracy_tta"] = evaluate_tta(model, getattr(test_loader, "whole", test_loader),

@@ -20,7 +20,7 @@ import numpy as np
 import cnnlab
 from cnnlab.nn.module import Module
 from cnnlab.training.config import ConfigError
-from cnnlab.training.loop import EpochResult, evaluate
+from cnnlab.training.loop import EpochResult
 
 # (size, rank) variables the common launchers set in every process they start.
 LAUNCHER_VARIABLES = (("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"),   # Open MPI
@@ -85,10 +85,6 @@ class LocalWorld:
 
     def reduce(self, result: EpochResult) -> EpochResult:
         return result
-
-    def evaluate(self, model: Module, loader: Any) -> EpochResult:
-        """Loss and accuracy of ``model`` over all of ``loader``'s data."""
-        return evaluate(model, loader)
 
 
 class _PeerFailed(SystemExit):
@@ -274,13 +270,6 @@ class MPIWorld(LocalWorld):
                       result.count], dtype=np.float64)
         self.comm.Allreduce(self.MPI.IN_PLACE, s, op=self.MPI.SUM)
         return EpochResult(float(s[0] / s[2]), int(s[1]) / int(s[2]), int(s[2]))
-
-    def evaluate(self, model: Module, loader: Any) -> EpochResult:
-        """Each rank evaluates its shards (a rank may have none when the set is
-        smaller than the ranks); the counts are summed over the ranks, so the
-        result is over the whole set, computed once."""
-        mine = evaluate(model, loader) if loader.samples else EpochResult(0.0, 0.0, 0)
-        return self.reduce(mine)
 
 
 def _derived_seed(seed: int, *parts: Any) -> int:
