@@ -45,13 +45,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import harness
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,7 +121,8 @@ def worker(args: argparse.Namespace) -> None:
 
 def launch(args: argparse.Namespace, ranks: int) -> list[dict]:
     threads = str(max(1, (os.cpu_count() or 2) // ranks))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    env = {**harness.child_env(args.unset_openblas_env), "PYTHONPATH": path,
            "CNNLAB_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads,
            "MKL_NUM_THREADS": threads}
     cmd = [sys.executable, __file__, "--lenet-steps", str(args.lenet_steps),
@@ -161,10 +162,11 @@ def ring_allreduce_s(nbytes: float, nodes: int, gbps: float, latency_s: float) -
     return 2 * (nodes - 1) / nodes * nbytes * 8 / (gbps * 1e9) + 2 * (nodes - 1) * latency_s
 
 
-def projection(image_s: float, args: argparse.Namespace) -> list[str]:
-    """The projected-scaling tables, given ResNet-20's measured compute time per image."""
-    inputs = {label: model_inputs(name, shape) for label, (name, shape) in PROJECTED.items()}
-    base_macs = inputs["ResNet-20"][0]
+def projection(image_s: float, args: argparse.Namespace, inputs: dict[str, tuple[int, int]]
+               ) -> list[str]:
+    """The projected-scaling tables, given the first model's measured compute time per
+    image and {model: (MACs per image, gradient bytes)} (:func:`model_inputs`)."""
+    base_macs = next(iter(inputs.values()))[0]
     nodes, links = args.nodes, args.links
     lat = args.latency_us * 1e-6
     lines = [f"Projected scaling efficiency, weak scaling at {args.node_batch} images per node "
@@ -192,9 +194,9 @@ def projection(image_s: float, args: argparse.Namespace) -> list[str]:
             lines.append(f"| {label} | {macs / 1e6:,.0f} M | {nbytes / 1e6:,.1f} | {t_img:.4f} | "
                          f"{gbps:g} Gb/s | " + " | ".join(eff) + " |")
             stops.append(f"| {label} | {gbps:g} Gb/s | " + " | ".join(bmin) + " |")
-        faster.append(f"| {label} | " + " | ".join(
-            f"{args.node_batch * t_img / ring_allreduce_s(nbytes, nodes[-1], g, lat):,.0f}x"
-            for g in links) + " |")
+        speedups = [args.node_batch * t_img / ring_allreduce_s(nbytes, nodes[-1], g, lat) for g in links]
+        faster.append(f"| {label} | " + " | ".join(f"{v:,.0f}x" if v >= 10 else f"{v:.2g}x"
+                                                   for v in speedups) + " |")
     return lines + stops + faster
 
 
@@ -212,17 +214,28 @@ def main() -> None:
     ap.add_argument("--node-speedup", type=float, default=1.0,
                     help="assume nodes that compute this many times faster than this machine (default 1)")
     ap.add_argument("--timeout", type=float, default=600, help="seconds allowed per launch")
+    ap.add_argument("--unset-openblas-env", action="store_true",
+                    help="remove OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE from the environment "
+                         "of the child processes (never set, never removed otherwise)")
+    ap.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--worker", choices=["local", "mpi"], help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.probe:
+        print(json.dumps(harness.probe()))
+        return
     if args.worker:
         worker(args)
         return
+    if min(args.lenet_steps, args.resnet_steps, args.node_batch) < 1 or args.node_speedup <= 0:
+        ap.error("--lenet-steps, --resnet-steps and --node-batch are at least 1, --node-speedup > 0")
 
+    info = harness.describe(__file__, harness.child_env(args.unset_openblas_env))
     rows = launch(args, 1) + launch(args, 2)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, "
-          f"python {platform.python_version()}")
-    print(f"LeNet-5: global batch 64, timed on {args.lenet_steps} steps (epoch of {LENET_EPOCH:,} "
-          f"images scaled from them); ResNet-20: global batch 128, timed on {args.resnet_steps} steps")
+    print("Data-parallel training on MPI: 1 process x 2 threads against 2 ranks x 1 thread\n")
+    print(harness.header(info, args.unset_openblas_env,
+                         f"LeNet-5: global batch 64, timed on {args.lenet_steps} steps after 3 warm-up "
+                         f"(an epoch of {LENET_EPOCH:,} images scaled from them); ResNet-20: global "
+                         f"batch 128, timed on {args.resnet_steps} steps after 1; one fresh launch each"))
     print()
     print("| workload | processes x threads | images/s | step ms | allreduce ms/step | "
           "allreduce KiB/step | allreduce share |")
@@ -238,8 +251,11 @@ def main() -> None:
               f"{row['step_s'] * 1e3:.0f} | {ar} | {kib} | {share} |")
     print()
     single = next(r for r in rows if r["workload"] == "resnet20" and r["ranks"] == 1)
-    for line in projection(single["step_s"] / WORKLOADS["resnet20"][2], args):
+    inputs = {label: model_inputs(name, shape) for label, (name, shape) in PROJECTED.items()}
+    for line in projection(single["step_s"] / WORKLOADS["resnet20"][2], args, inputs):
         print(line)
+    print()
+    print(harness.footer())
 
 
 if __name__ == "__main__":
