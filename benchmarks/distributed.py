@@ -154,7 +154,7 @@ def model_inputs(name: str, shape: tuple[int, ...]) -> tuple[int, int]:
     from cnnlab.summary import summary
 
     model = getattr(models, name)()
-    grad_bytes = sum(p.size * 4 for p in model.parameters() if p.requires_grad)
+    grad_bytes = sum(p.numel() * 4 for p in model.parameters() if p.requires_grad)
     return summary(model, shape, verbose=False).total_macs, grad_bytes
 
 
