@@ -90,7 +90,7 @@ def _add_config_options(p: argparse.ArgumentParser, config: type) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cnnlab.training.run import default_out_dir, fit
+    from cnnlab.training.run import fit
 
     options = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                if hasattr(args, f.name)}
@@ -106,7 +106,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif resume_path:   # RUN/checkpoints/epoch-NNN.npz -> RUN
         out = Path(resume_path).resolve().parent.parent
     else:
-        out = default_out_dir(cfg.resolved())
+        out = None   # fit's default, runs/<dataset>-<model> (rank 0's choice when distributed)
     try:
         fit(cfg, out, resume=args.resume, progress=args.progress, extend=args.extend)
     except RunExistsError as e:
