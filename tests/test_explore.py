@@ -213,6 +213,40 @@ def test_cli_refuses_a_missing_target(tmp_path, capsys):
     assert "not a run folder, a model file or a model name" in capsys.readouterr().err
 
 
+def test_cli_with_no_target_trains_digits_then_serves_it(tmp_path, monkeypatch, capsys):
+    import cnnlab.explore.server as server_mod
+    from cnnlab.cli import main
+
+    served = []
+    monkeypatch.setattr(server_mod, "serve", lambda ex, host, port: served.append((ex, host, port)))
+    monkeypatch.chdir(tmp_path)
+    assert main(["explore", "--port", "8123"]) == 0
+    ex, host, port = served[-1]
+    assert (host, port) == ("127.0.0.1", 8123) and (tmp_path / "runs/explore-digits/model.npz").is_file()
+    m = ex.describe()
+    assert m["name"] == "digits_cnn" and m["test_images"] == 360 and not m["untrained"]
+    hits = [ex.predict(ex.test_image(i)[0])["prediction"] == ex.test_image(i)[1] for i in range(40)]
+    assert sum(hits) >= 34                                   # a trained model, not a fresh one
+    assert "training the default digits model" in capsys.readouterr().out
+    assert main(["explore"]) == 0                             # the second time: no training
+    assert "using the digits model trained before" in capsys.readouterr().out
+    assert served[-1][0].source.endswith("model.npz")
+
+
+@pytest.mark.parametrize("name, shape", [("lenet5", [1, 28, 28]), ("resnet20", [3, 32, 32])])
+def test_cli_with_a_model_name_serves_it_untrained(monkeypatch, name, shape):
+    import cnnlab.explore.server as server_mod
+    from cnnlab.cli import main
+
+    served = []
+    monkeypatch.setattr(server_mod, "serve", lambda ex, host, port: served.append(ex))
+    assert main(["explore", name]) == 0
+    m = served[0].describe()
+    assert m["name"] == name and m["untrained"] and m["input_shape"] == shape and m["test_images"] == 0
+    out = served[0].predict(np.full(shape[1:], 0.5))
+    assert len(out["probabilities"]) == 10 and len(out["layers"]) == len(m["layers"])
+
+
 # ------------------------------------------------------------------ the browser
 def _free_port() -> int:
     with socket.socket() as s:
