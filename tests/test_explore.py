@@ -204,6 +204,113 @@ def test_host_and_token_checks(explorer):
     assert is_loopback("127.0.0.1") and is_loopback("::1") and not is_loopback("0.0.0.0")
 
 
+def sse(text: str) -> list[dict]:
+    """The events of a text/event-stream body."""
+    import json
+
+    out = []
+    for block in text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))
+        if "data" in fields:
+            out.append({**json.loads(fields["data"]), "_event": fields["event"], "_id": int(fields["id"])})
+    return out
+
+
+def wait_for(predicate, seconds: float = 60.0):
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_training_from_the_api_streams_steps_and_is_an_ordinary_run(explorer, tmp_path):
+    from starlette.testclient import TestClient
+
+    from cnnlab.explore.server import create_app
+    from cnnlab.training.run import load_for_evaluation
+
+    c = TestClient(create_app(explorer, runs_root=tmp_path), base_url="http://127.0.0.1")
+    t = c.get("/api/train").json()
+    assert t["state"] == "idle" and "digits" in t["datasets"] and "digits_cnn" in t["models"]
+    for body, words in [({"lr": -1}, "'lr' must be"), ({"epochs": 0}, "'epochs' must be"),
+                        ({"dataset": "nope"}, "nope"), ({"colour": 1}, "unknown training field"),
+                        ({"model": "no_such_net"}, "no_such_net")]:
+        r = c.post("/api/train", json=body)
+        assert r.status_code == 400 and words in r.json()["error"], (body, r.json())
+    assert c.post("/api/train/control", json={"action": "pause"}).status_code == 409
+    r = c.post("/api/train", json={"dataset": "digits", "epochs": 2, "batch_size": 64, "lr": 0.05})
+    assert r.status_code == 200 and r.json()["state"] == "running"
+    out = Path(r.json()["out"])
+    assert out.parent == tmp_path
+    assert c.post("/api/train", json={}).status_code == 409           # one run at a time
+    assert c.post("/api/train/control", json={"action": "pause"}).json()["state"] == "paused"
+    wait_for(lambda: "snapshot" in [e["_event"] for e in sse(c.get("/api/train/events?once=1").text)])
+    paused_at = c.get("/api/train").json()["step"]
+    time.sleep(0.3)
+    assert c.get("/api/train").json()["step"] == paused_at               # no step while paused
+    assert c.post("/api/train/control", json={"action": "lr", "lr": 0.01}).status_code == 200
+    assert c.post("/api/train/control", json={"action": "resume"}).json()["state"] == "running"
+    wait_for(lambda: c.get("/api/train").json()["state"] in ("done", "failed"))
+    events = sse(c.get("/api/train/events?once=1").text)
+    assert [e["_id"] for e in events] == sorted(e["_id"] for e in events)
+    steps = [e for e in events if e["_event"] == "step"]
+    assert len(steps) == 2 * 23 and steps[-1]["lr"] < 0.0101               # 1437 images / 64, lr set
+    first, last = np.mean([s["loss"] for s in steps[:5]]), np.mean([s["loss"] for s in steps[-5:]])
+    assert last < first
+    epochs = [e for e in events if e["_event"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == [1, 2] and epochs[-1]["test_acc"] > 0.5
+    snap = [e for e in events if e["_event"] == "snapshot"][-1]
+    assert decode(snap["filters"]["data"]).shape == (16, 1, 3, 3)
+    first_layer = snap["layers"][0]
+    assert {"weights", "grads"} <= set(first_layer) and sum(first_layer["weights"]["counts"]) == 144
+    assert events[-1]["_event"] == "status" and events[-1]["state"] == "done"
+    # the page now shows the trained weights, and the run is an ordinary run folder
+    model, _ = load_for_evaluation(out / "model.npz")
+    img = a_seven()
+    ours = c.post("/api/predict", json={"image": img.tolist()}).json()
+    x = explorer.to_input(img)[1]
+    with no_grad():
+        direct = model(Tensor(x)).data
+    assert ours["prediction"] == int(direct.argmax())
+    assert (out / "checkpoints" / "epoch-002.npz").is_file() and (out / "metrics.jsonl").is_file()
+    after = sse(c.get(f"/api/train/events?once=1&after={events[-2]['_id']}").text)
+    assert [e["_id"] for e in after] == [events[-1]["_id"]]                # a reconnect resumes
+
+
+def test_following_a_run_that_is_being_written(tmp_path):
+    from cnnlab.explore.server import create_app
+    from cnnlab.explore.session import Explorer
+    from cnnlab.training.run import Monitor, load_for_evaluation
+
+    class StopAfterTwo(Monitor):
+        def epoch(self, run, row):
+            if row["epoch"] == 2:
+                raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        fit(TrainConfig(dataset="digits", epochs=4), run, progress=False, report=lambda m: None,
+            monitor=StopAfterTwo())
+    ex = Explorer.open(str(run))                        # no model.npz yet: the newest checkpoint
+    assert ex.in_progress and ex.source.endswith("epoch-002.npz")
+    from starlette.testclient import TestClient
+
+    c = TestClient(create_app(ex, runs_root=tmp_path), base_url="http://127.0.0.1")   # follows by itself
+    assert c.get("/api/train").json()["state"] == "following"
+    epochs = lambda: [e["epoch"] for e in sse(c.get("/api/train/events?once=1").text)   # noqa: E731
+                      if e["_event"] == "epoch"]
+    wait_for(lambda: epochs() == [1, 2], 10)
+    fit(TrainConfig(dataset="digits", epochs=4), run, resume=True, progress=False, report=lambda m: None)
+    wait_for(lambda: sse(c.get("/api/train/events?once=1").text)[-1].get("state") == "done", 10)
+    assert epochs() == [1, 2, 3, 4]
+    assert c.get("/api/model").json()["source"].endswith("model.npz")     # the finished weights
+    model, _ = load_for_evaluation(run / "model.npz")
+    img = a_seven()
+    with no_grad():
+        direct = model(Tensor(ex.to_input(img)[1])).data
+    assert c.post("/api/predict", json={"image": img.tolist()}).json()["prediction"] == int(direct.argmax())
+
+
 def test_cli_refuses_a_missing_target(tmp_path, capsys):
     from cnnlab.cli import main
 

@@ -104,6 +104,7 @@ class Explorer:
         self.layers = self._find_layers()
         self._by_name = {layer.name: layer for layer in self.layers}
         self._test = None
+        self.in_progress = False          # a run folder with checkpoints but no model.npz yet
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -113,6 +114,15 @@ class Explorer:
         from cnnlab.viz.inputs import open_checkpoint
 
         p = Path(target)
+        if p.is_dir() and not (p / "model.npz").is_file():
+            from cnnlab.training.folder import find_checkpoints
+
+            found = find_checkpoints(p)
+            if found:       # a run still training (or stopped): its newest checkpoint
+                model, meta = load_for_evaluation(found[-1][1])
+                ex = cls(model, meta, str(found[-1][1]), p)
+                ex.in_progress = True
+                return ex
         if p.exists():
             ckpt, run = open_checkpoint(p)
             model, meta = load_for_evaluation(ckpt)
