@@ -362,14 +362,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(explorer):
+def server(explorer, tmp_path_factory):
     import uvicorn
 
     from cnnlab.explore.server import create_app
 
     port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(explorer), host="127.0.0.1", port=port,
-                                        log_level="warning"))
+    runs = tmp_path_factory.mktemp("page-runs")
+    srv = uvicorn.Server(uvicorn.Config(create_app(explorer, runs_root=runs), host="127.0.0.1", port=port,
+                                        log_level="warning", timeout_graceful_shutdown=2))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -438,6 +439,21 @@ def test_page_in_chromium(server, explorer, tmp_path):
             page.mouse.click(cb["x"] + (5.5 / 8) * cb["width"], cb["y"] + (2.5 / 8) * cb["height"])
             page.wait_for_url("**layer=features.0&unit=3%2C2%2C5", timeout=5000)   # pinned: in the URL
             page.wait_for_selector("#info .eq")
+
+            # start a short training from the page: steps stream in, the loss falls, the layers follow
+            page.select_option("#t-dataset", "digits")
+            page.fill("#t-epochs", "2")
+            page.fill("#t-batch", "32")
+            page.fill("#t-lr", "0.05")
+            page.click("#t-start")
+            page.wait_for_selector('body[data-train="done"]', state="attached", timeout=60000)
+            losses = page.evaluate("window.cnnlabTrain.steps.map((s) => s.loss)")
+            assert len(losses) == 2 * 45                      # 1437 images in batches of 32, two epochs
+            assert np.mean(losses[-10:]) < np.mean(losses[:10]) / 2
+            assert "test accuracy" in page.locator("#t-last").inner_text()
+            assert page.locator("#t-filters canvas").count() == 16
+            page.wait_for_function("document.getElementById('model-source').textContent.includes('training')")
+            page.wait_for_selector('body[data-busy="0"]', state="attached")
 
             shot = tmp_path / "explore.png"
             page.screenshot(path=str(shot), full_page=False)

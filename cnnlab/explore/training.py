@@ -201,6 +201,9 @@ class LiveTraining(Monitor):
             self._set_state("failed", f"{type(e).__name__}: {e}")
             return
         self._snapshot(force=True)
+        if self._live is not None:
+            self._live[1].source = str(self.out / "model.npz")
+            self.events.add("model", source=self._live[1].source)
         self._set_state("done", f"test accuracy {result.test_accuracy:.4f} (run folder {self.out})",
                         test_acc=result.test_accuracy)
 

@@ -391,20 +391,168 @@ function outlineField(box) {
   g.strokeRect(box[1] * k + 1, box[0] * k + 1, (box[3] - box[1]) * k - 2, (box[2] - box[0]) * k - 2);
 }
 
+// ------------------------------------------------------------------ training live
+// GET /api/train/events is a stream of server-sent events: status, step, epoch, snapshot
+// (filters, histograms; the page's model got the new weights) and model (another model).
+const train = { out: null, steps: [], epochs: [], state: "idle", drawQueued: false };
+window.cnnlabTrain = train;   // read by the browser test
+
+async function setupTraining() {
+  let t;
+  try { t = await api("/api/train"); } catch (e) { return showError(e); }
+  const m = $("t-model"), d = $("t-dataset");
+  m.append(el("option", { value: "", text: "the dataset's default" }));
+  for (const name of t.models) m.append(el("option", { value: name, text: name }));
+  for (const name of t.datasets) d.append(el("option", { value: name, text: name }));
+  d.value = t.defaults.dataset; $("t-lr").value = t.defaults.lr;
+  $("t-batch").value = t.defaults.batch_size; $("t-epochs").value = t.defaults.epochs;
+  $("t-start").onclick = startTraining;
+  $("t-pause").onclick = () => control({ action: train.state === "paused" ? "resume" : "pause" });
+  $("t-stop").onclick = () => control({ action: "stop" });
+  $("t-setlr").onclick = () => control({ action: "lr", lr: parseFloat($("t-lr").value) });
+  setTrainState({ state: t.state, message: t.message });
+  const es = new EventSource("/api/train/events");
+  const on = (kind, f) => es.addEventListener(kind, (msg) => f(JSON.parse(msg.data)));
+  on("status", setTrainState);
+  on("step", (e) => { train.steps.push(e); showLast(); queueCurves(); });
+  on("epoch", (e) => { train.epochs.push({ ...e, step: train.steps.length }); showLast(); queueCurves(); });
+  on("snapshot", (e) => { drawFilters(e.filters); drawHistograms(e.layers); requestPredict(); });
+  on("model", () => loadModel().then(() => {
+    $("layers").textContent = ""; state.maps = {}; state.pages = {};
+    if (state.sel && !state.model.layers.some((la) => la.name === state.sel.layer)) { state.sel = null; state.pinned = false; }
+    requestPredict();
+  }).catch(showError));
+}
+
+async function startTraining() {
+  const num = (id) => { const v = parseFloat($(id).value); return Number.isFinite(v) ? v : null; };
+  const body = { model: $("t-model").value || null, dataset: $("t-dataset").value, lr: num("t-lr"),
+                 batch_size: num("t-batch"), epochs: num("t-epochs") };
+  try { await api("/api/train", JSON.stringify(body)); } catch (e) { $("train-msg").textContent = e.message; }
+}
+
+async function control(body) {
+  try { await api("/api/train/control", JSON.stringify(body)); } catch (e) { $("train-msg").textContent = e.message; }
+}
+
+function setTrainState(e) {
+  if (e.state === "running" && e.out && e.out !== train.out) {   // a new run: new curves
+    train.out = e.out; train.steps.length = 0; train.epochs.length = 0; queueCurves();
+  }
+  if (e.state === "following" && e.out) train.out = e.out;
+  train.state = e.state;
+  document.body.dataset.train = e.state;
+  const live = e.state === "running" || e.state === "paused";
+  $("train-state").textContent = e.state === "idle" ? "" : e.state;
+  if (e.message) $("train-msg").textContent = e.message;
+  $("t-start").disabled = live || e.state === "following";
+  $("t-pause").disabled = $("t-stop").disabled = $("t-setlr").disabled = !live;
+  $("t-pause").textContent = e.state === "paused" ? "Resume" : "Pause";
+}
+
+function showLast() {
+  const s = train.steps[train.steps.length - 1], ep = train.epochs[train.epochs.length - 1];
+  const parts = [];
+  if (s) parts.push(`step ${s.step} (epoch ${s.epoch}): loss ${fmt(s.loss)}, acc ${(100 * s.acc).toFixed(0)}%, lr ${s.lr.toPrecision(3)}`);
+  if (ep) parts.push(`epoch ${ep.epoch}: test accuracy ${(100 * ep.test_acc).toFixed(1)}%`);
+  $("t-last").textContent = parts.join("; ");
+  document.body.dataset.steps = String(train.steps.length);
+}
+
+function queueCurves() {
+  if (train.drawQueued) return;
+  train.drawQueued = true;
+  requestAnimationFrame(() => { train.drawQueued = false; drawCurves(); });
+}
+
+function drawCurves() {   // step loss (orange), its running mean, step accuracy (blue), test accuracy (green)
+  const c = $("curves"), g = c.getContext("2d"), W = c.width, H = c.height, pad = 22;
+  g.fillStyle = "#0d1014"; g.fillRect(0, 0, W, H);
+  const steps = train.steps, n = Math.max(steps.length, train.epochs.length ? train.epochs[train.epochs.length - 1].step : 0);
+  g.font = "18px system-ui, sans-serif";
+  if (!n) { g.fillStyle = "#8a94a3"; g.fillText("loss and accuracy appear here as a run trains", pad, H / 2); return; }
+  let top = 0;
+  for (const s of steps) top = Math.max(top, s.loss);
+  for (const e of train.epochs) top = Math.max(top, e.train_loss || 0);
+  top = top || 1;
+  const X = (i) => pad + (W - 2 * pad) * (n > 1 ? i / (n - 1) : 0.5);
+  const Y = (v, hi) => H - pad - (H - 2 * pad) * Math.min(1, v / hi);
+  const line = (pts, colour, width) => {
+    g.strokeStyle = colour; g.lineWidth = width; g.beginPath();
+    pts.forEach(([x, y], i) => (i ? g.lineTo(x, y) : g.moveTo(x, y))); g.stroke();
+  };
+  line(steps.map((s, i) => [X(i), Y(s.acc, 1)]), "rgba(90,134,200,.55)", 1.5);
+  line(steps.map((s, i) => [X(i), Y(s.loss, top)]), "rgba(255,184,77,.45)", 1.5);
+  let avg = null;   // an exponential running mean, so the trend reads through the noise
+  line(steps.map((s, i) => { avg = avg === null ? s.loss : 0.9 * avg + 0.1 * s.loss; return [X(i), Y(avg, top)]; }), "#ffb84d", 3);
+  g.fillStyle = "#7fc97f";
+  const test = train.epochs.filter((e) => e.test_acc !== undefined);
+  line(test.map((e) => [X(Math.max(0, e.step - 1)), Y(e.test_acc, 1)]), "#7fc97f", 2);
+  for (const e of test) { g.beginPath(); g.arc(X(Math.max(0, e.step - 1)), Y(e.test_acc, 1), 5, 0, 2 * Math.PI); g.fill(); }
+  g.fillStyle = "#ffb84d"; g.fillText(`loss (0–${top.toPrecision(2)})`, pad, 18);
+  g.fillStyle = "#5a86c8"; g.fillText("train acc", pad + 190, 18);
+  g.fillStyle = "#7fc97f"; g.fillText("test acc", pad + 300, 18);
+}
+
+function drawFilters(f) {
+  if (!f) return;
+  $("t-filters-box").hidden = false;
+  const a = decode(f.data), [K, C, kh, kw] = a.shape, box = $("t-filters");
+  if (box.childElementCount !== K) {
+    box.textContent = "";
+    for (let k = 0; k < K; k++) box.append(el("canvas", { width: kw, height: kh, title: `${f.name}[${k}]` }));
+  }
+  let m = 0;
+  for (const v of a.data) m = Math.max(m, Math.abs(v));
+  box.querySelectorAll("canvas").forEach((cv, k) => {
+    const g = cv.getContext("2d"), img = g.createImageData(kw, kh);
+    for (let i = 0; i < kh * kw; i++) {
+      let rgb;
+      if (C === 3) rgb = [0, 1, 2].map((ch) => 127.5 + 127.5 * a.data[(k * C + ch) * kh * kw + i] / (m || 1));
+      else rgb = colour(a.data[k * C * kh * kw + i], m);
+      img.data.set([...rgb, 255], 4 * i);
+    }
+    g.putImageData(img, 0, 0);
+  });
+}
+
+function drawHistograms(layers) {
+  if (!layers || !layers.length) return;
+  $("t-hist-box").hidden = false;
+  const box = $("t-hist"); box.textContent = "";
+  for (const row of layers.slice(0, 12)) {
+    const cell = (h, colourName) => {
+      const cv = el("canvas", { width: 90, height: 22 });
+      if (!h || !h.counts.length) return cv;
+      const g = cv.getContext("2d"), top = Math.max(...h.counts), w = 90 / h.counts.length;
+      g.fillStyle = colourName;
+      h.counts.forEach((c, i) => { const hh = 22 * c / top; g.fillRect(i * w, 22 - hh, w - 0.5, hh); });
+      cv.title = `${fmt(h.lo)} … ${fmt(h.hi)}`;
+      return cv;
+    };
+    box.append(el("div", { class: "h" }, el("span", { text: row.name }), cell(row.weights, "#5a86c8"),
+                  cell(row.grads, "#7fc97f")));
+  }
+  if (layers.length > 12) box.append(el("div", { class: "muted", text: `… and ${layers.length - 12} more layers` }));
+}
+
 // ------------------------------------------------------------------ start
-async function start() {
-  readUrl();
-  setupDrawing();
-  try {
-    state.model = await api("/api/model");
-  } catch (e) { return showError(e); }
+async function loadModel() {
+  state.model = await api("/api/model");
   const m = state.model;
   $("model-name").textContent = `${m.name} · input ${m.input_shape.join("×")}` + (m.untrained ? " · untrained weights" : "");
   $("model-source").textContent = m.source;
-  if (!m.test_images) $("test-row").style.display = "none";
-  else $("test-index").max = m.test_images - 1;
+  $("test-row").style.display = m.test_images ? "" : "none";
+  if (m.test_images) $("test-index").max = m.test_images - 1;
+}
+
+async function start() {
+  readUrl();
+  setupDrawing();
+  try { await loadModel(); } catch (e) { return showError(e); }
   if (state.source.kind === "test") $("test-index").value = state.source.index;
   requestPredict();
+  setupTraining();
 }
 
 start();
