@@ -452,8 +452,14 @@ def test_page_in_chromium(server, explorer, tmp_path):
             assert np.mean(losses[-10:]) < np.mean(losses[:10]) / 2
             assert "test accuracy" in page.locator("#t-last").inner_text()
             assert page.locator("#t-filters canvas").count() == 16
-            page.wait_for_function("document.getElementById('model-source').textContent.includes('training')")
+            sync_api.expect(page.locator("#model-source")).to_contain_text("model.npz")
             page.wait_for_selector('body[data-busy="0"]', state="attached")
+            from cnnlab.training.run import load_for_evaluation
+
+            trained, _ = load_for_evaluation(page.locator("#model-source").inner_text())
+            with no_grad():                                   # the page now shows the trained weights
+                direct = trained(Tensor(explorer.to_input(last)[1])).data
+            assert int(page.locator("#prediction").get_attribute("data-k")) == int(direct.argmax())
 
             shot = tmp_path / "explore.png"
             page.screenshot(path=str(shot), full_page=False)
