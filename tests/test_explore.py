@@ -204,6 +204,59 @@ def test_host_and_token_checks(explorer):
     assert is_loopback("127.0.0.1") and is_loopback("::1") and not is_loopback("0.0.0.0")
 
 
+def test_methods_are_the_viz_functions_on_the_shown_input(client, explorer):
+    from cnnlab.viz import attribution as A
+    from cnnlab.viz.adversarial import fgsm
+    from cnnlab.viz.filters import filter_images
+    from cnnlab.viz.topk import top_k_activating
+
+    img = a_seven()
+    raw, x, _, _ = explorer.to_input(img)
+    post = lambda **f: client.post("/api/method", json={"image": img.tolist(), **f})   # noqa: E731
+    d = post(method="saliency").json()
+    assert d["target"] == 7 and not d["signed"]
+    np.testing.assert_allclose(decode(d["heat"]), A.saliency(explorer.model, x, 7)[0], rtol=1e-5, atol=1e-7)
+    d = post(method="guided", target=1).json()
+    np.testing.assert_allclose(decode(d["heat"]), A.guided_backprop(explorer.model, x, 1)[0].sum(axis=0),
+                               rtol=1e-5, atol=1e-7)
+    d = post(method="occlusion").json()
+    assert (d["size"], d["stride"]) == (2, 1) and decode(d["heat"]).shape == (7, 7)
+    np.testing.assert_allclose(decode(d["heat"]), A.occlusion(explorer.model, x, 7, 2, 1)[0], rtol=1e-5)
+    progress = [e for e in sse(client.get("/api/train/events?once=1").text) if e["_event"] == "progress"]
+    assert progress and progress[-1]["task"] == "occlusion"
+    assert progress[-1]["done"] == progress[-1]["total"] == 49                # 7 x 7 occluded copies
+    d = post(method="fgsm", eps=0.25).json()
+    norm = explorer.meta["normalize"]                        # the digits run standardises its input
+    adv = fgsm(explorer.model, x, 7, 0.25, pixel_range=(0.0, 1.0), mean=norm["mean"], std=norm["std"])
+    np.testing.assert_allclose(decode(d["image"]), adv[0] * norm["std"] + norm["mean"], atol=1e-5)
+    assert np.abs(decode(d["perturbation"])).max() <= 0.25 + 1e-6 and d["before"]["prediction"] == 7
+    assert d["probabilities"][7] < d["before"]["probabilities"][7]
+    d = client.post("/api/method", json={"method": "filters"}).json()
+    w = explorer.model.get_submodule("features.0").weight.data
+    np.testing.assert_allclose(decode(d["images"]), filter_images(w), atol=1e-6)
+    d = client.post("/api/method", json={"method": "class_model", "target": 3}).json()
+    assert decode(d["image"]).shape == (1, 8, 8) and d["probability"] > 0.5
+    d = client.post("/api/method", json={"method": "top9", "layer": "features.1", "channel": 2}).json()
+    from cnnlab.viz.inputs import model_pipeline
+
+    _, tx = model_pipeline(np.asarray(explorer._test_set().x, np.float32), explorer.meta)
+    top = top_k_activating(explorer.model, "features.1", 2, tx, k=9)
+    assert d["searched"] == 360 and [it["index"] for it in d["items"]] == top.indices.tolist()
+    first = d["items"][0]
+    y0, x0, y1, x1 = first["box"]
+    patch = explorer.test_image(first["index"])[0][:, y0:y1, x0:x1]
+    np.testing.assert_array_equal(decode(first["patch"]), patch)
+    values = [it["value"] for it in d["items"]]
+    assert values == sorted(values, reverse=True)
+    for body, words in [({"method": "nope"}, "'method' must be one of"),
+                        ({"method": "saliency"}, "needs an input"),
+                        ({"method": "fgsm", "image": [[0.5]], "eps": 3}, "'eps'"),
+                        ({"method": "top9", "layer": "classifier.0", "channel": 0}, "vector"),
+                        ({"method": "class_model", "target": 10}, "'target'")]:
+        r = client.post("/api/method", json=body)
+        assert r.status_code == 400 and words in r.json()["error"], (body, r.json())
+
+
 def sse(text: str) -> list[dict]:
     """The events of a text/event-stream body."""
     import json

@@ -10,6 +10,8 @@ Routes::
                             -> probabilities, prediction, the input as the network receives
                             it, every layer's output
     POST /api/unit          the same input plus {"layer", "channel", "y", "x"} -> the infobox
+    POST /api/method        the same input plus {"method", "target", "eps", "layer", "channel"}
+                            -> a viz method's result (cnnlab.explore.methods)
     GET  /api/train         the training state, the models and datasets the page may train
     POST /api/train         {"model", "dataset", "lr", "batch_size", "epochs"} (all optional):
                             start a run in a new folder under the runs root
@@ -87,6 +89,7 @@ def create_app(explorer, token: str | None = None, runs_root: str | Path = "runs
     from starlette.routing import Route
 
     from cnnlab.data import DATASET_NAMES
+    from cnnlab.explore.methods import run_method
     from cnnlab.explore.training import EventLog, LiveTraining, RunFollower
     from cnnlab.explore.units import unit_info
     from cnnlab.models import list_models
@@ -120,10 +123,12 @@ def create_app(explorer, token: str | None = None, runs_root: str | Path = "runs
     async def model(request: Request) -> Response:
         return ok(await asyncio.to_thread(shown.explorer.describe))
 
-    async def input_of(request: Request) -> tuple[Any, dict[str, Any], int | None]:
-        """(image or None, the JSON fields, test label) of a predict / unit request."""
+    async def input_of(request: Request, fields: dict[str, Any] | None = None
+                       ) -> tuple[Any, dict[str, Any], int | None]:
+        """(image or None, the JSON fields, test label) of a predict / unit / method request
+        (``fields``: its JSON body, when already read)."""
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype in IMAGE_TYPES:
+        if fields is None and ctype in IMAGE_TYPES:
             body = await read_body(request, MAX_UPLOAD_BYTES)
             fields = dict(request.query_params)
             fields["invert"] = fields.get("invert") in ("1", "true")
@@ -131,7 +136,8 @@ def create_app(explorer, token: str | None = None, runs_root: str | Path = "runs
         if ctype not in ("application/json", ""):
             raise ApiError(415, f"send JSON (application/json) or an image file ({', '.join(IMAGE_TYPES)}), "
                                 f"got {ctype}")
-        fields = parse_json(await read_body(request, MAX_JSON_BYTES))
+        if fields is None:
+            fields = parse_json(await read_body(request, MAX_JSON_BYTES))
         if "test_index" in fields:
             n = shown.explorer.test_count()
             if not n:
@@ -172,6 +178,22 @@ def create_app(explorer, token: str | None = None, runs_root: str | Path = "runs
         x = int_field(fields, "x", 0, hi=layer.shape[2] - 1) if len(layer.shape) == 3 else 0
         _, model_input, _, _ = await asyncio.to_thread(ex.to_input, image, flag(fields, "invert"))
         return ok(await asyncio.to_thread(unit_info, ex, model_input, name, channel, y, x))
+
+    async def method(request: Request) -> Response:
+        ex = shown.explorer
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype in IMAGE_TYPES:
+            raise ApiError(415, "send the method's input as JSON ({'image': ...} or {'test_index': k})")
+        fields = parse_json(await read_body(request, MAX_JSON_BYTES))
+        x = raw = None
+        if "image" in fields or "test_index" in fields:
+            image, fields, _ = await input_of(request, fields)
+            raw, x, _, _ = await asyncio.to_thread(ex.to_input, image, flag(fields, "invert"))
+        name = fields.get("method")
+
+        def progress(done: int, total: int) -> None:
+            events.add("progress", task=name, done=done, total=total)
+        return ok(await asyncio.to_thread(run_method, ex, fields, x, raw, progress))
 
     async def train_state(request: Request) -> Response:
         return ok({**trainer.status(), "models": list_models(), "datasets": list(DATASET_NAMES),
@@ -250,6 +272,7 @@ def create_app(explorer, token: str | None = None, runs_root: str | Path = "runs
 
     routes = [Route("/", page), Route("/static/{name}", static), Route("/api/model", model),
               Route("/api/predict", predict, methods=["POST"]), Route("/api/unit", unit, methods=["POST"]),
+              Route("/api/method", method, methods=["POST"]),
               Route("/api/train", train_state), Route("/api/train", train_start, methods=["POST"]),
               Route("/api/train/control", train_control, methods=["POST"]),
               Route("/api/train/events", train_events)]
