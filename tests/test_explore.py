@@ -493,6 +493,26 @@ def test_page_in_chromium(server, explorer, tmp_path):
             page.wait_for_url("**layer=features.0&unit=3%2C2%2C5", timeout=5000)   # pinned: in the URL
             page.wait_for_selector("#info .eq")
 
+            # methods: the saliency map over the input, then FGSM from the slider
+            page.select_option("#m-method", "saliency")
+            page.wait_for_selector('body[data-method="saliency"]', state="attached")
+            assert "for class 7" in page.locator("#m-note").inner_text()
+            page.select_option("#m-method", "fgsm")
+            page.locator("#m-eps").fill("0.3")
+            page.wait_for_selector('body[data-method="fgsm"]', state="attached")
+            page.wait_for_selector("#fgsm-result", state="attached")
+            sync_api.expect(page.locator("#m-eps-val")).to_have_text("0.30")
+            from cnnlab.viz.adversarial import fgsm
+
+            norm = explorer.meta["normalize"]
+            _, x_last, _, _ = explorer.to_input(last)
+            adv = fgsm(explorer.model, x_last, 7, 0.3, pixel_range=(0.0, 1.0), mean=norm["mean"],
+                       std=norm["std"])
+            with no_grad():
+                fooled = int(explorer.model(Tensor(adv)).data.argmax())
+            sync_api.expect(page.locator("#fgsm-result")).to_have_attribute("data-k", str(fooled))
+            page.select_option("#m-method", "")
+
             # start a short training from the page: steps stream in, the loss falls, the layers follow
             page.select_option("#t-dataset", "digits")
             page.fill("#t-epochs", "2")

@@ -154,6 +154,7 @@ async function predict() {
   if (seq !== state.seq) return;
   state.last = out;
   render(out);
+  afterPredict();
   document.body.dataset.predictions = String(seq);   // a finished repaint, for tests and benchmarks
 }
 
@@ -225,7 +226,10 @@ function renderLayer(layer) {
       const c = el("canvas", { width: w, height: h, "data-channel": layer.channel_offset + k });
       c.style.width = w * zoom + "px"; c.style.height = h * zoom + "px";
       c.addEventListener("mousemove", (e) => hoverMap(e, layer.name, c, layer.scale));
-      c.addEventListener("click", (e) => { state.pinned = !state.pinned; hoverMap(e, layer.name, c, layer.scale, true); });
+      c.addEventListener("click", (e) => {
+        state.pinned = !state.pinned; hoverMap(e, layer.name, c, layer.scale, true);
+        if (state.pinned && $("m-method").value === "top9") runMethod();
+      });
       maps.append(c);
     }
     pager(body, layer);
@@ -391,6 +395,150 @@ function outlineField(box) {
   g.strokeRect(box[1] * k + 1, box[0] * k + 1, (box[3] - box[1]) * k - 2, (box[2] - box[0]) * k - 2);
 }
 
+// ------------------------------------------------------------------ methods
+// POST /api/method runs a cnnlab.viz method on the shown input: a heat map over the input
+// (saliency, guided backprop, DeconvNet, occlusion), or images below (FGSM, class model,
+// first-layer filters, the top-9 test images of the selected unit).
+const ON_INPUT = ["saliency", "guided", "deconvnet", "occlusion", "fgsm"];
+const methods = { seq: 0, timer: null };
+
+function setupMethods() {
+  const again = () => { clearTimeout(methods.timer); methods.timer = setTimeout(runMethod, 120); };
+  $("m-method").onchange = () => { $("m-eps-row").hidden = $("m-method").value !== "fgsm"; again(); };
+  $("m-target").onchange = again;
+  $("m-eps").oninput = () => { $("m-eps-val").textContent = parseFloat($("m-eps").value).toFixed(2); again(); };
+}
+
+function fillTargets() {
+  const t = $("m-target"), keep = t.value;
+  t.textContent = "";
+  t.append(el("option", { value: "", text: "predicted" }));
+  state.model.classes.forEach((name, k) => t.append(el("option", { value: k, text: name })));
+  if (keep && keep < state.model.classes.length) t.value = keep;
+}
+
+function afterPredict() {   // a new input: the input-based methods follow it
+  if (ON_INPUT.includes($("m-method").value)) runMethod();
+}
+
+async function runMethod() {
+  const method = $("m-method").value, seq = ++methods.seq;
+  clearOverlay(); $("m-out").textContent = ""; $("m-note").textContent = "";
+  document.body.dataset.method = "";
+  if (!method) return;
+  const fields = { method };
+  if ($("m-target").value !== "") fields.target = parseInt($("m-target").value, 10);
+  if (method === "fgsm") fields.eps = parseFloat($("m-eps").value);
+  if (method === "class_model" && fields.target === undefined) fields.target = state.last ? state.last.prediction : 0;
+  if (method === "top9") {
+    const m = state.sel && state.maps && state.maps[state.sel.layer];
+    if (!m || m.layer.shape.length !== 3) { $("m-note").textContent = "Click a unit of a conv or pool layer first."; return; }
+    fields.layer = state.sel.layer; fields.channel = state.sel.c;
+  }
+  let body;
+  if (ON_INPUT.includes(method)) {
+    if (state.source.kind === "upload") { $("m-note").textContent = "Methods work on drawings and test images."; return; }
+    body = inputBody(fields);
+  } else body = JSON.stringify(fields);
+  $("m-note").textContent = "computing…";
+  $("m-progress").hidden = method !== "occlusion"; $("m-progress").value = 0;
+  let d;
+  try { d = await api("/api/method", body); } catch (e) { if (seq === methods.seq) $("m-note").textContent = e.message; return; }
+  finally { if (seq === methods.seq) $("m-progress").hidden = true; }
+  if (seq !== methods.seq) return;
+  showMethod(d);
+  document.body.dataset.method = method;
+}
+
+function clearOverlay() { const o = $("overlay"); o.getContext("2d").clearRect(0, 0, o.width, o.height); }
+
+function drawHeat(values, H, W, signed) {   // a map over the input, drawn on #overlay
+  const o = $("overlay"); o.width = W; o.height = H;
+  let m = 0;
+  for (const v of values) m = Math.max(m, Math.abs(v));
+  const g = o.getContext("2d"), img = g.createImageData(W, H);
+  for (let i = 0; i < H * W; i++) {
+    const v = values[i], t = m > 0 ? Math.min(1, Math.abs(v) / m) : 0;
+    const rgb = signed ? colour(v, m) : [255, 80 + 150 * t, 40];
+    img.data.set([...rgb, Math.round(230 * t)], 4 * i);
+  }
+  g.putImageData(img, 0, 0);
+}
+
+function imageCanvas(arr, px, signed = false) {   // a (C, H, W) array as a canvas, px pixels a side
+  const a = decode(arr), [C, H, W] = a.shape.length === 3 ? a.shape : [1, ...a.shape];
+  const c = el("canvas", { width: W, height: H });
+  c.style.width = px + "px"; c.style.height = Math.round(px * H / W) + "px";
+  let m = 0;
+  if (signed) for (const v of a.data) m = Math.max(m, Math.abs(v));
+  const g = c.getContext("2d"), img = g.createImageData(W, H);
+  for (let i = 0; i < H * W; i++) {
+    const rgb = signed ? colour(a.data[i], m)
+      : [0, 1, 2].map((k) => 255 * Math.min(1, Math.max(0, a.data[(C === 3 ? k : 0) * H * W + i])));
+    img.data.set([...rgb, 255], 4 * i);
+  }
+  g.putImageData(img, 0, 0);
+  return c;
+}
+
+function showMethod(d) {
+  const out = $("m-out"), names = state.model.classes, pct = (p) => (100 * p).toFixed(1) + "%";
+  const S = state.last ? state.last.input.shape[1] : 0;
+  if (d.heat) {
+    const h = decode(d.heat);
+    if (d.method === "occlusion") {   // each input pixel: the mean drop of p(target) over the squares covering it
+      const [OH, OW] = h.shape, drop = new Float32Array(S * S), n = new Float32Array(S * S);
+      for (let i = 0; i < OH; i++) for (let j = 0; j < OW; j++) {
+        for (let y = i * d.stride; y < i * d.stride + d.size; y++) for (let x = j * d.stride; x < j * d.stride + d.size; x++) {
+          drop[y * S + x] += Math.max(0, d.probability - h.data[i * OW + j]); n[y * S + x] += 1;
+        }
+      }
+      for (let k = 0; k < S * S; k++) drop[k] = n[k] ? drop[k] / n[k] : 0;
+      drawHeat(drop, S, S, false);
+      let lo = 1;
+      for (const v of h.data) lo = Math.min(lo, v);
+      $("m-note").textContent = `p(${d.target_name}) falls from ${pct(d.probability)} to as low as ${pct(lo)} when a ${d.size}×${d.size} square is grey; red: where it falls most.`;
+    } else {
+      drawHeat(h.data, h.shape[0], h.shape[1], d.signed);
+      $("m-note").textContent = `${{ saliency: "|∂ score / ∂ input|", guided: "guided backprop", deconvnet: "DeconvNet" }[d.method]} for class ${d.target_name}, over the input.`;
+    }
+    return;
+  }
+  $("m-note").textContent = "";
+  if (d.method === "fgsm") {
+    const b = d.before;
+    out.append(el("div", { class: "grid" },
+      el("figure", {}, imageCanvas(d.image, 100), el("figcaption", { text: "adversarial input" })),
+      el("figure", {}, imageCanvas(d.perturbation, 100, true), el("figcaption", { text: `perturbation (±${d.eps})` }))),
+      el("div", { id: "fgsm-result", "data-k": d.prediction, text: `${names[b.prediction]} (${pct(b.probabilities[b.prediction])}) → ` },
+         el("span", { class: "big", text: `${names[d.prediction]} (${pct(d.probabilities[d.prediction])})` })));
+  } else if (d.method === "class_model") {
+    out.append(el("figure", {}, imageCanvas(d.image, 140),
+                  el("figcaption", { text: `the input that maximises ${d.target_name}: p = ${pct(d.probability)}` })));
+  } else if (d.method === "filters") {
+    const a = decode(d.images), grid = el("div", { class: "grid" });
+    const [K, kh, kw] = a.shape, rgb = a.shape.length === 4;
+    for (let k = 0; k < K; k++) {
+      const c = el("canvas", { width: kw, height: kh, title: `${d.layer}[${k}]` });
+      c.style.width = c.style.height = "30px";
+      const g = c.getContext("2d"), img = g.createImageData(kw, kh);
+      for (let i = 0; i < kh * kw; i++) {
+        const px = rgb ? [0, 1, 2].map((ch) => 255 * a.data[(k * kh * kw + i) * 3 + ch]) : Array(3).fill(255 * a.data[k * kh * kw + i]);
+        img.data.set([...px, 255], 4 * i);
+      }
+      g.putImageData(img, 0, 0);
+      grid.append(c);
+    }
+    out.append(el("div", { class: "muted", text: `${d.layer}: ${d.shape.join("×")}` }), grid);
+  } else if (d.method === "top9") {
+    const grid = el("div", { class: "grid" });
+    for (const it of d.items) {
+      grid.append(el("figure", {}, imageCanvas(it.patch, 52), el("figcaption", { text: `#${it.index} ${it.label} ${fmt(it.value)}` })));
+    }
+    out.append(el("div", { class: "muted", text: `${d.layer} channel ${d.channel}: the 9 of ${d.searched} test images it fires on most, cropped to its receptive field` }), grid);
+  }
+}
+
 // ------------------------------------------------------------------ training live
 // GET /api/train/events is a stream of server-sent events: status, step, epoch, snapshot
 // (filters, histograms; the page's model got the new weights) and model (another model).
@@ -411,11 +559,13 @@ async function setupTraining() {
   $("t-stop").onclick = () => control({ action: "stop" });
   $("t-setlr").onclick = () => control({ action: "lr", lr: parseFloat($("t-lr").value) });
   setTrainState({ state: t.state, message: t.message });
+  drawCurves();
   const es = new EventSource("/api/train/events");
   const on = (kind, f) => es.addEventListener(kind, (msg) => f(JSON.parse(msg.data)));
   on("status", setTrainState);
   on("step", (e) => { train.steps.push(e); showLast(); queueCurves(); });
   on("epoch", (e) => { train.epochs.push({ ...e, step: train.steps.length }); showLast(); queueCurves(); });
+  on("progress", (e) => { if (e.task === $("m-method").value) $("m-progress").value = e.done / e.total; });
   on("snapshot", (e) => { drawFilters(e.filters); drawHistograms(e.layers); requestPredict(); });
   on("model", () => loadModel().then(() => {
     $("layers").textContent = ""; state.maps = {}; state.pages = {};
@@ -544,11 +694,13 @@ async function loadModel() {
   $("model-source").textContent = m.source;
   $("test-row").style.display = m.test_images ? "" : "none";
   if (m.test_images) $("test-index").max = m.test_images - 1;
+  fillTargets();
 }
 
 async function start() {
   readUrl();
   setupDrawing();
+  setupMethods();
   try { await loadModel(); } catch (e) { return showError(e); }
   if (state.source.kind === "test") $("test-index").value = state.source.index;
   requestPredict();
