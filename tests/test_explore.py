@@ -511,6 +511,7 @@ def test_page_in_chromium(server, explorer, tmp_path):
             with no_grad():
                 fooled = int(explorer.model(Tensor(adv)).data.argmax())
             sync_api.expect(page.locator("#fgsm-result")).to_have_attribute("data-k", str(fooled))
+            assert "method=fgsm" in page.url and "eps=0.3" in page.url      # the view is shareable
             page.select_option("#m-method", "")
 
             # start a short training from the page: steps stream in, the loss falls, the layers follow

@@ -62,6 +62,10 @@ function writeUrl() {
   if (state.sel && state.pinned) {
     q.set("layer", state.sel.layer); q.set("unit", [state.sel.c, state.sel.y, state.sel.x].join(","));
   } else { q.delete("layer"); q.delete("unit"); }
+  const method = $("m-method").value, target = $("m-target").value;
+  if (method) q.set("method", method); else q.delete("method");
+  if (method && target !== "") q.set("class", target); else q.delete("class");
+  if (method === "fgsm") q.set("eps", $("m-eps").value); else q.delete("eps");
   history.replaceState(null, "", "?" + q.toString());
 }
 
@@ -404,9 +408,17 @@ const methods = { seq: 0, timer: null };
 
 function setupMethods() {
   const again = () => { clearTimeout(methods.timer); methods.timer = setTimeout(runMethod, 120); };
-  $("m-method").onchange = () => { $("m-eps-row").hidden = $("m-method").value !== "fgsm"; again(); };
-  $("m-target").onchange = again;
-  $("m-eps").oninput = () => { $("m-eps-val").textContent = parseFloat($("m-eps").value).toFixed(2); again(); };
+  const show = () => {
+    $("m-eps-row").hidden = $("m-method").value !== "fgsm";
+    $("m-eps-val").textContent = parseFloat($("m-eps").value).toFixed(2);
+  };
+  $("m-method").onchange = () => { show(); writeUrl(); again(); };
+  $("m-target").onchange = () => { writeUrl(); again(); };
+  $("m-eps").oninput = () => { show(); writeUrl(); again(); };
+  const q = new URLSearchParams(location.search);   // a shared view: its method, class and eps
+  if (q.get("method") && [...$("m-method").options].some((o) => o.value === q.get("method"))) $("m-method").value = q.get("method");
+  if (q.get("eps")) $("m-eps").value = q.get("eps");
+  show();
 }
 
 function fillTargets() {
@@ -414,11 +426,14 @@ function fillTargets() {
   t.textContent = "";
   t.append(el("option", { value: "", text: "predicted" }));
   state.model.classes.forEach((name, k) => t.append(el("option", { value: k, text: name })));
-  if (keep && keep < state.model.classes.length) t.value = keep;
+  const wanted = keep || new URLSearchParams(location.search).get("class");
+  if (wanted && wanted < state.model.classes.length) t.value = wanted;
 }
 
-function afterPredict() {   // a new input: the input-based methods follow it
-  if (ON_INPUT.includes($("m-method").value)) runMethod();
+function afterPredict() {   // a new input: the input-based methods follow it (and a shared view's runs once)
+  const method = $("m-method").value;
+  if (ON_INPUT.includes(method) || (method && !methods.ran)) runMethod();
+  methods.ran = true;
 }
 
 async function runMethod() {
