@@ -330,6 +330,27 @@ def test_training_from_the_api_streams_steps_and_is_an_ordinary_run(explorer, tm
     assert [e["_id"] for e in after] == [events[-1]["_id"]]                # a reconnect resumes
 
 
+def test_a_failed_page_run_says_why_and_the_server_keeps_serving(explorer, tmp_path, monkeypatch):
+    from starlette.testclient import TestClient
+
+    import cnnlab.training.run as run_mod
+    from cnnlab.explore.server import create_app
+
+    def diverges(cfg, out, **kw):
+        raise FloatingPointError("training diverged: loss is nan after 64 samples; lower the learning rate")
+    monkeypatch.setattr(run_mod, "fit", diverges)
+    c = TestClient(create_app(explorer, runs_root=tmp_path), base_url="http://127.0.0.1")
+    assert c.post("/api/train", json={"epochs": 1}).status_code == 200
+    wait_for(lambda: c.get("/api/train").json()["state"] == "failed", 10)
+    assert "diverged" in c.get("/api/train").json()["message"]
+    assert c.post("/api/predict", json={"image": a_seven().tolist()}).status_code == 200
+    from cnnlab.explore.training import EventLog
+
+    log = EventLog()
+    log.add("status", state="idle")
+    assert [e["id"] for e in log.after(99)] == [1]          # an id from before a restart: all again
+
+
 def test_following_a_run_that_is_being_written(tmp_path):
     from cnnlab.explore.server import create_app
     from cnnlab.explore.session import Explorer

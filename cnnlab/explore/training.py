@@ -54,7 +54,11 @@ class EventLog:
             self._next += 1
 
     def after(self, last_id: int) -> list[dict[str, Any]]:
+        """The events after ``last_id``; all of them for an id this log never gave
+        (a page reconnecting to a restarted server)."""
         with self._lock:
+            if last_id >= self._next:
+                last_id = 0
             return [e for e in self._events if e["id"] > last_id]
 
     def last(self, kind: str) -> dict[str, Any] | None:
