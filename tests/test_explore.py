@@ -112,6 +112,18 @@ def test_predict_test_image_and_upload(client, explorer):
     assert r.status_code == 200 and "looks inverted" in r.json()["warnings"][0]
 
 
+@pytest.mark.parametrize("shape, scale", [((3, 112, 112), 2), ((2, 75, 130), 3), ((1, 5, 9), 4),
+                                          ((1, 4, 4), 1)])
+def test_block_mean_equals_the_mean_of_each_block(shape, scale):
+    from cnnlab.explore.session import block_mean
+
+    a = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    C, H, W = shape
+    spec = np.array([[[a[c, y:y + scale, x:x + scale].mean() for x in range(0, W, scale)]
+                      for y in range(0, H, scale)] for c in range(C)])
+    np.testing.assert_allclose(block_mean(a, scale), spec, rtol=1e-5, atol=1e-6)
+
+
 def test_unit_writes_out_the_arithmetic(client, explorer):
     img = a_seven()
     _, seen, x = python_forward(explorer, img, ["features.0", "features.1", "features.2", "classifier.0"])
