@@ -146,6 +146,24 @@ def test_unit_writes_out_the_arithmetic(client, explorer):
     assert d["dot"]["sum"] + d["bias"] == pytest.approx(float(seen["classifier.0"][0, 7]), abs=1e-5)
 
 
+def test_an_uploaded_file_gets_the_unit_arithmetic_and_the_methods(client):
+    from PIL import Image
+
+    img = a_seven()
+    buf = io.BytesIO()
+    Image.fromarray((255 * img).astype(np.uint8)).save(buf, "PNG")
+    png = {"content": buf.getvalue(), "headers": {"content-type": "image/png"}}
+    by_json = client.post("/api/unit", json={"image": img.tolist(), "layer": "features.0", "channel": 3,
+                                             "y": 2, "x": 5}).json()
+    by_file = client.post("/api/unit?layer=features.0&channel=3&y=2&x=5", **png).json()
+    assert by_file == by_json
+    by_json = client.post("/api/method", json={"image": img.tolist(), "method": "fgsm", "eps": 0.2}).json()
+    by_file = client.post("/api/method?method=fgsm&eps=0.2", **png).json()
+    assert by_file == by_json and by_file["eps"] == 0.2
+    r = client.post("/api/unit?layer=features.0&channel=x", **png)
+    assert r.status_code == 400 and "'channel' must be an integer" in r.json()["error"]
+
+
 @pytest.mark.parametrize("body, status, words", [
     (b"garbage", 400, "not valid JSON"),
     (b"[1, 2]", 400, "JSON object"),
@@ -567,6 +585,21 @@ def test_page_in_chromium(server, explorer, tmp_path):
             with no_grad():                                   # the page now shows the trained weights
                 direct = trained(Tensor(explorer.to_input(last)[1])).data
             assert int(page.locator("#prediction").get_attribute("data-k")) == int(direct.argmax())
+
+            # an uploaded file: predicted, and a hovered unit still gets its arithmetic
+            from PIL import Image
+
+            Image.fromarray((255 * a_seven()).astype(np.uint8)).save(tmp_path / "seven.png")
+            page.evaluate("window.scrollTo(0, 0)")
+            page.set_input_files("#upload", str(tmp_path / "seven.png"))
+            page.wait_for_selector('body[data-busy="0"]', state="attached")
+            sync_api.expect(page.locator("#prediction")).to_have_attribute("data-k", "7")
+            c = page.locator('.layer[data-layer="features.0"] canvas[data-channel="1"]')
+            cb = c.bounding_box()
+            page.mouse.click(cb["x"] + 0.5 * cb["width"], cb["y"] + 0.5 * cb["height"])   # release the pin
+            page.mouse.move(cb["x"] + 0.3 * cb["width"], cb["y"] + 0.3 * cb["height"])
+            sync_api.expect(page.locator("#info")).to_contain_text("dot product")
+            assert "src=upload" in page.url
 
             shot = tmp_path / "explore.png"
             page.screenshot(path=str(shot), full_page=False)

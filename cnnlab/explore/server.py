@@ -6,7 +6,8 @@ Routes::
     GET  /static/NAME       its script and style (a fixed list: nothing else is served)
     GET  /api/model         the model: name, input shape, classes, layers (name, type, shape)
     POST /api/predict       {"image": H x W or C x H x W list in [0, 1]} | {"test_index": k}
-                            | an image file body (Content-Type image/png, image/jpeg, ...)
+                            | an image file body (Content-Type image/png, image/jpeg, ...;
+                            the other fields then go in the query: ?layer=features.0&channel=3)
                             -> probabilities, prediction, the input as the network receives
                             it, every layer's output
     POST /api/unit          the same input plus {"layer", "channel", "y", "x"} -> the infobox
@@ -130,8 +131,8 @@ def create_app(explorer, token: str | None = None, runs_root: str | Path = "runs
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if fields is None and ctype in IMAGE_TYPES:
             body = await read_body(request, MAX_UPLOAD_BYTES)
-            fields = dict(request.query_params)
-            fields["invert"] = fields.get("invert") in ("1", "true")
+            fields = {k: _query_value(v) for k, v in request.query_params.items()}   # ?layer=..&channel=3
+            fields["invert"] = fields.get("invert") in (1, True)
             return await asyncio.to_thread(image_from_upload, body), fields, None
         if ctype not in ("application/json", ""):
             raise ApiError(415, f"send JSON (application/json) or an image file ({', '.join(IMAGE_TYPES)}), "
@@ -182,11 +183,13 @@ def create_app(explorer, token: str | None = None, runs_root: str | Path = "runs
     async def method(request: Request) -> Response:
         ex = shown.explorer
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype in IMAGE_TYPES:
-            raise ApiError(415, "send the method's input as JSON ({'image': ...} or {'test_index': k})")
-        fields = parse_json(await read_body(request, MAX_JSON_BYTES))
         x = raw = None
-        if "image" in fields or "test_index" in fields:
+        if ctype in IMAGE_TYPES:          # an uploaded file, the method's fields in the query
+            image, fields, _ = await input_of(request)
+            raw, x, _, _ = await asyncio.to_thread(ex.to_input, image, fields["invert"])
+        else:
+            fields = parse_json(await read_body(request, MAX_JSON_BYTES))
+        if x is None and ("image" in fields or "test_index" in fields):
             image, fields, _ = await input_of(request, fields)
             raw, x, _, _ = await asyncio.to_thread(ex.to_input, image, flag(fields, "invert"))
         name = fields.get("method")
@@ -282,6 +285,14 @@ def create_app(explorer, token: str | None = None, runs_root: str | Path = "runs
     async def app(scope, receive, send):
         await guard(scope, receive, send, inner)
     return app
+
+
+def _query_value(v: str) -> Any:
+    """A query parameter as the JSON value it spells (``3``, ``0.25``, ``true``), else the text."""
+    try:
+        return json.loads(v)
+    except ValueError:
+        return v
 
 
 def _cookie(header: str, name: str) -> str | None:

@@ -339,10 +339,19 @@ function showUnit(sel, fetchNow) {
   state.unitTimer = setTimeout(() => fetchUnit(sel), fetchNow ? 60 : 0);
 }
 
+function post(path, fields) {   // the shown input plus fields: an uploaded file (fields in the query) or JSON
+  if (state.source.kind === "upload") {
+    const f = state.source.file, q = new URLSearchParams();
+    for (const [k, v] of Object.entries(fields)) q.set(k, String(v));
+    if ($("invert").checked) q.set("invert", "1");
+    return api(path + "?" + q.toString(), f, { "Content-Type": f.type || "image/png" });
+  }
+  return api(path, inputBody(fields));
+}
+
 async function fetchUnit(sel) {
-  if (state.source.kind === "upload") return;   // the arithmetic needs the pixels as JSON
   let d;
-  try { d = await api("/api/unit", inputBody({ layer: sel.layer, channel: sel.c, y: sel.y, x: sel.x })); }
+  try { d = await post("/api/unit", { layer: sel.layer, channel: sel.c, y: sel.y, x: sel.x }); }
   catch (e) { return showError(e); }
   if (state.sel !== sel) return;
   const info = $("info");
@@ -450,15 +459,10 @@ async function runMethod() {
     if (!m || m.layer.shape.length !== 3) { $("m-note").textContent = "Click a unit of a conv or pool layer first."; return; }
     fields.layer = state.sel.layer; fields.channel = state.sel.c;
   }
-  let body;
-  if (ON_INPUT.includes(method)) {
-    if (state.source.kind === "upload") { $("m-note").textContent = "Methods work on drawings and test images."; return; }
-    body = inputBody(fields);
-  } else body = JSON.stringify(fields);
   $("m-note").textContent = "computing…";
   $("m-progress").hidden = method !== "occlusion"; $("m-progress").value = 0;
   let d;
-  try { d = await api("/api/method", body); } catch (e) { if (seq === methods.seq) $("m-note").textContent = e.message; return; }
+  try { d = await (ON_INPUT.includes(method) ? post("/api/method", fields) : api("/api/method", JSON.stringify(fields))); } catch (e) { if (seq === methods.seq) $("m-note").textContent = e.message; return; }
   finally { if (seq === methods.seq) $("m-progress").hidden = true; }
   if (seq !== methods.seq) return;
   showMethod(d);
