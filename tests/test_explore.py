@@ -266,6 +266,8 @@ def test_methods_are_the_viz_functions_on_the_shown_input(client, explorer):
     np.testing.assert_allclose(decode(d["images"]), filter_images(w), atol=1e-6)
     d = client.post("/api/method", json={"method": "class_model", "target": 3}).json()
     assert decode(d["image"]).shape == (1, 8, 8) and d["probability"] > 0.5
+    last = sse(client.get("/api/train/events?once=1").text)[-1]
+    assert (last["task"], last["done"], last["total"]) == ("class_model", 200, 200)
     d = client.post("/api/method", json={"method": "top9", "layer": "features.1", "channel": 2}).json()
     from cnnlab.viz.inputs import model_pipeline
 

@@ -9,7 +9,8 @@ and calls the viz function itself (nothing is reimplemented here):
   and ``stride`` as ``cnnlab viz occlusion`` picks them; its progress goes to the event stream;
 * ``fgsm`` -- :func:`cnnlab.viz.adversarial.fgsm` at ``eps`` (raw pixel units) against the
   predicted class: the adversarial input, the perturbation and the new probabilities;
-* ``class_model`` -- :func:`cnnlab.viz.synthesis.class_model` for ``target``: an image;
+* ``class_model`` -- :func:`cnnlab.viz.synthesis.class_model` for ``target``: an image (its
+  progress goes to the event stream);
 * ``filters`` -- :func:`cnnlab.viz.filters.filter_images` of the first convolution;
 * ``top9`` -- :func:`cnnlab.viz.topk.top_k_activating` of conv unit ``channel`` of ``layer``
   over the run's test images, cropped to the receptive field (:func:`crop_patches`).
@@ -57,7 +58,7 @@ def run_method(explorer, fields: dict[str, Any], x: np.ndarray | None, raw: np.n
     classes = explorer.classes()
     out: dict[str, Any] = {"method": method}
     if method in ("filters", "class_model", "top9"):
-        return {**out, **_without_input(explorer, method, fields, classes)}
+        return {**out, **_without_input(explorer, method, fields, classes, progress)}
     if x is None:
         raise ApiError(400, f"{method} needs an input: an 'image' or a 'test_index'")
     p = _probabilities(explorer, x)
@@ -95,7 +96,8 @@ def run_method(explorer, fields: dict[str, Any], x: np.ndarray | None, raw: np.n
             "prediction": int(np.argmax(q)), "before": {"prediction": predicted, "probabilities": p}}
 
 
-def _without_input(explorer, method: str, fields: dict[str, Any], classes: list[str]) -> dict[str, Any]:
+def _without_input(explorer, method: str, fields: dict[str, Any], classes: list[str],
+                   progress: Callable[[int, int], None] | None) -> dict[str, Any]:
     model = explorer.model
     if method == "filters":
         from cnnlab.viz.filters import filter_images, first_conv_name
@@ -115,7 +117,8 @@ def _without_input(explorer, method: str, fields: dict[str, Any], classes: list[
         m, s = _stat(mean, C), _stat(std, C)
         rng = (float(((0.0 - m) / s).min()), float(((1.0 - m) / s).max()))
         with explorer.lock:
-            img = np.asarray(class_model(model, target, (C, S, S), pixel_range=rng), dtype=np.float64)
+            img = class_model(model, target, (C, S, S), pixel_range=rng, progress=progress)
+        img = np.asarray(img, dtype=np.float64)
         q = _probabilities(explorer, img[None].astype(np.float32))
         return {"target": target, "target_name": classes[target], "probability": q[target],
                 "image": encode_array(np.clip(img * s + m, 0, 1))}

@@ -460,7 +460,7 @@ async function runMethod() {
     fields.layer = state.sel.layer; fields.channel = state.sel.c;
   }
   $("m-note").textContent = "computing…";
-  $("m-progress").hidden = method !== "occlusion"; $("m-progress").value = 0;
+  $("m-progress").hidden = method !== "occlusion" && method !== "class_model"; $("m-progress").value = 0;
   let d;
   try { d = await (ON_INPUT.includes(method) ? post("/api/method", fields) : api("/api/method", JSON.stringify(fields))); } catch (e) { if (seq === methods.seq) $("m-note").textContent = e.message; return; }
   finally { if (seq === methods.seq) $("m-progress").hidden = true; }
