@@ -362,6 +362,23 @@ def test_training_from_the_api_streams_steps_and_is_an_ordinary_run(explorer, tm
     assert [e["_id"] for e in after] == [events[-1]["_id"]]                # a reconnect resumes
 
 
+def test_a_run_stopped_from_the_page_resumes_with_cnnlab_train(explorer, tmp_path):
+    from starlette.testclient import TestClient
+
+    from cnnlab.cli import main
+    from cnnlab.explore.server import create_app
+
+    c = TestClient(create_app(explorer, runs_root=tmp_path), base_url="http://127.0.0.1")
+    out = Path(c.post("/api/train", json={"epochs": 6, "batch_size": 64}).json()["out"])
+    wait_for(lambda: any(e["_event"] == "epoch" for e in sse(c.get("/api/train/events?once=1").text)))
+    c.post("/api/train/control", json={"action": "stop"})
+    wait_for(lambda: c.get("/api/train").json()["state"] == "stopped", 30)
+    assert f"cnnlab train --resume --out {out}" in c.get("/api/train").json()["message"]
+    assert not (out / "model.npz").exists()
+    assert main(["train", "--resume", "--out", str(out)]) == 0
+    assert (out / "model.npz").is_file() and (out / "checkpoints" / "epoch-006.npz").is_file()
+
+
 def test_a_failed_page_run_says_why_and_the_server_keeps_serving(explorer, tmp_path, monkeypatch):
     from starlette.testclient import TestClient
 

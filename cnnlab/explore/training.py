@@ -198,8 +198,10 @@ class LiveTraining(Monitor):
         try:
             result = fit(cfg, self.out, progress=False, report=lambda line: None, monitor=self)
         except _Stopped:
-            self._set_state("stopped", f"stopped after epoch {self._epoch_done()}; continue it with "
-                                       f"`cnnlab train --resume --out {self.out}`")
+            done = self._epoch_done()
+            self._set_state("stopped", f"stopped after epoch {done}; continue it with "
+                                       f"`cnnlab train --resume --out {self.out}`" if done else
+                            "stopped before the first epoch ended: no checkpoint to resume from")
             return
         except Exception as e:              # divergence, a missing dataset: said on the page
             self._set_state("failed", f"{type(e).__name__}: {e}")
