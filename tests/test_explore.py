@@ -379,6 +379,17 @@ def test_a_run_stopped_from_the_page_resumes_with_cnnlab_train(explorer, tmp_pat
     assert (out / "model.npz").is_file() and (out / "checkpoints" / "epoch-006.npz").is_file()
 
 
+def test_event_streams_end_when_the_server_stops(explorer, tmp_path):
+    from starlette.testclient import TestClient
+
+    from cnnlab.explore.server import create_app
+
+    c = TestClient(create_app(explorer, runs_root=tmp_path, stopping=lambda: True), base_url="http://127.0.0.1")
+    r = c.get("/api/train/events")              # no ?once: it ends because the server is stopping
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    assert c.get("/api/train/events", headers={"last-event-id": "x"}).status_code == 400
+
+
 def test_a_failed_page_run_says_why_and_the_server_keeps_serving(explorer, tmp_path, monkeypatch):
     from starlette.testclient import TestClient
 
@@ -492,8 +503,9 @@ def server(explorer, tmp_path_factory):
 
     port = _free_port()
     runs = tmp_path_factory.mktemp("page-runs")
-    srv = uvicorn.Server(uvicorn.Config(create_app(explorer, runs_root=runs), host="127.0.0.1", port=port,
-                                        log_level="warning", timeout_graceful_shutdown=2))
+    app = create_app(explorer, runs_root=runs, stopping=lambda: srv.should_exit)
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                        timeout_graceful_shutdown=2))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

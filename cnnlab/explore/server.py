@@ -78,12 +78,13 @@ class _Shown:
 
 
 def create_app(explorer, token: str | None = None, runs_root: str | Path = "runs",
-               follow: bool | None = None):
+               follow: bool | None = None, stopping=lambda: False):
     """The Starlette app serving ``explorer`` (a :class:`cnnlab.explore.session.Explorer`).
     With ``token`` every request must carry it; without, only loopback Host headers pass.
     Runs started from the page go into new folders under ``runs_root``; ``follow``
     (default: when ``explorer`` is a run folder without its model.npz yet) follows the run
-    another process is writing."""
+    another process is writing.  Event streams end once ``stopping()`` is true (the
+    server is shutting down), so Ctrl-C does not wait for an open page."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -223,7 +224,7 @@ def create_app(explorer, token: str | None = None, runs_root: str | Path = "runs
                 for e in batch:
                     last = e["id"]
                     yield f"id: {last}\nevent: {e['type']}\ndata: {json.dumps(e)}\n\n"
-                if once:
+                if once or stopping():
                     return
                 if batch:
                     quiet = 0.0
@@ -313,5 +314,7 @@ def serve(explorer, host: str = "127.0.0.1", port: int = 8000, announce=print) -
     if token:
         url += f"?token={token}"
     announce(f"cnnlab explore: {explorer.source} at {url}  (Ctrl-C stops)")
-    uvicorn.run(create_app(explorer, token), host=host, port=port, log_level="warning",
-                timeout_graceful_shutdown=2)   # an open event stream does not hold up Ctrl-C
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(explorer, token, stopping=lambda: server.should_exit), host=host, port=port,
+        log_level="warning", timeout_graceful_shutdown=2))
+    server.run()
