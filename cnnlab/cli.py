@@ -329,7 +329,11 @@ def cmd_explore(args: argparse.Namespace) -> int:
             print(f"cnnlab explore: training the default digits model into {target} (a few seconds)")
             fit(TrainConfig(dataset="digits", epochs=10), target, progress=False)
         target = str(target)
-    serve(Explorer.open(target), host=args.host, port=args.port)
+    explorer = Explorer.open(target)
+    if explorer.in_progress:
+        print(f"cnnlab explore: {explorer.run_dir} has no model.npz yet; showing its newest checkpoint "
+              "and following the run as it trains")
+    serve(explorer, host=args.host, port=args.port)
     return 0
 
 

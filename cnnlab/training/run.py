@@ -85,13 +85,29 @@ from cnnlab.training.tta import FLIP_SAFE, evaluate_tta, tta_options
 
 # Names of the run's building blocks, importable from here as well as from their modules.
 __all__ = ["CHECKPOINT_RE", "DATASET_DEFAULTS", "DEFAULT_MODEL", "FLIP_SAFE", "MODEL_LR", "SCHEDULERS",
-           "Best", "ConfigError", "Reporter", "RunData", "RunResult", "TrainConfig", "build_model",
+           "Best", "ConfigError", "Monitor", "Reporter", "RunData", "RunResult", "TrainConfig", "build_model",
            "build_optimizer", "build_scheduler", "default_out_dir", "evaluate", "evaluation_loader",
            "find_checkpoints", "finish", "fit", "input_transform", "load_data", "load_for_evaluation",
            "load_run_data", "model_spec_for", "save_epoch", "source_spec", "split_training_data",
            "train_epoch", "tta_options", "write_curves"]
 
 Reporter = Callable[[str], None]
+
+
+class Monitor:
+    """Watches a run from inside :func:`fit` (``cnnlab explore`` streams it to a page).
+
+    ``step`` is called after every optimizer step with the batch size and the
+    epoch's running mean loss and accuracy; it runs between steps, so it may
+    pause (block) or change ``run.optimizer``'s learning rate.  ``epoch`` is
+    called with each epoch's ``metrics.jsonl`` row once its checkpoint is written.
+    Raising from either stops the run; the checkpoints written so far remain."""
+
+    def step(self, run: Run, epoch: int, n: int, loss: float, acc: float) -> None:
+        pass
+
+    def epoch(self, run: Run, row: dict[str, Any]) -> None:
+        pass
 
 
 @dataclass
@@ -163,8 +179,8 @@ class Best:
 
 # ----------------------------------------------------------------------- fit
 def fit(cfg: TrainConfig, out: str | os.PathLike | None, resume: bool | str | os.PathLike = False,
-        progress: bool | None = None, report: Reporter = print, extend: int | None = None
-        ) -> RunResult:
+        progress: bool | None = None, report: Reporter = print, extend: int | None = None,
+        monitor: Monitor | None = None) -> RunResult:
     """Train ``cfg`` into the folder ``out``.
 
     ``resume=True`` continues from the newest checkpoint in ``out``; a path
@@ -178,6 +194,7 @@ def fit(cfg: TrainConfig, out: str | os.PathLike | None, resume: bool | str | os
     config (``segments``), so the extended run resumes like any other.
     ``progress`` shows a tqdm bar (default: when stderr is a terminal).
     ``out=None`` (a new run) writes to :func:`default_out_dir`.
+    ``monitor`` (a :class:`Monitor`) is told of every step and epoch.
 
     Raises :class:`ConfigError` (a ValueError) for an option that cannot be
     used, :class:`RunExistsError` when a new run's ``out`` already holds one,
@@ -191,11 +208,12 @@ def fit(cfg: TrainConfig, out: str | os.PathLike | None, resume: bool | str | os
     world = join_world(cfg.distributed, cfg.bucket_mb)
     report = world.reporter(report)
     with world.guard():
-        return _fit(world, cfg, None if out is None else Path(out), resume, progress, report, extend)
+        return _fit(world, cfg, None if out is None else Path(out), resume, progress, report, extend, monitor)
 
 
 def _fit(world: LocalWorld, cfg: TrainConfig, out: Path | None, resume: bool | str | os.PathLike,
-         progress: bool | None, report: Reporter, extend: int | None) -> RunResult:
+         progress: bool | None, report: Reporter, extend: int | None,
+         monitor: Monitor | None) -> RunResult:
     cfg, state = (resume_config(cfg, out, resume, report, extend) if resume
                   else (new_run_config(cfg, out), None))
     out = world.agree_path(default_out_dir(cfg) if out is None else out)
@@ -226,9 +244,11 @@ def _fit(world: LocalWorld, cfg: TrainConfig, out: Path | None, resume: bool | s
         recent = [h for h in history if h["epoch"] > begun]
         if cfg.early_stopping and recent and should_stop(recent, cfg.early_stopping):
             break   # a resumed run that had already stopped
-        row, elapsed = train_epoch(run, epoch, use_bar)
+        row, elapsed = train_epoch(run, epoch, use_bar, monitor)
         history.append(row)
         best = save_epoch(run, row, history, best)
+        if monitor is not None:
+            monitor.epoch(run, row)
         report(epoch_line(row, cfg.epochs, elapsed))
     return finish(run, history, best, report)
 
@@ -378,7 +398,8 @@ def restore_state(state: TrainingState | None, model: Module, optimizer, schedul
     return list(state.meta.get("history", [])), state.epoch
 
 
-def train_epoch(run: Run, epoch: int, use_bar: bool) -> tuple[dict[str, Any], float]:
+def train_epoch(run: Run, epoch: int, use_bar: bool, monitor: Monitor | None = None
+                ) -> tuple[dict[str, Any], float]:
     """Train one epoch, evaluate, step the schedule; returns the epoch's
     ``metrics.jsonl`` row and its wall time in seconds (unrounded)."""
     cfg, data, optimizer, world = run.cfg, run.data, run.optimizer, run.world
@@ -386,8 +407,11 @@ def train_epoch(run: Run, epoch: int, use_bar: bool) -> tuple[dict[str, Any], fl
     t0 = time.perf_counter()
     bar = _progress_bar(len(data.train_set), f"epoch {epoch}/{cfg.epochs}") if use_bar else None
     world.begin_epoch(epoch)
+    hooks = [_bar_updater(bar)] if bar is not None else []
+    if monitor is not None:
+        hooks.append(lambda n, loss, acc: monitor.step(run, epoch, n, loss, acc))
     tr = train_one_epoch(run.model, data.train_loader, optimizer,
-                         on_batch=_bar_updater(bar) if bar is not None else None,
+                         on_batch=(lambda *a: [h(*a) for h in hooks]) if hooks else None,
                          clip_grad_norm=cfg.clip_grad_norm, eval_modules=run.frozen_bn,
                          reduce_gradients=world.gradient_hook())
     world.end_training(run)
