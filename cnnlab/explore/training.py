@@ -7,7 +7,7 @@ events (each with an ``id``; a reconnecting page resumes after the last one it s
   "message", "out", "lr"}``;
 * ``step``     -- after every optimizer step: ``{"step", "epoch", "loss", "acc", "lr"}``
   (this batch's loss and accuracy, not the epoch's running mean);
-* ``epoch``    -- the epoch's ``metrics.jsonl`` row (``test_acc``, ``train_loss``, ...);
+* ``epoch``    -- the epoch's ``metrics.jsonl`` row (``val_acc``, ``train_loss``, ...);
 * ``snapshot`` -- a few times a second: the first-layer filters and a weight and gradient
   histogram per layer, after the weights were copied into the model the page shows.
 

@@ -619,11 +619,16 @@ function setTrainState(e) {
   $("t-pause").textContent = e.state === "paused" ? "Resume" : "Pause";
 }
 
+// An epoch's held-out score: the validation split's (the default), or the test set's
+// for a run trained with --val-split 0.
+const heldOut = (e) => (e.val_acc !== undefined ? e.val_acc : e.test_acc);
+const heldOutName = (e) => (e.val_acc !== undefined ? "validation" : "test");
+
 function showLast() {
   const s = train.steps[train.steps.length - 1], ep = train.epochs[train.epochs.length - 1];
   const parts = [];
   if (s) parts.push(`step ${s.step} (epoch ${s.epoch}): loss ${fmt(s.loss)}, acc ${(100 * s.acc).toFixed(0)}%, lr ${s.lr.toPrecision(3)}`);
-  if (ep) parts.push(`epoch ${ep.epoch}: test accuracy ${(100 * ep.test_acc).toFixed(1)}%`);
+  if (ep && heldOut(ep) !== undefined) parts.push(`epoch ${ep.epoch}: ${heldOutName(ep)} accuracy ${(100 * heldOut(ep)).toFixed(1)}%`);
   $("t-last").textContent = parts.join("; ");
   document.body.dataset.steps = String(train.steps.length);
 }
@@ -634,7 +639,7 @@ function queueCurves() {
   requestAnimationFrame(() => { train.drawQueued = false; drawCurves(); });
 }
 
-function drawCurves() {   // step loss (orange), its running mean, step accuracy (blue), test accuracy (green)
+function drawCurves() {   // step loss (orange), its running mean, step accuracy (blue), held-out accuracy (green)
   const c = $("curves"), g = c.getContext("2d"), W = c.width, H = c.height, pad = 22;
   g.fillStyle = "#0d1014"; g.fillRect(0, 0, W, H);
   const steps = train.steps, n = Math.max(steps.length, train.epochs.length ? train.epochs[train.epochs.length - 1].step : 0);
@@ -655,12 +660,12 @@ function drawCurves() {   // step loss (orange), its running mean, step accuracy
   let avg = null;   // an exponential running mean, so the trend reads through the noise
   line(steps.map((s, i) => { avg = avg === null ? s.loss : 0.9 * avg + 0.1 * s.loss; return [X(i), Y(avg, top)]; }), "#ffb84d", 3);
   g.fillStyle = "#7fc97f";
-  const test = train.epochs.filter((e) => e.test_acc !== undefined);
-  line(test.map((e) => [X(Math.max(0, e.step - 1)), Y(e.test_acc, 1)]), "#7fc97f", 2);
-  for (const e of test) { g.beginPath(); g.arc(X(Math.max(0, e.step - 1)), Y(e.test_acc, 1), 5, 0, 2 * Math.PI); g.fill(); }
+  const held = train.epochs.filter((e) => heldOut(e) !== undefined);
+  line(held.map((e) => [X(Math.max(0, e.step - 1)), Y(heldOut(e), 1)]), "#7fc97f", 2);
+  for (const e of held) { g.beginPath(); g.arc(X(Math.max(0, e.step - 1)), Y(heldOut(e), 1), 5, 0, 2 * Math.PI); g.fill(); }
   g.fillStyle = "#ffb84d"; g.fillText(`loss (0–${top.toPrecision(2)})`, pad, 18);
   g.fillStyle = "#5a86c8"; g.fillText("train acc", pad + 190, 18);
-  g.fillStyle = "#7fc97f"; g.fillText("test acc", pad + 300, 18);
+  g.fillStyle = "#7fc97f"; g.fillText(held.length ? `${heldOutName(held[0]).slice(0, 3)} acc` : "val acc", pad + 300, 18);
 }
 
 function drawFilters(f) {
