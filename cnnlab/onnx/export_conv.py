@@ -66,12 +66,12 @@ def _conv_transpose(g, m, names, tensors, out):
 
 @converts(M.Linear)
 def _linear(g, m, names, tensors, out):
-    w = g.const(_w(m.weight), f"{g.scope}.weight")
     if tensors[0].ndim == 2:
+        w = g.const(_w(m.weight), f"{g.scope}.weight")
         inputs = [names[0], w] + ([g.const(_w(m.bias), f"{g.scope}.bias")] if m.bias is not None
                                   else [])
         return g.op("Gemm", inputs, name=g.scope, transB=1)
-    wt = g.op("Transpose", [w], perm=[1, 0])
+    wt = g.const(np.ascontiguousarray(_w(m.weight).T), f"{g.scope}.weight_t")   # (in, out)
     y = g.op("MatMul", [names[0], wt], name=g.scope)
     return y if m.bias is None else g.op("Add", [y, g.const(_w(m.bias), f"{g.scope}.bias")])
 

@@ -42,7 +42,7 @@ def window_sum(g: GraphBuilder, x: str, channels: int, kernel, stride, pads) -> 
     """Sum over each window (zero padding): a depthwise convolution with ones."""
     ones = np.ones((channels, 1, *kernel), dtype=np.float32)
     return g.op("Conv", [x, g.const(ones, f"{g.scope}.ones")], kernel_shape=list(kernel),
-                strides=list(stride), pads=list(pads), group=channels)
+                strides=list(stride), pads=list(pads), dilations=[1] * len(kernel), group=channels)
 
 
 def _pool_settings(m, nd: int):

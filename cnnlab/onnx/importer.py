@@ -427,6 +427,9 @@ def _reshape(ctx, node):
             ctx.fail(node, "its target shape is computed in the graph and could not be inferred")
         shape = [-1 if v is None else v for v in out]
     shape = [int(v) for v in np.asarray(shape).ravel()]
+    if BATCH in shape[1:] or any(abs(v) > 2**39 and v != BATCH for v in shape):
+        ctx.fail(node, "its target shape moves or computes with the batch size")
+    shape = [0 if v == BATCH else v for v in shape]
     if shape and shape[0] not in (0, -1):
         in_shape = ctx.shape(node.input[0])
         if in_shape is not None and in_shape[0] is None and -1 in shape[1:]:
@@ -521,12 +524,13 @@ def _layer_name(node, index: int, used: set[str]) -> str:
     parts = [p for p in node.name.strip("/").split("/") if p]
     if len(parts) > 1 and re.fullmatch(rf"{node.op_type}(_\d+)?", parts[-1]):
         parts = parts[:-1]
-    path = ""
-    for p in parts:
-        path = p if not path or p.startswith(path + ".") else f"{path}.{p}"
-    name = re.sub(r"\W+", "_", path).strip("_") or f"{node.op_type.lower()}_{index}"
-    if name[0].isdigit() or hasattr(OnnxGraph, name) or name in ("steps", "input_name",
-                                                                  "output_name", "input_size"):
+    path: list[str] = []
+    for p in parts:     # torch's scopes repeat the parent's last name: layer1/layer1.0/conv1
+        cut = next((k for k in range(len(path)) if p.startswith(".".join(path[k:]) + ".")),
+                   len(path))
+        path = path[:cut] + [p]
+    name = re.sub(r"\W+", "_", ".".join(path)).strip("_") or f"{node.op_type.lower()}_{index}"
+    if hasattr(OnnxGraph, name) or name in ("steps", "input_name", "output_name", "input_size"):
         name = f"{node.op_type.lower()}_{name}"
     base, i = name, 0
     while name in used:
@@ -539,7 +543,7 @@ def _layer_name(node, index: int, used: set[str]) -> str:
 def _shapes(model) -> dict[str, tuple]:
     onnx = onnx_module()
     try:
-        inferred = onnx.shape_inference.infer_shapes(model)
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
     except Exception:   # noqa: BLE001 - a graph shape inference cannot follow: shapes unknown
         inferred = model
     g = inferred.graph
@@ -549,6 +553,48 @@ def _shapes(model) -> dict[str, tuple]:
             out[vi.name] = tuple(d.dim_value if d.HasField("dim_value") else None
                                  for d in vi.type.tensor_type.shape.dim)
     return out
+
+
+BATCH = 2**40 + 7     # stands for the free batch size inside shape arithmetic
+
+
+def _fold_shape_arithmetic(graph, consts: dict, shapes: dict) -> None:
+    """Evaluate the shape computations exporters write for ``x.view(x.size(0), -1)``
+    (Shape, Gather, Unsqueeze, Squeeze, Concat, Slice, Cast on shapes) to constants,
+    the free batch size standing as ``BATCH``."""
+    for n in graph.node:
+        ins = list(n.input)
+        try:
+            if n.op_type == "Shape" and ins[0] in shapes and not n.attribute:
+                dims = shapes[ins[0]]
+                if None in dims[1:]:
+                    continue
+                consts[n.output[0]] = np.array([BATCH if d is None else d for d in dims], np.int64)
+            elif n.op_type in ("Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast") \
+                    and ins and all(i in consts for i in ins if i) \
+                    and any(np.asarray(consts[i]).dtype.kind in "iu" for i in ins if i):
+                a = {x.name: onnx_module().helper.get_attribute_value(x) for x in n.attribute}
+                v = [consts[i] if i else None for i in ins]
+                if n.op_type == "Gather":
+                    out = np.take(v[0], v[1], axis=int(a.get("axis", 0)))
+                elif n.op_type == "Unsqueeze":
+                    out = np.expand_dims(v[0], tuple(int(x) for x in (a.get("axes") or v[1])))
+                elif n.op_type == "Squeeze":
+                    out = np.squeeze(v[0], tuple(int(x) for x in (a.get("axes") or v[1])))
+                elif n.op_type == "Concat":
+                    out = np.concatenate([np.atleast_1d(x) for x in v], int(a["axis"]))
+                elif n.op_type == "Slice" and len(v) >= 3:
+                    axes = v[3] if len(v) > 3 and v[3] is not None else range(len(v[1]))
+                    steps = v[4] if len(v) > 4 and v[4] is not None else [1] * len(v[1])
+                    idx = [slice(None)] * v[0].ndim
+                    for ax, b, e, st in zip(axes, v[1], v[2], steps):
+                        idx[int(ax)] = slice(int(b), int(e), int(st))
+                    out = v[0][tuple(idx)]
+                else:
+                    out = v[0].astype(np.int64)
+                consts[n.output[0]] = np.asarray(out)
+        except (ValueError, IndexError, KeyError, TypeError):
+            continue
 
 
 def _fused_bias(graph, consts) -> dict[str, np.ndarray]:
@@ -600,11 +646,14 @@ def load(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> OnnxGraph:
                 raise UnsupportedOperatorError(f"{path}: node {n.name or '?'} (Constant): only the "
                                                "'value' form is supported")
             consts[n.output[0]] = tensor_to_array(attr["value"].t, path, path.parent)
+        elif n.op_type == "Identity" and n.input[0] in consts:      # a shared weight
+            consts[n.output[0]] = consts[n.input[0]]
+    shapes = _shapes(model)
+    _fold_shape_arithmetic(g, consts, shapes)
     inputs = [i for i in g.input if i.name not in consts]
     if len(inputs) != 1 or len(g.output) != 1:
         raise UnsupportedOperatorError(f"{path}: only one input and one output are supported, "
                                        f"got {len(inputs)} inputs and {len(g.output)} outputs")
-    shapes = _shapes(model)
     in_shape = shapes.get(inputs[0].name)
     if in_shape is None or len(in_shape) < 2 or None in in_shape[1:]:
         raise UnsupportedOperatorError(f"{path}: input {inputs[0].name!r} must have a known "
@@ -615,7 +664,7 @@ def load(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> OnnxGraph:
     # walk back from the output: only what it needs is converted (shape-only subgraphs drop out)
     needed, plan = {g.output[0].name}, []
     for n in reversed(g.node):
-        if not any(o in needed for o in n.output) or n.op_type == "Constant":
+        if not any(o in needed for o in n.output) or n.output[0] in consts:
             continue
         if n.output[0] in alias_add:             # MatMul + Add fused into the MatMul's Linear
             plan.append((n, None, [alias_add[n.output[0]]]))
