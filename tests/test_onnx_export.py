@@ -104,7 +104,7 @@ def _randomised(model):
     """Non-trivial affine parameters and running statistics."""
     rng = np.random.default_rng(1)
     for m in model.modules():
-        for name, p in m._parameters.items():
+        for p in m._parameters.values():
             if p is not None:
                 p.data[...] = rng.uniform(0.5, 1.5, p.shape)
         for name in ("running_mean", "running_var"):
