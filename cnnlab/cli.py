@@ -1,5 +1,5 @@
 """The ``cnnlab`` command line:
-``cnnlab train | evaluate | features | linear | models | summary | viz | report``.
+``cnnlab train | evaluate | features | linear | models | summary | viz | report | explore``.
 
 Run ``cnnlab COMMAND --help`` for the options of each.
 """
@@ -257,6 +257,47 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_explore(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("explore", help="an interactive page: draw a digit, watch every layer respond",
+                       description="Serve an interactive page on a model: draw, upload or pick an "
+                                   "image and see every layer's output and any unit's arithmetic. "
+                                   "With no TARGET, trains the default digits model first (a few "
+                                   "seconds; kept in runs/explore-digits for next time).")
+    p.add_argument("target", nargs="?", metavar="RUN | model.npz | MODEL_NAME",
+                   help="a run folder, a model file or checkpoint, or a zoo model name (untrained)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; any other needs the printed token)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.set_defaults(func=cmd_explore)
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    try:
+        import starlette  # noqa: F401 - fail here, clearly, without the extra
+        import uvicorn  # noqa: F401
+
+        from cnnlab.explore.server import serve
+        from cnnlab.explore.session import Explorer
+    except ImportError as e:
+        raise ValueError(f"cnnlab explore needs the explore extra: pip install 'cnnlab[explore]' "
+                         f"({e})") from e
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port must be in [1, 65535], got {args.port}")
+    target = args.target
+    if target is None:
+        from cnnlab.training.run import fit
+
+        target = Path("runs/explore-digits")
+        if (target / "model.npz").is_file():
+            print(f"cnnlab explore: using the digits model trained before in {target}")
+        else:
+            print(f"cnnlab explore: training the default digits model into {target} (a few seconds)")
+            fit(TrainConfig(dataset="digits", epochs=10), target, progress=False)
+        target = str(target)
+    serve(Explorer.open(target), host=args.host, port=args.port)
+    return 0
+
+
 def _in_flags(e: Exception) -> str:
     """The message of ``e``, with the config fields a ConfigError names as their flags."""
     text = str(e)
@@ -278,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_summary(sub)
     from cnnlab.viz.cli import add_viz_commands  # viz and report: loaded lazily, above training
     add_viz_commands(sub)
+    _add_explore(sub)
     return parser
 
 

@@ -253,7 +253,7 @@ def test_pool_errors():
 
 @pytest.mark.parametrize("order", [(0, 1, 2, 3), (1, 0, 2, 3), (0, 2, 3, 1)])
 def test_pooling_keeps_the_memory_layout_and_values(order):
-    # conv outputs are channel-major or channels-last views; pooling must give
+    # conv outputs are channel-major views, other layouts come from the user; pooling must give
     # the same numbers whatever the layout, and keep it for the next layer
     rng = np.random.default_rng(13)
     base = rng.integers(0, 4, size=(2, 3, 8, 6)).astype(np.float64)

@@ -444,7 +444,7 @@ def test_exports():
 
 
 def test_non_contiguous_inputs_give_the_same_values_and_gradients():
-    # conv outputs can be channels-last views; every new op must read them correctly
+    # inputs come in any memory layout (conv outputs are channel-major views); every op must read them
     x = np.abs(np.random.default_rng(19).standard_normal((2, 5, 7, 3))).transpose(0, 3, 1, 2)
     w = cnnlab.Tensor(np.random.default_rng(20).standard_normal(3))
     fns = [lambda t: F.adaptive_avg_pool2d(t, 3), lambda t: F.adaptive_max_pool2d(t, (2, 4)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -111,10 +112,14 @@ def save_png(img: np.ndarray, path: str | os.PathLike, scale: int = 1, cmap: str
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
-    """Save a matplotlib figure to ``path`` (parents created)."""
+    """Save a matplotlib figure to ``path`` (parents created).  A figure of pyplot's
+    (one a caller made with ``plt.subplots``) is closed, as pyplot would otherwise keep it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None and pyplot.fignum_exists(fig.number if hasattr(fig, "number") else -1):
+        pyplot.close(fig)
     return path
 
 

@@ -5,8 +5,8 @@ Shared by ``cnnlab viz`` (:mod:`cnnlab.viz.cli`) and ``cnnlab report``
 
 * :func:`sample_photo` / :func:`shrink` -- scikit-image's bundled photos, downscaled;
 * :func:`load_image_file` -- a PNG / JPG as float64 in [0, 1];
-* :func:`image_to_model_input` -- a photo brought to the run's channels, size and
-  normalisation;
+* :func:`image_to_model_input` -- a photo or drawing brought to the run's channels,
+  made as the dataset's images were (:mod:`cnnlab.viz.rasterize`), normalised;
 * :func:`model_pipeline` -- training-size raw pixels through the run's own input pipeline;
 * :func:`open_checkpoint` -- the checkpoint file and run folder for ``RUN`` or ``RUN/model.npz``.
 """
@@ -49,6 +49,8 @@ def load_image_file(path: str | os.PathLike) -> np.ndarray:
     """Read a PNG / JPG as float64 in [0, 1]: (H, W) grey or (H, W, 3) colour
     (an alpha channel is dropped).  Uses scikit-image, else matplotlib."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"--image: {path} is a folder; give one image file (PNG or JPG)")
     if not path.is_file():
         raise FileNotFoundError(f"--image: {path} does not exist")
     try:
@@ -76,53 +78,31 @@ def load_image_file(path: str | os.PathLike) -> np.ndarray:
     return np.clip(a, 0.0, 1.0)
 
 
-def _resize_hw(img: np.ndarray, size: int) -> np.ndarray:
-    """(C, H, W) -> (C, size, size), anti-aliased when shrinking."""
-    try:
-        from skimage.transform import resize
-    except ImportError:   # pragma: no cover
-        from cnnlab.data import Resize
-        return np.asarray(Resize(size)(img), dtype=np.float64)
-    out = resize(np.transpose(img, (1, 2, 0)), (size, size), order=1, anti_aliasing=img.shape[-1] > size,
-                 mode="edge", preserve_range=True)
-    return np.transpose(np.asarray(out, dtype=np.float64).reshape(size, size, -1), (2, 0, 1))
-
-
-def image_to_model_input(img: np.ndarray, meta: dict[str, Any], invert: bool = False
+def image_to_model_input(img: np.ndarray, meta: dict[str, Any], invert: bool = False,
+                         notes: list[str] | None = None, source: str = "--image"
                          ) -> tuple[np.ndarray, np.ndarray]:
-    """Bring a photo (H, W) / (H, W, 3) in [0, 1] to what the run's model takes.
+    """Bring a photo or drawing (H, W) / (H, W, 3) in [0, 1] to what the run's model takes.
 
     Converts to the model's channel count (luminance 0.2125 R + 0.7154 G + 0.0721 B
-    for grey), crops the centre square, resizes it to the training images' side,
-    optionally inverts (``1 - x``: dark ink on white paper -> the datasets' light ink on
-    black), then applies the run's pipeline (:func:`cnnlab.training.run.input_transform`).
+    for grey), optionally inverts (``1 - x``: dark ink on white paper -> the datasets'
+    light ink on black), makes it the way the dataset's images were made
+    (:func:`cnnlab.viz.rasterize.rasterize`: digits counted in 4x4 blocks, MNIST fitted
+    in 20x20 and centred by mass, others centre-cropped and resized; an image already of
+    the training size is kept), then applies the run's pipeline
+    (:func:`cnnlab.training.run.input_transform`).  Warnings (an image that looks
+    inverted) are appended to ``notes`` when it is given.
 
     Returns
     -------
     raw : (1, C, S, S) float32, the image at the model's input size in raw pixels
     x : (1, C, S, S) float32, ``raw`` standardised as in training (the model's input)
     """
-    spec = meta["model_spec"]
-    C = int(spec["kwargs"]["in_channels"])
-    a = np.asarray(img, dtype=np.float64)
-    if C == 1 and a.ndim == 3:
-        from cnnlab.viz.kernels import to_grey
+    from cnnlab.viz.rasterize import rasterize
 
-        a = to_grey(a)
-    elif C == 3 and a.ndim == 2:
-        a = np.repeat(a[..., None], 3, axis=2)
-    elif C not in (1, 3):
-        raise ValueError(f"--image: the model takes {C} channels; only 1 (grey) or 3 (RGB) images "
-                         "are supported")
-    chw = a[None] if a.ndim == 2 else np.transpose(a, (2, 0, 1))
-    H, W = chw.shape[1:]
-    s = min(H, W)
-    chw = chw[:, (H - s) // 2:(H - s) // 2 + s, (W - s) // 2:(W - s) // 2 + s]
-    size = int((spec.get("input") or {}).get("from", spec["kwargs"]["input_size"]))
-    small = _resize_hw(chw, size)
-    if invert:
-        small = 1.0 - small
-    return model_pipeline(small[None].astype(np.float32), meta)
+    r = rasterize(img, meta, invert=invert, source=source)
+    if notes is not None:
+        notes.extend(r.notes)
+    return model_pipeline(r.image[None].astype(np.float32), meta)
 
 
 def model_pipeline(raw_small: np.ndarray, meta: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +68,11 @@ class VizContext:
         args = self.args
         if args.image is not None:
             self.original = load_image_file(args.image)
-            self.raw, self.x = image_to_model_input(self.original, self.meta, invert=args.invert)
+            notes: list[str] = []
+            self.raw, self.x = image_to_model_input(self.original, self.meta, invert=args.invert,
+                                                    notes=notes, source=f"--image {args.image}")
+            for note in notes:
+                print(f"cnnlab viz: warning: {note}", file=sys.stderr)
             self.tag = Path(args.image).stem
             return
         test, _ = self.test_data()

@@ -1,0 +1,410 @@
+// cnnlab explore: the page.  Plain JavaScript; everything it loads comes from this server.
+// The drawing canvas's raw pixels go to POST /api/predict, which rasterises them the way the
+// model's dataset was made and answers with every layer's output; a hovered unit's arithmetic
+// comes from POST /api/unit.  The selected input, layer and unit live in the URL.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { model: null, source: { kind: "draw" }, last: null, pages: {}, sel: null, pinned: false,
+                inflight: false, dirty: false, seq: 0, unitTimer: null };
+const MAP_PX = 56;          // a map's displayed side (at most), pixels
+
+// ------------------------------------------------------------------ helpers
+function decode(arr) {      // {"shape", "b64"} -> {shape, data: Float32Array}
+  const bin = atob(arr.b64);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return { shape: arr.shape, data: new Float32Array(bytes.buffer) };
+}
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v; else if (k === "text") e.textContent = v; else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c);
+  return e;
+}
+
+function fmt(v) {
+  if (v === null || v === undefined) return "·";
+  const a = Math.abs(v);
+  return a !== 0 && (a < 1e-3 || a >= 1e4) ? v.toExponential(2) : v.toFixed(3);
+}
+
+function colour(v, m) {     // signed value -> rgb: warm for positive, blue for negative, black at 0
+  const t = m > 0 ? Math.min(1, Math.abs(v) / m) : 0;
+  return v >= 0 ? [255 * t, 200 * t, 90 * t] : [70 * t, 140 * t, 255 * t];
+}
+
+async function api(path, body, headers = { "Content-Type": "application/json" }) {
+  const r = await fetch(path, body === undefined ? {} : { method: "POST", headers, body });
+  const j = await r.json();
+  if (!r.ok) throw new Error(j.error || r.statusText);
+  return j;
+}
+
+// ------------------------------------------------------------------ URL state
+function readUrl() {
+  const q = new URLSearchParams(location.search);
+  if (q.get("src") === "test") state.source = { kind: "test", index: parseInt(q.get("i") || "0", 10) || 0 };
+  if (q.get("layer")) {
+    const u = (q.get("unit") || "0,0,0").split(",").map((s) => parseInt(s, 10) || 0);
+    state.sel = { layer: q.get("layer"), c: u[0], y: u[1] || 0, x: u[2] || 0 };
+    state.pinned = true;
+  }
+}
+
+function writeUrl() {
+  const q = new URLSearchParams(location.search);
+  q.set("src", state.source.kind);
+  if (state.source.kind === "test") q.set("i", state.source.index); else q.delete("i");
+  if (state.sel && state.pinned) {
+    q.set("layer", state.sel.layer); q.set("unit", [state.sel.c, state.sel.y, state.sel.x].join(","));
+  } else { q.delete("layer"); q.delete("unit"); }
+  history.replaceState(null, "", "?" + q.toString());
+}
+
+// ------------------------------------------------------------------ drawing
+const draw = $("draw");
+const ctx = draw.getContext("2d", { willReadFrequently: true });
+
+function clearCanvas() {
+  ctx.fillStyle = "#000"; ctx.fillRect(0, 0, draw.width, draw.height);
+}
+
+function canvasPixels() {   // the canvas as an H x W list of grey values in [0, 1]
+  const { data, width, height } = ctx.getImageData(0, 0, draw.width, draw.height);
+  const rows = [];
+  for (let y = 0; y < height; y++) {
+    const row = new Array(width);
+    for (let x = 0; x < width; x++) row[x] = Math.round(data[4 * (y * width + x)] / 255 * 1000) / 1000;
+    rows.push(row);
+  }
+  return rows;
+}
+
+function setupDrawing() {
+  clearCanvas();
+  let down = false, lastPt = null;
+  const pt = (e) => {
+    const r = draw.getBoundingClientRect();
+    return [(e.clientX - r.left) * draw.width / r.width, (e.clientY - r.top) * draw.height / r.height];
+  };
+  draw.addEventListener("pointerdown", (e) => {
+    if (state.source.kind !== "draw") { clearCanvas(); state.source = { kind: "draw" }; writeUrl(); }
+    down = true; lastPt = pt(e); draw.setPointerCapture(e.pointerId);
+    ctx.fillStyle = "#fff"; ctx.beginPath(); ctx.arc(lastPt[0], lastPt[1], 5, 0, 2 * Math.PI); ctx.fill();
+    requestPredict();
+  });
+  draw.addEventListener("pointermove", (e) => {
+    if (!down) return;
+    const p = pt(e);
+    ctx.strokeStyle = "#fff"; ctx.lineWidth = 10; ctx.lineCap = "round"; ctx.lineJoin = "round";
+    ctx.beginPath(); ctx.moveTo(lastPt[0], lastPt[1]); ctx.lineTo(p[0], p[1]); ctx.stroke();
+    lastPt = p;
+    requestPredict();
+  });
+  const up = () => { if (down) { down = false; requestPredict(); } };
+  draw.addEventListener("pointerup", up);
+  draw.addEventListener("pointercancel", up);
+  $("clear").onclick = () => { clearCanvas(); state.source = { kind: "draw" }; writeUrl(); requestPredict(); };
+  $("invert").onchange = () => requestPredict();
+  $("upload").onchange = (e) => {
+    const f = e.target.files[0];
+    if (f) { state.source = { kind: "upload", file: f }; writeUrl(); requestPredict(); }
+  };
+  const pick = (i) => {
+    state.source = { kind: "test", index: i }; $("test-index").value = i; writeUrl(); requestPredict();
+  };
+  $("pick").onclick = () => pick(parseInt($("test-index").value, 10) || 0);
+  $("random").onclick = () => pick(Math.floor(Math.random() * state.model.test_images));
+}
+
+// ------------------------------------------------------------------ requests
+function inputBody(extra = {}) {
+  const invert = $("invert").checked;
+  if (state.source.kind === "test") return JSON.stringify({ test_index: state.source.index, ...extra });
+  return JSON.stringify({ image: state.lastPixels || canvasPixels(), invert, ...extra });
+}
+
+function requestPredict() {  // at most one request in flight; the newest canvas goes next
+  if (state.inflight) { state.dirty = true; return; }
+  state.inflight = true; state.dirty = false;
+  document.body.dataset.busy = "1";
+  predict().catch(showError).finally(() => {
+    state.inflight = false;
+    if (state.dirty) requestPredict(); else document.body.dataset.busy = "0";
+  });
+}
+
+async function predict() {
+  const seq = ++state.seq;
+  let out;
+  if (state.source.kind === "upload") {
+    const f = state.source.file;
+    const q = $("invert").checked ? "?invert=1" : "";
+    out = await api("/api/predict" + q, f, { "Content-Type": f.type || "image/png" });
+    state.lastPixels = null;
+  } else {
+    state.lastPixels = state.source.kind === "draw" ? canvasPixels() : null;
+    const body = inputBody({ pages: state.pages });
+    out = await api("/api/predict", body);
+  }
+  if (seq !== state.seq) return;
+  state.last = out;
+  render(out);
+  document.body.dataset.predictions = String(seq);   // a finished repaint, for tests and benchmarks
+}
+
+function showError(e) { $("warnings").textContent = String(e.message || e); }
+
+// ------------------------------------------------------------------ rendering
+function render(out) {
+  $("warnings").textContent = (out.warnings || []).join(" ");
+  renderInput(out);
+  renderProbs(out);
+  for (const layer of out.layers) renderLayer(layer);
+  if (state.sel) showUnit(state.sel, false);
+}
+
+function renderInput(out) {
+  const inp = decode(out.input);
+  const [C, H, W] = inp.shape;
+  const c = $("input"); c.width = W; c.height = H;
+  const img = c.getContext("2d").createImageData(W, H);
+  for (let i = 0; i < H * W; i++) {
+    for (let k = 0; k < 3; k++) img.data[4 * i + k] = 255 * Math.min(1, Math.max(0, inp.data[(C === 3 ? k : 0) * H * W + i]));
+    img.data[4 * i + 3] = 255;
+  }
+  c.getContext("2d").putImageData(img, 0, 0);
+  const f = $("field"); f.width = W * 8; f.height = H * 8;
+  const style = { digits: "32×32 bitmap counted in 4×4 blocks (scikit-learn's digits)",
+                  mnist: "fitted in 20×20, centred by mass in 28×28 (MNIST)",
+                  fashion: "trimmed, longer side 28 (Fashion-MNIST)", crop: "centre square, resized",
+                  "as-is": "a test image, as stored" }[out.style] || out.style;
+  $("input-note").textContent = `${C}×${H}×${W} raw pixels; ${style}` +
+    (out.label !== null && out.label !== undefined ? `; true class ${out.classes[out.label]}` : "");
+}
+
+function renderProbs(out) {
+  const box = $("probs"); box.textContent = "";
+  out.probabilities.forEach((p, k) => {
+    const bar = el("i"); bar.style.width = (100 * p).toFixed(1) + "%";
+    box.append(el("div", { class: "prob" + (k === out.prediction ? " top" : ""), "data-class": k },
+                  el("span", { class: "name", text: out.classes[k] }), el("span", { class: "bar" }, bar),
+                  el("span", { text: (100 * p).toFixed(1) + "%" })));
+  });
+  $("prediction").textContent = out.classes[out.prediction];
+  $("prediction").dataset.k = out.prediction;
+}
+
+function layerBox(layer) {
+  let box = document.querySelector(`.layer[data-layer="${CSS.escape(layer.name)}"]`);
+  if (box) return box;
+  const shape = layer.shape.join("×");
+  box = el("div", { class: "layer", "data-layer": layer.name },
+           el("h3", {}, layer.name + " ", el("span", { class: "meta", text: `${layer.type} · ${shape}` })));
+  $("layers").append(box);
+  return box;
+}
+
+function renderLayer(layer) {
+  const box = layerBox(layer);
+  const a = decode(layer.data);
+  let body = box.querySelector(".body");
+  if (!body) { body = el("div", { class: "body" }); box.append(body); }
+  if (layer.shape.length === 1) return renderVector(body, layer, a);
+  const [n, h, w] = a.shape;
+  const m = Math.max(Math.abs(layer.min), Math.abs(layer.max));
+  let maps = body.querySelector(".maps");
+  if (!maps || maps.childElementCount !== n) {
+    body.textContent = ""; maps = el("div", { class: "maps" }); body.append(maps);
+    const zoom = Math.max(1, Math.floor(MAP_PX / Math.max(h, w)));
+    for (let k = 0; k < n; k++) {
+      const c = el("canvas", { width: w, height: h, "data-channel": layer.channel_offset + k });
+      c.style.width = w * zoom + "px"; c.style.height = h * zoom + "px";
+      c.addEventListener("mousemove", (e) => hoverMap(e, layer.name, c, layer.scale));
+      c.addEventListener("click", (e) => { state.pinned = !state.pinned; hoverMap(e, layer.name, c, layer.scale, true); });
+      maps.append(c);
+    }
+    pager(body, layer);
+  }
+  const canvases = maps.querySelectorAll("canvas");
+  for (let k = 0; k < n; k++) {
+    const g = canvases[k].getContext("2d");
+    const img = g.createImageData(w, h);
+    for (let i = 0; i < h * w; i++) {
+      const [r, gg, b] = colour(a.data[k * h * w + i], m);
+      img.data[4 * i] = r; img.data[4 * i + 1] = gg; img.data[4 * i + 2] = b; img.data[4 * i + 3] = 255;
+    }
+    g.putImageData(img, 0, 0);
+  }
+  state.maps = state.maps || {};
+  state.maps[layer.name] = { a, layer };
+}
+
+function pager(body, layer) {
+  const C = layer.shape[0], per = layer.channels_per_page, off = layer.channel_offset;
+  const notes = [];
+  if (layer.scale > 1) notes.push(`maps shown at 1/${layer.scale} resolution (block averages)`);
+  if (C > per) notes.push(`maps ${off}–${Math.min(C, off + per) - 1} of ${C}`);
+  if (!notes.length) return;
+  const p = el("div", { class: "pager", text: notes.join("; ") + " " });
+  if (C > per) {
+    const go = (o) => { state.pages[layer.name] = o; requestPredict(); };
+    const prev = el("button", { type: "button", text: "‹" }); prev.onclick = () => go(Math.max(0, off - per));
+    const next = el("button", { type: "button", text: "›" }); next.onclick = () => go(off + per < C ? off + per : off);
+    p.append(prev, " ", next);
+  }
+  body.append(p);
+}
+
+function renderVector(body, layer, a) {
+  const n = a.shape[0];
+  const per = Math.min(n, 64), rows = Math.ceil(n / per);
+  let c = body.querySelector("canvas");
+  if (!c) {
+    body.textContent = "";
+    c = el("canvas", { class: "vector", width: per, height: rows });
+    const cell = Math.max(4, Math.min(12, Math.floor(640 / per)));
+    c.style.width = per * cell + "px"; c.style.height = rows * cell + "px";
+    c.addEventListener("mousemove", (e) => hoverVector(e, layer.name, c, per, n));
+    c.addEventListener("click", (e) => { state.pinned = !state.pinned; hoverVector(e, layer.name, c, per, n, true); });
+    body.append(c);
+  }
+  let m = 0;
+  for (const v of a.data) m = Math.max(m, Math.abs(v));
+  const g = c.getContext("2d");
+  const img = g.createImageData(per, rows);
+  for (let i = 0; i < per * rows; i++) {
+    const [r, gg, b] = i < n ? colour(a.data[i], m) : [20, 20, 20];
+    img.data[4 * i] = r; img.data[4 * i + 1] = gg; img.data[4 * i + 2] = b; img.data[4 * i + 3] = 255;
+  }
+  g.putImageData(img, 0, 0);
+  state.maps = state.maps || {};
+  state.maps[layer.name] = { a, layer };
+}
+
+// ------------------------------------------------------------------ units
+function hoverMap(e, name, canvas, scale, click = false) {
+  if (state.pinned && !click) return;
+  const r = canvas.getBoundingClientRect();
+  const y = Math.floor((e.clientY - r.top) / r.height * canvas.height);
+  const x = Math.floor((e.clientX - r.left) / r.width * canvas.width);
+  const c = parseInt(canvas.dataset.channel, 10);
+  showUnit({ layer: name, c, y: y * scale, x: x * scale }, true);
+}
+
+function hoverVector(e, name, canvas, per, n, click = false) {
+  if (state.pinned && !click) return;
+  const r = canvas.getBoundingClientRect();
+  const k = Math.floor((e.clientY - r.top) / r.height * canvas.height) * per +
+            Math.floor((e.clientX - r.left) / r.width * canvas.width);
+  if (k < n) showUnit({ layer: name, c: k, y: 0, x: 0 }, true);
+}
+
+function localValue(sel) {   // the unit's value from the activations the page holds
+  const m = state.maps && state.maps[sel.layer];
+  if (!m) return null;
+  const { a, layer } = m;
+  if (layer.shape.length === 1) return a.data[sel.c];
+  const [, h, w] = a.shape, k = sel.c - layer.channel_offset;
+  if (layer.scale !== 1 || k < 0 || k >= a.shape[0]) return null;
+  return a.data[(k * h + sel.y) * w + sel.x];
+}
+
+function showUnit(sel, fetchNow) {
+  state.sel = sel; writeUrl();
+  document.querySelectorAll(".maps canvas.sel").forEach((c) => c.classList.remove("sel"));
+  const box = document.querySelector(`.layer[data-layer="${CSS.escape(sel.layer)}"] canvas[data-channel="${sel.c}"]`);
+  if (box) box.classList.add("sel");
+  const v = localValue(sel);
+  const info = $("info"); info.textContent = "";
+  const where = state.maps[sel.layer] && state.maps[sel.layer].layer.shape.length === 3
+    ? `channel ${sel.c}, row ${sel.y}, column ${sel.x}` : `unit ${sel.c}`;
+  const val = el("span", { id: "unit-value", class: "big", text: v === null ? "…" : fmt(v) });
+  if (v !== null) val.dataset.value = String(v);
+  info.append(el("div", { text: `${sel.layer}: ${where}` }), el("div", {}, "value ", val));
+  $("info-hint").textContent = state.pinned ? "Pinned (click a unit to release)." : "Hover a unit (click to keep it).";
+  clearTimeout(state.unitTimer);
+  state.unitTimer = setTimeout(() => fetchUnit(sel), fetchNow ? 60 : 0);
+}
+
+async function fetchUnit(sel) {
+  if (state.source.kind === "upload") return;   // the arithmetic needs the pixels as JSON
+  let d;
+  try { d = await api("/api/unit", inputBody({ layer: sel.layer, channel: sel.c, y: sel.y, x: sel.x })); }
+  catch (e) { return showError(e); }
+  if (state.sel !== sel) return;
+  const info = $("info");
+  if ($("unit-value").textContent === "…") { $("unit-value").textContent = fmt(d.value); $("unit-value").dataset.value = String(d.value); }
+  outlineField(d.field);
+  const add = (...xs) => info.append(...xs);
+  add(el("div", { class: "muted", text: d.type + (d.field ? `, receptive field rows ${d.field[0]}–${d.field[2] - 1}, columns ${d.field[1]}–${d.field[3] - 1} of the input` : "") }));
+  if (d.dot) {
+    if (d.patch) add(el("h3", { text: "input patch × filter" }), matrices(d.patch, d.filter));
+    const paren = (v) => (v < 0 ? `(${fmt(v)})` : fmt(v));
+    const terms = d.dot.terms.map((t) => `${paren(t.w)}·${paren(t.x)}`).join(" + ");
+    const rest = d.dot.rest_count ? ` + (${d.dot.rest_count} smaller terms: ${fmt(d.dot.rest)})` : "";
+    add(el("h3", { text: d.dot.rest_count ? `dot product: the ${d.dot.terms.length} largest of ${d.dot.count} terms` : `dot product of ${d.dot.count} terms` }),
+        el("div", { class: "eq", text: `${terms}${rest} = ${fmt(d.dot.sum)}` }),
+        el("div", { class: "eq", text: `+ bias ${fmt(d.bias)} = ${fmt(d.pre)} (before the non-linearity)` }));
+    if (d.activation) add(el("div", { class: "eq", text: `${d.activation.type} (${d.activation.layer}) → ${fmt(d.activation.value)}` }));
+    if (d.strongest_weights) add(el("h3", { text: "strongest weights" }),
+      el("div", { class: "eq", text: d.strongest_weights.map((s) => `in ${s.input}: ${fmt(s.w)}`).join(", ") }));
+  } else if (d.window) {
+    add(el("h3", { text: d.winner ? "pooling window (the winner highlighted)" : "pooling window (averaged)" }),
+        table(d.window, d.winner));
+  } else if (d.input_value !== undefined) {
+    add(el("div", { class: "eq", text: `input ${fmt(d.input_value)} → output ${fmt(d.value)}` }));
+  }
+}
+
+function table(rows, win) {
+  const t = el("table");
+  rows.forEach((row, i) => {
+    const tr = el("tr");
+    row.forEach((v, j) => tr.append(el("td", { class: win && win[0] === i && win[1] === j ? "win" : "", text: fmt(v) })));
+    t.append(tr);
+  });
+  return t;
+}
+
+function matrices(patch, filter) {   // per input channel: patch and filter side by side
+  const wrap = el("div");
+  const shown = Math.min(patch.length, 4);
+  for (let c = 0; c < shown; c++) {
+    wrap.append(el("div", { class: "muted", text: `input channel ${c}` }),
+                el("div", { class: "row" }, table(patch[c]), table(filter[c])));
+  }
+  if (patch.length > shown) wrap.append(el("div", { class: "muted", text: `… and ${patch.length - shown} more channels` }));
+  return wrap;
+}
+
+function outlineField(box) {
+  const f = $("field"), g = f.getContext("2d");
+  g.clearRect(0, 0, f.width, f.height);
+  if (!box || !state.last) return;
+  const S = state.last.input.shape[1], k = f.width / S;
+  g.strokeStyle = "#ffb84d"; g.lineWidth = 2;
+  g.strokeRect(box[1] * k + 1, box[0] * k + 1, (box[3] - box[1]) * k - 2, (box[2] - box[0]) * k - 2);
+}
+
+// ------------------------------------------------------------------ start
+async function start() {
+  readUrl();
+  setupDrawing();
+  try {
+    state.model = await api("/api/model");
+  } catch (e) { return showError(e); }
+  const m = state.model;
+  $("model-name").textContent = `${m.name} · input ${m.input_shape.join("×")}` + (m.untrained ? " · untrained weights" : "");
+  $("model-source").textContent = m.source;
+  if (!m.test_images) $("test-row").style.display = "none";
+  else $("test-index").max = m.test_images - 1;
+  if (state.source.kind === "test") $("test-index").value = state.source.index;
+  requestPredict();
+}
+
+start();
