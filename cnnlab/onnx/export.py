@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -45,7 +45,7 @@ def _check_args(model: Module, input_size: Sequence[int], opset: int) -> tuple[i
 
 
 def to_onnx(model: Module, input_size: Sequence[int], opset: int = 17,
-            example: np.ndarray | None = None):
+            example: np.ndarray | None = None, metadata: Mapping[str, str] | None = None):
     """The ``onnx.ModelProto`` of ``model`` (see :func:`export`)."""
     size = _check_args(model, input_size, opset)
     g = GraphBuilder(opset)
@@ -73,7 +73,8 @@ def to_onnx(model: Module, input_size: Sequence[int], opset: int = 17,
                     doc=f"{type(model).__name__} exported by cnnlab for input (N, "
                         f"{', '.join(map(str, size))})")
     onnx.helper.set_model_props(proto, {"cnnlab.model": type(model).__name__,
-                                        "cnnlab.input_size": "x".join(map(str, size))})
+                                        "cnnlab.input_size": "x".join(map(str, size)),
+                                        **(metadata or {})})
     if proto.ByteSize() > MAX_PROTO_BYTES:
         raise ExportError(f"{type(model).__name__} needs {proto.ByteSize():,} bytes, over "
                           "protobuf's 2 GiB limit for one file")
@@ -85,14 +86,15 @@ def to_onnx(model: Module, input_size: Sequence[int], opset: int = 17,
 
 
 def export(model: Module, path: str | os.PathLike, input_size: Sequence[int], opset: int = 17,
-           example: np.ndarray | None = None) -> Path:
+           example: np.ndarray | None = None, metadata: Mapping[str, str] | None = None) -> Path:
     """Write ``model`` to ``path`` as ONNX (float32, opset ``opset``, batch dimension
     dynamic, spatial sizes those of ``input_size`` = (C, H, W)).
 
     The model is run once in eval mode (its train/eval flags are restored).  Layers
     with no ONNX operator become small subgraphs of standard ones; a layer that
     cannot be written raises :class:`ExportError` naming it.  The file is written
-    atomically: on any error an existing ``path`` is untouched.
+    atomically: on any error an existing ``path`` is untouched.  ``metadata``
+    (strings) goes into the file's metadata_props, which :func:`load` reads back.
     """
-    proto = to_onnx(model, input_size, opset, example)
+    proto = to_onnx(model, input_size, opset, example, metadata)
     return write_atomic(path, proto.SerializeToString())

@@ -699,6 +699,7 @@ def load(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES) -> OnnxGraph:
         graph.add_module(name, module)
     graph.source = str(path)
     graph.opset = opset
+    graph.metadata = {p.key: p.value for p in model.metadata_props}
     return graph.eval()
 
 

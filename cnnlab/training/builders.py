@@ -4,6 +4,7 @@ optimizer and scheduler; and a trained model rebuilt for evaluation.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from cnnlab import optim
@@ -103,7 +104,12 @@ def split_training_data(cfg: TrainConfig, train):
 
 
 def load_for_evaluation(path: str | os.PathLike) -> tuple[Module, dict[str, Any]]:
-    """Rebuild the model stored in a checkpoint or model file; returns (model, meta)."""
+    """Rebuild the model stored in a checkpoint or model file, or import a ``.onnx``
+    file (:mod:`cnnlab.onnx.meta`); returns (model, meta)."""
+    if Path(path).suffix.lower() == ".onnx":
+        from cnnlab.onnx.meta import load_for_evaluation as load_onnx
+
+        return load_onnx(path)
     state = load_training_state(path)
     model = build_model(stored_spec(state.meta, path))
     model.load_state_dict(state.model_state)
@@ -115,7 +121,10 @@ def evaluation_loader(meta: dict[str, Any], dataset: str | None, data_dir: str |
                       batch_size: int = 500, split: str = "test"):
     """(dataset, loader) of a split of ``dataset`` (default: the model's own), with
     the model's input pipeline (resize/pad, normalisation); no shuffling."""
-    ds_name = dataset or meta["dataset"]
+    ds_name = dataset or meta.get("dataset")
+    if not ds_name:
+        raise ValueError(f"{meta['model_spec']['name']} names no dataset it was trained on (an "
+                         "untrained export, or an ONNX file from elsewhere); pass --dataset")
     data_dir = data_dir if data_dir is not None else (meta.get("config") or {}).get("data_dir")
     data = get_dataset(ds_name, split, root=data_dir)
     transform = input_transform(meta["model_spec"], meta.get("normalize"), data.x.shape[1],
