@@ -19,6 +19,16 @@ co = pytest.importorskip("cnnlab.onnx")
 tnn = torch.nn
 
 
+@pytest.fixture(autouse=True)
+def torch_float32():
+    """ONNX files here are float32; tests/helpers.py makes float64 torch's default for the
+    parity tests, so it is set for each test and put back after."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    yield
+    torch.set_default_dtype(before)
+
+
 def torch_onnx(model, input_size, path, opset=17, fold=True):
     """torch.onnx.export; ``fold=False`` keeps BatchNormalization nodes (folding merges
     them into the convolutions)."""
