@@ -3,23 +3,25 @@
 Same network (conv 5x5x6 pad 2, max-pool 2, conv 5x5x16, max-pool 2, FC 120,
 FC 84, FC 10, ReLU), same batch size, SGD with momentum, float32, both using
 every core.  Each measurement runs in a fresh process of its own (OpenBLAS's
-spinning threads from one framework would otherwise slow the other), and
-the repeats alternate between the two.  Each framework trains on the same first ``--steps`` batches of
-the shuffled training set; the time is scaled to a full epoch.  A timing is a
-ratio measured in one run, never a test.
+spinning threads from one framework would otherwise slow the other), and the
+processes alternate between the two frameworks; the output gives the minimum
+and the median over them, after the machine (CPU model, AVX-512, OpenBLAS's
+kernel, torch's CPU capability: see ``harness.py``).  Each framework trains on
+the same first ``--steps`` batches of the shuffled training set; the time is
+scaled to a full epoch.  A timing is a ratio measured in one run, never a test.
 
-    python benchmarks/lenet_epoch.py [--steps 300] [--batch-size 64]
+    python benchmarks/lenet_epoch.py [--steps 300] [--batch-size 64] [--repeats 3]
+                                     [--unset-openblas-env]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 
+import harness
 import numpy as np
 
 
@@ -91,10 +93,18 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="fresh processes per framework, taken in turns (default 3)")
+    ap.add_argument("--unset-openblas-env", action="store_true",
+                    help="remove OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE from the environment "
+                         "of the child processes (never set, never removed otherwise)")
+    ap.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--only", choices=["cnnlab", "torch"], help=argparse.SUPPRESS)
     args = ap.parse_args()
 
+    if args.probe:
+        print(json.dumps(harness.probe()))
+        return
     if args.only:   # child process: one measurement, printed as JSON
         if args.only == "torch":
             import torch
@@ -105,27 +115,32 @@ def main() -> None:
         secs = fn(x, y, args.batch_size, args.steps, args.warmup)
         print(json.dumps({"epoch_s": secs / args.steps * per_epoch}))
         return
+    if min(args.steps, args.batch_size, args.repeats) < 1 or args.warmup < 0:
+        ap.error("--steps, --batch-size and --repeats are at least 1, --warmup at least 0")
 
-    import torch
+    env = harness.child_env(args.unset_openblas_env)
+    info = harness.describe(__file__, env)
 
-    times: dict[str, list[float]] = {"cnnlab": [], "torch": []}
-    for _ in range(args.repeats):
-        for name in times:
-            out = subprocess.run(
-                [sys.executable, __file__, "--only", name, "--steps", str(args.steps),
-                 "--warmup", str(args.warmup), "--batch-size", str(args.batch_size)],
-                check=True, capture_output=True, text=True).stdout
-            times[name].append(json.loads(out.strip().splitlines()[-1])["epoch_s"])
-    o, t = float(np.median(times["cnnlab"])), float(np.median(times["torch"]))
-    print(f"machine: {platform.machine()}, {os.cpu_count()} threads, numpy {np.__version__}, "
-          f"torch {torch.__version__}")
-    print(f"LeNet-5, Fashion-MNIST, batch {args.batch_size}, SGD momentum, float32 "
-          f"(timed on {args.steps} steps after {args.warmup} warm-up, scaled to an epoch; "
-          f"median of {args.repeats} runs each)")
-    print("| framework | s/epoch | ratio to torch |")
-    print("|---|---|---|")
-    print(f"| cnnlab | {o:.2f} | {o / t:.2f} |")
-    print(f"| PyTorch {torch.__version__} | {t:.2f} | 1.00 |")
+    def run(name: str) -> dict:
+        return harness.run_json(
+            [sys.executable, __file__, "--only", name, "--steps", str(args.steps),
+             "--warmup", str(args.warmup), "--batch-size", str(args.batch_size)],
+            env, f"the {name} run")
+
+    runs = harness.alternate(run, ("cnnlab", "torch"), args.repeats)
+    o_min, o_med = harness.stats(runs["cnnlab"])["epoch_s"]
+    t_min, t_med = harness.stats(runs["torch"])["epoch_s"]
+    print(f"LeNet-5, Fashion-MNIST, batch {args.batch_size}, SGD momentum, float32\n")
+    print(harness.header(info, args.unset_openblas_env,
+                         f"timed on {args.steps} steps after {args.warmup} warm-up, scaled to an "
+                         f"epoch; min and median of {harness.processes(args.repeats)} per "
+                         f"framework, cnnlab's and torch's in turns"))
+    print()
+    print("| framework | s/epoch, median | s/epoch, min | ratio to torch (medians) | (mins) |")
+    print("|---|---|---|---|---|")
+    print(f"| cnnlab | {o_med:.2f} | {o_min:.2f} | {o_med / t_med:.2f} | {o_min / t_min:.2f} |")
+    print(f"| PyTorch {info['torch']} | {t_med:.2f} | {t_min:.2f} | 1.00 | 1.00 |")
+    print(f"\n{harness.footer()}")
 
 
 if __name__ == "__main__":

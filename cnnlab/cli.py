@@ -124,19 +124,32 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                         "file not exported by cnnlab)")
     p.add_argument("--data-dir")
     p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--no-fold", dest="fold", action="store_false",
+                   help="keep the batch norm layers as they are instead of folding them into "
+                        "the convolutions before them (same predictions up to float rounding)")
     p.set_defaults(func=cmd_evaluate)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from cnnlab.nn.utils import FoldError, fold_batchnorm, has_batchnorm
     from cnnlab.training.loop import confusion_matrix, evaluate, format_confusion_matrix
     from cnnlab.training.run import evaluation_loader, load_for_evaluation
 
     model, meta = load_for_evaluation(args.checkpoint)
     test, loader = evaluation_loader(meta, args.dataset, args.data_dir, args.batch_size)
-    res = evaluate(model, loader)
+    folding, first = None, next(iter(loader), None)
+    if args.fold and first is not None and has_batchnorm(model):
+        try:
+            model = fold_batchnorm(model, first[0].data[:1])
+            folding = f"{model.fold_report.summary()} (--no-fold keeps them)"
+        except FoldError as e:   # the model as it is: folding only saves time
+            folding = f"batch norm: left unfolded ({e})"
+    res = evaluate(model, loader, fold_bn=False)
     classes = list(test.classes or meta.get("classes") or [])
     cm = confusion_matrix(res.targets, res.predictions, len(classes) or int(res.targets.max()) + 1)
     print(f"model {meta['model_spec']['name']} from {args.checkpoint}")
+    if folding is not None:
+        print(folding)
     print(f"test accuracy {res.accuracy:.4f} ({int(cm.trace())}/{res.count})  "
           f"test loss {res.loss:.4f}")
     print(format_confusion_matrix(cm, classes or None))

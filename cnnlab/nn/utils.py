@@ -1,4 +1,6 @@
-"""Gradient clipping, with ``torch.nn.utils``' names, signatures and numbers.
+"""Gradient clipping, with ``torch.nn.utils``' names, signatures and numbers; and
+batch norm folded into the layer before it for inference (:func:`fold_batchnorm`,
+from :mod:`cnnlab.nn.fold`).
 
 Call between ``loss.backward()`` and ``optimizer.step()``; the gradients are
 changed in place.  Parameters whose ``.grad`` is ``None`` (frozen ones, or ones
@@ -21,8 +23,18 @@ from typing import Any
 import numpy as np
 
 from cnnlab.autograd.tensor import Tensor
+from cnnlab.nn.fold import (
+    FoldError,
+    FoldReport,
+    fold_batchnorm,
+    fuse_conv_bn_eval,
+    fuse_linear_bn_eval,
+    has_batchnorm,
+)
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm"]
+__all__ = ["FoldError", "FoldReport", "clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_",
+           "fold_batchnorm", "fuse_conv_bn_eval", "fuse_linear_bn_eval", "get_total_norm",
+           "has_batchnorm"]
 
 TensorOrTensors = Tensor | Iterable[Tensor]
 

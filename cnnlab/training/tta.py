@@ -19,7 +19,7 @@ from cnnlab.data.augment import crop_padding, pad_images
 from cnnlab.kernels.activation import softmax_forward
 from cnnlab.nn.module import Module
 from cnnlab.training.config import TrainConfig
-from cnnlab.training.loop import main_logits
+from cnnlab.training.loop import inference_model, main_logits
 
 __all__ = ["evaluate_tta", "predict_tta", "tta_options", "tta_views"]
 
@@ -76,7 +76,7 @@ def tta_views(x: np.ndarray, flips: bool = True, crops: str | None = None, paddi
 
 def predict_tta(model: Module, x: np.ndarray | Tensor, flips: bool = True, crops: str | None = None,
                 padding: int = 2, padding_mode: str = "edge", fill: float = 0.0,
-                batch_size: int = 256) -> np.ndarray:
+                batch_size: int = 256, fold_bn: bool = True) -> np.ndarray:
     """Mean softmax probabilities over the test-time views of each sample.
 
     Parameters
@@ -90,6 +90,9 @@ def predict_tta(model: Module, x: np.ndarray | Tensor, flips: bool = True, crops
         The views, see :func:`tta_views`.
     batch_size : int
         Samples per forward pass.
+    fold_bn : bool
+        Run the model with its batch norm folded into the convolutions
+        (:func:`~cnnlab.training.loop.inference_model`).
 
     Returns
     -------
@@ -105,10 +108,11 @@ def predict_tta(model: Module, x: np.ndarray | Tensor, flips: bool = True, crops
     model.eval()
     chunks = []
     try:
+        net = inference_model(model, arr, fold_bn) if len(arr) else model
         with no_grad():
             for i in range(0, len(arr), batch_size):
                 views = tta_views(arr[i:i + batch_size], flips, crops, padding, padding_mode, fill)
-                total = sum(softmax_forward(main_logits(model(Tensor(v))).data.astype(np.float64), axis=1)
+                total = sum(softmax_forward(main_logits(net(Tensor(v))).data.astype(np.float64), axis=1)
                             for v in views)
                 chunks.append(total / len(views))
     finally:
@@ -120,7 +124,7 @@ def predict_tta(model: Module, x: np.ndarray | Tensor, flips: bool = True, crops
 
 def evaluate_tta(model: Module, loader: Iterable[tuple[Tensor, Tensor]], flips: bool = True,
                  crops: str | None = None, padding: int = 2, padding_mode: str = "edge",
-                 fill: float = 0.0) -> float:
+                 fill: float = 0.0, fold_bn: bool = True) -> float:
     """Accuracy of the argmax of :func:`predict_tta` over a loader's batches.
 
     Parameters
@@ -130,6 +134,8 @@ def evaluate_tta(model: Module, loader: Iterable[tuple[Tensor, Tensor]], flips: 
         Typically the test :class:`~cnnlab.data.DataLoader` (no augmentation).
     flips, crops, padding, padding_mode, fill
         See :func:`tta_views`.
+    fold_bn : bool
+        As in :func:`predict_tta` (folded once, on the first batch).
 
     Returns
     -------
@@ -137,9 +143,11 @@ def evaluate_tta(model: Module, loader: Iterable[tuple[Tensor, Tensor]], flips: 
         Fraction of samples whose averaged prediction equals the label.
     """
     correct, seen = 0, 0
+    net = None
     for x, y in loader:
-        probs = predict_tta(model, x, flips, crops, padding, padding_mode, fill,
-                            batch_size=max(1, len(x.data)))
+        net = inference_model(model, x, fold_bn) if net is None else net   # once, not per batch
+        probs = predict_tta(net, x, flips, crops, padding, padding_mode, fill,
+                            batch_size=max(1, len(x.data)), fold_bn=False)
         target = y.data if isinstance(y, Tensor) else np.asarray(y)
         correct += int((probs.argmax(axis=1) == target).sum())
         seen += len(target)
