@@ -109,6 +109,7 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    _refuse_torch_pickle(path)
     try:
         with zipfile.ZipFile(path, "r") as zf:
             names = zf.namelist()
@@ -149,17 +150,65 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
     return arrays, meta
 
 
-def save(state_dict: Mapping[str, Any], path: str | os.PathLike,
-         meta: Mapping[str, Any] | None = None) -> Path:
-    """Save a model's ``state_dict()`` (``cnnlab.save(model.state_dict(), 'm.npz')``)."""
-    arrays = {k: (v.data if hasattr(v, "data") and not isinstance(v, np.ndarray) else np.asarray(v))
-              for k, v in state_dict.items()}
-    return save_arrays(path, arrays, meta)
+def _refuse_torch_pickle(path: Path) -> None:
+    """Name a file ``torch.save`` wrote (a zip holding ``data.pkl``, or a bare
+    pickle) for what it is, and point at the loader that reads it safely."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    torch_zip = False
+    if head == b"PK":
+        with contextlib.suppress(zipfile.BadZipFile, OSError):
+            with zipfile.ZipFile(path, "r") as zf:
+                torch_zip = any(n.endswith("data.pkl") for n in zf.namelist())
+    if torch_zip or head[:1] == b"\x80":
+        raise CheckpointError(
+            f"{path}: this is a PyTorch pickle (written by torch.save), which cnnlab.load never "
+            "unpickles; load its weights into a model with "
+            "cnnlab.interop.load_weights(model, path) (torch's weights_only loading), or save "
+            "them from cnnlab with cnnlab.save(model.state_dict(), path)")
 
 
-def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Load a state dict written by :func:`save`."""
-    arrays, _ = load_arrays(path)
+TREE_KEY = "saved_object"      # meta entry of a file holding more than a flat state dict
+
+
+def _array_leaf(v: Any) -> np.ndarray | None:
+    """``v`` as an ndarray if it is one or a Tensor (duck-typed: an ndarray ``data``)."""
+    if isinstance(v, np.ndarray):
+        return v
+    data = getattr(v, "data", None)
+    return data if isinstance(data, np.ndarray) else None
+
+
+def save(obj: Any, path: str | os.PathLike, meta: Mapping[str, Any] | None = None) -> Path:
+    """Save a model's ``state_dict()`` to ``path`` (``cnnlab.save(model.state_dict(),
+    'm.pt')``).  Any suffix works (``.pt``, ``.pth``, ``.npz``); the file is always
+    cnnlab's pickle-free checkpoint format, which :func:`load` reads back.
+
+    ``obj`` may also be a nested structure of dicts, lists, tuples, arrays, Tensors,
+    numbers, strings and None, as in PyTorch's general checkpoint
+    (``{'epoch': 5, 'model_state_dict': ..., 'optimizer_state_dict': ...}``): the
+    arrays go into the file as arrays and the rest as JSON, never pickled.
+    """
+    if isinstance(obj, Mapping) and all(isinstance(k, str) for k in obj):
+        leaves = {k: _array_leaf(v) for k, v in obj.items()}
+        if all(a is not None for a in leaves.values()):
+            return save_arrays(path, leaves, meta)
+    arrays: dict[str, np.ndarray] = {}
+    tree = pack_tree(obj, arrays, "obj")
+    return save_arrays(path, arrays, {**dict(meta or {}), TREE_KEY: tree})
+
+
+def load(path: str | os.PathLike, map_location: Any = None, weights_only: bool | None = None
+         ) -> Any:
+    """Load what :func:`save` wrote, whatever its suffix: a state dict of ndarrays, or
+    the nested structure that was saved (arrays and Tensors come back as ndarrays).
+    ``map_location`` and ``weights_only`` are PyTorch's arguments, accepted for
+    portable code (everything is on the CPU and nothing is unpickled).  A file
+    written by ``torch.save`` is refused with a :class:`CheckpointError` that names
+    ``cnnlab.interop.load_weights``."""
+    arrays, meta = load_arrays(path)
+    if TREE_KEY in meta:
+        return unpack_tree(meta[TREE_KEY], arrays)
     return arrays
 
 
@@ -170,8 +219,9 @@ def pack_tree(obj: Any, arrays: dict[str, np.ndarray], prefix: str) -> Any:
     name and is replaced by ``{"__array__": name}``.  Dicts with non-string
     keys (the optimizer's integer parameter indices) are stored as item
     lists so the keys come back with their type."""
-    if isinstance(obj, np.ndarray):
-        arrays[prefix] = obj
+    leaf = _array_leaf(obj)
+    if leaf is not None:
+        arrays[prefix] = leaf
         return {"__array__": prefix}
     if isinstance(obj, np.generic):
         return obj.item()

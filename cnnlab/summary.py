@@ -137,17 +137,17 @@ def _macs(m: Module, inp: Tensor | None, out: Tensor) -> int:
     if tname == "ConvTranspose2d" and inp is not None:               # every input scatters a kernel
         return int(np.prod(inp.shape[1:])) * int(np.prod(m.weight.shape[1:]))
     if tname in ("LocallyConnected1d", "LocallyConnected2d"):
-        return int(m.weight.size)                                     # one filter per output unit
+        return m.weight.numel()                                     # one filter per output unit
     if tname == "ConnectionTable":                                   # only the connected maps
         per_map = int(np.prod(m.weight.shape[2:]))
         return int(np.prod(out.shape[2:])) * int(m.mask().sum()) * per_map
     if tname == "LearnedCombination":   # a KxK filter per input map, then a weighted sum
         spatial = int(np.prod(out.shape[2:]))
-        return spatial * (int(m.weight.size) + int(m.c.size))
+        return spatial * (m.weight.numel() + m.c.numel())
     if tname == "Linear":
         return int(np.prod(out.shape[1:-1], dtype=np.int64)) * m.in_features * m.out_features
     if tname == "RBFOutput":                                         # ||x - w_i||^2 per class
-        return int(m.weight.size)
+        return m.weight.numel()
     return 0
 
 
@@ -207,8 +207,8 @@ def summary(model: Module, input_size: tuple[int, ...], batch_size: int = 1,
         rf_of[id(out)] = rf
         last_rf[0] = rf
         keep.append(out)
-        weights = sum(p.size for n, p in own if n != "bias")
-        biases = sum(p.size for n, p in own if n == "bias")
+        weights = sum(p.numel() for n, p in own if n != "bias")
+        biases = sum(p.numel() for n, p in own if n == "bias")
         values = int(np.prod(out.shape[1:]))
         # an adaptive pool whose output size is its input size is the identity (torchvision's
         # VGG at 224x224): shown, not added, like the in-place layers
@@ -229,8 +229,8 @@ def summary(model: Module, input_size: tuple[int, ...], batch_size: int = 1,
         model.train(was_training)
 
     params = list(model.parameters())
-    total = sum(p.size for p in params)
-    trainable = sum(p.size for p in params if p.requires_grad)
+    total = sum(p.numel() for p in params)
+    trainable = sum(p.numel() for p in params if p.requires_grad)
     param_bytes = sum(p.data.nbytes for p in params)
     input_values = int(np.prod(input_size))
     forward = input_values + sum(r.activations for r in rows if r.counted)

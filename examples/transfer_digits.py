@@ -61,7 +61,7 @@ def finetune_rows(pretrained: Path, labels: int, epochs: int, seed: int, work: P
     for name, cfg in runs.items():
         t0 = time.perf_counter()
         res = fit(cfg, work / f"{name.split()[0]}-{len(rows)}-{seed}", progress=False, report=quiet)
-        trainable = sum(p.size for p in res.model.parameters() if p.requires_grad)
+        trainable = sum(p.numel() for p in res.model.parameters() if p.requires_grad)
         rows[name] = (res.test_accuracy, time.perf_counter() - t0, trainable)
     return rows
 

@@ -106,9 +106,9 @@ def test_every_bn_model_of_the_zoo_folds_to_the_same_outputs(name):
         assert len(bn_layers(folded)) == len(bn_layers(model)) - len(report.folded)
         assert len(report.folded) + len(report.kept) == len(bn_layers(model))
         # the folded BN parameters are gone; a conv without bias gained one
-        gained = sum(folded.get_submodule(conv).bias.size
+        gained = sum(folded.get_submodule(conv).bias.numel()
                      for conv, _ in report.folded if model.get_submodule(conv).bias is None)
-        lost = sum(model.get_submodule(bn).weight.size + model.get_submodule(bn).bias.size
+        lost = sum(model.get_submodule(bn).weight.numel() + model.get_submodule(bn).bias.numel()
                    for _, bn in report.folded)
         assert folded.num_parameters() == model.num_parameters() - lost + gained
         after = model.state_dict()

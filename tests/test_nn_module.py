@@ -29,7 +29,7 @@ def test_named_parameters_follow_pytorch_names_and_shapes():
         "classifier.2.weight": (84, 120), "classifier.2.bias": (84,),
         "classifier.4.weight": (10, 84), "classifier.4.bias": (10,),
     }
-    assert sum(p.size for p in m.parameters()) == 61706   # the classic LeNet-5 count
+    assert sum(p.numel() for p in m.parameters()) == 61706   # the classic LeNet-5 count
 
 
 def test_torch_weights_load_and_give_the_same_logits_and_gradients():

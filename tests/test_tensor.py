@@ -51,13 +51,14 @@ def test_reductions(axis, keepdims):
              if dim is not None else x.sum(), [a])
     check_op(lambda x: x.mean(axis, keepdims), lambda x: x.mean(dim=dim, keepdim=keepdims)
              if dim is not None else x.mean(), [a])
-    check_op(lambda x: x.max(axis, keepdims), lambda x: x.amax(dim=dim, keepdim=keepdims)
+    check_op(lambda x: x.max(axis=axis, keepdims=keepdims), lambda x: x.amax(dim=dim, keepdim=keepdims)
              if dim is not None else x.amax(), [a])
 
 
 def test_max_splits_gradient_on_ties_like_torch_amax():
     a = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])
-    check_op(lambda x: x.max(1), lambda x: x.amax(1), [a])
+    check_op(lambda x: x.max(axis=1), lambda x: x.amax(1), [a])
+    check_op(lambda x: x.amax(1), lambda x: x.amax(1), [a])
     check_op(lambda x: x.max(), lambda x: x.amax(), [a])
 
 

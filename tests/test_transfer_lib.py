@@ -54,7 +54,7 @@ def test_freeze_targets_by_name_module_and_parameter():
     m.freeze("classifier.2.bias")                            # a single parameter by name
     assert not m.classifier[2].bias.requires_grad and m.classifier[2].weight.requires_grad
     m.freeze(m.classifier[2].weight)                         # a Parameter object
-    assert m.num_parameters(trainable_only=True) == m.features[3].weight.size + 32
+    assert m.num_parameters(trainable_only=True) == m.features[3].weight.numel() + 32
 
 
 def test_freeze_rejects_unknown_targets():

@@ -18,12 +18,12 @@ TORCHVISION_PARAMS = {
 @pytest.mark.parametrize("name", sorted(TORCHVISION_PARAMS))
 def test_parameter_counts_equal_torchvision(name):
     m = get_model(name)
-    assert sum(p.size for p in m.parameters()) == TORCHVISION_PARAMS[name]
+    assert sum(p.numel() for p in m.parameters()) == TORCHVISION_PARAMS[name]
 
 
 def test_googlenet_count_without_auxiliary_heads():
     m = get_model("googlenet")
-    main = sum(p.size for n, p in m.named_parameters() if not n.startswith("aux"))
+    main = sum(p.numel() for n, p in m.named_parameters() if not n.startswith("aux"))
     assert main == 6_624_904
 
 

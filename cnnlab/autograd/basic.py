@@ -273,3 +273,66 @@ class Stack(Function):
 
     def backward(self, g: np.ndarray):
         return tuple(np.moveaxis(g, self.axis, 0))
+
+
+class Expand(Function):
+    """Broadcast to ``shape`` (``Tensor.expand``); the backward sums back."""
+
+    def forward(self, a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        self.shape = a.shape
+        try:
+            return np.broadcast_to(a, shape).copy()
+        except ValueError as e:
+            raise RuntimeError(f"expand: the shape {a.shape} cannot be expanded to {shape}") from e
+
+    def backward(self, g: np.ndarray):
+        return (unbroadcast(g, self.shape),)
+
+
+# ------------------------------------------------------------ select and clamp
+class TakeAlong(Function):
+    """``np.take_along_axis(a, indices, axis)``: the values ``max(dim)`` and
+    ``min(dim)`` pick; the whole gradient goes to the picked entry (torch's rule
+    for the indexed reductions, unlike ``amax``, which splits ties)."""
+
+    def forward(self, a: np.ndarray, indices: np.ndarray, axis: int) -> np.ndarray:
+        self.shape, self.indices, self.axis = a.shape, indices, axis
+        return np.take_along_axis(a, indices, axis=axis)
+
+    def backward(self, g: np.ndarray):
+        out = np.zeros(self.shape, dtype=g.dtype)
+        np.put_along_axis(out, self.indices, g, axis=self.axis)
+        return (out,)
+
+
+class Where(Function):
+    """``where(condition, a, b)`` with broadcasting; each branch gets the
+    gradient where it was chosen."""
+
+    def forward(self, a: np.ndarray, b: np.ndarray, condition: np.ndarray) -> np.ndarray:
+        self.condition, self.a_shape, self.b_shape = condition, a.shape, b.shape
+        return np.where(condition, a, b)
+
+    def backward(self, g: np.ndarray):
+        zero = np.zeros((), dtype=g.dtype)
+        return (unbroadcast(np.where(self.condition, g, zero), self.a_shape),
+                unbroadcast(np.where(self.condition, zero, g), self.b_shape))
+
+
+class Clamp(Function):
+    """``clamp(a, min, max)``; the gradient passes where ``min <= a <= max``
+    (both bounds included, as in torch)."""
+
+    def forward(self, a: np.ndarray, low: float | None, high: float | None) -> np.ndarray:
+        self.pass_mask = np.ones(a.shape, dtype=bool)
+        out = a
+        if low is not None:
+            self.pass_mask &= a >= low
+            out = np.maximum(out, np.asarray(low, dtype=a.dtype))
+        if high is not None:
+            self.pass_mask &= a <= high
+            out = np.minimum(out, np.asarray(high, dtype=a.dtype))
+        return np.array(out, copy=True)
+
+    def backward(self, g: np.ndarray):
+        return (g * self.pass_mask,)

@@ -8,6 +8,9 @@ output; :meth:`Tensor.backward` then walks the recorded graph in reverse
 topological order and accumulates gradients with ``+`` so a tensor used twice
 receives the sum of both contributions.
 
+Tensor's methods come in families, each in its own file: shapes
+(:mod:`cnnlab.autograd.tensor_shape`), reductions (``tensor_reduce``), and
+conversions, comparisons, devices and in-place updates (``tensor_convert``).
 The arithmetic ``Function``s live in :mod:`cnnlab.autograd.basic`; the neural
 network ones, thin adapters over :mod:`cnnlab.kernels`, in one file per family
 (:mod:`cnnlab.autograd.conv_ops`, ``pool_ops``, ``activation_ops``, ``norm_ops``,
@@ -20,6 +23,8 @@ import threading
 from typing import Any, Iterator, Sequence
 
 import numpy as np
+
+from cnnlab.autograd.device import check_device
 
 DEFAULT_DTYPE = np.float32
 
@@ -51,6 +56,28 @@ def enable_grad() -> Iterator[None]:
         yield
     finally:
         _grad_state.enabled = previous
+
+
+def inference_mode(mode: bool = True) -> contextlib.AbstractContextManager[None]:
+    """``torch.inference_mode``: here the same as :func:`no_grad` (``mode=False``
+    changes nothing)."""
+    return no_grad() if mode else contextlib.nullcontext()
+
+
+class set_grad_enabled:  # noqa: N801  (PyTorch's name)
+    """``torch.set_grad_enabled(mode)``: switches graph recording on or off at
+    once, and as a context manager (``with set_grad_enabled(train):``) puts the
+    previous setting back on exit."""
+
+    def __init__(self, mode: bool) -> None:
+        self.previous = is_grad_enabled()
+        _grad_state.enabled = bool(mode)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        _grad_state.enabled = self.previous
 
 
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
@@ -123,7 +150,24 @@ class Function:
         return f"<{type(self).__name__}>"
 
 
-class Tensor:
+class Size(tuple):
+    """The shape of a tensor, ``x.size()`` (a tuple, like ``torch.Size``)."""
+
+    def numel(self) -> int:
+        return int(np.prod(self, dtype=np.int64))
+
+    def __repr__(self) -> str:
+        return f"Size({list(self)})"
+
+
+# The method families of Tensor, each in its own file; they use the op modules,
+# which import Function from here, so they come after it.
+from cnnlab.autograd.tensor_convert import ConversionMethods  # noqa: E402
+from cnnlab.autograd.tensor_reduce import ReductionMethods  # noqa: E402
+from cnnlab.autograd.tensor_shape import ShapeMethods, _dim_index  # noqa: E402
+
+
+class Tensor(ShapeMethods, ReductionMethods, ConversionMethods):
     """An n-dimensional array with reverse-mode automatic differentiation.
 
     Parameters
@@ -165,10 +209,6 @@ class Tensor:
         return self.data.ndim
 
     @property
-    def size(self) -> int:
-        return self.data.size
-
-    @property
     def is_leaf(self) -> bool:
         return self._ctx is None
 
@@ -179,8 +219,21 @@ class Tensor:
     def dim(self) -> int:
         return self.data.ndim
 
+    def ndimension(self) -> int:
+        return self.data.ndim
+
+    def size(self, dim: int | None = None) -> Size | int:
+        """PyTorch's ``size()``: the shape as a :class:`Size` (a tuple), or
+        ``size(d)``, the length of dimension ``d``.  (Until this release ``size``
+        was NumPy's element-count property; that is :meth:`numel`.)"""
+        if dim is None:
+            return Size(self.data.shape)
+        return self.data.shape[_dim_index(dim, self.data.ndim, "size")]
+
     def numel(self) -> int:
         return int(self.data.size)
+
+    nelement = numel
 
     def __len__(self) -> int:
         return len(self.data)
@@ -193,16 +246,6 @@ class Tensor:
         if dtype is not None and np.dtype(dtype) != self.data.dtype:
             return self.data.astype(dtype)
         return self.data.copy() if copy else self.data
-
-    def numpy(self) -> np.ndarray:
-        """The underlying array (shared, not copied), like ``Tensor.numpy()``."""
-        return self.data
-
-    def item(self) -> float | int:
-        return self.data.item()
-
-    def tolist(self) -> Any:
-        return self.data.tolist()
 
     def detach(self) -> Tensor:
         """A new tensor sharing the data, cut from the graph."""
@@ -219,15 +262,6 @@ class Tensor:
 
     def zero_grad(self) -> None:
         self.grad = None
-
-    def astype(self, dtype: Any) -> Tensor:
-        return _basic.Cast.apply(self, dtype=np.dtype(dtype))
-
-    def float(self) -> Tensor:
-        return self.astype(np.float32)
-
-    def double(self) -> Tensor:
-        return self.astype(np.float64)
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, precision=4, separator=", ", threshold=50)
@@ -355,19 +389,6 @@ class Tensor:
 
     __hash__ = object.__hash__
 
-    # ------------------------------------------------------------ reductions
-    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        return _basic.Sum.apply(self, axis=_norm_axis(axis, self.ndim), keepdims=keepdims)
-
-    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        return _basic.Mean.apply(self, axis=_norm_axis(axis, self.ndim), keepdims=keepdims)
-
-    def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        return _basic.Max.apply(self, axis=_norm_axis(axis, self.ndim), keepdims=keepdims)
-
-    def argmax(self, axis: int | None = None) -> Tensor:
-        return Tensor(self.data.argmax(axis=axis))
-
     # --------------------------------------------------------- elementwise
     def exp(self) -> Tensor:
         return _basic.Exp.apply(self)
@@ -381,6 +402,12 @@ class Tensor:
     def abs(self) -> Tensor:
         return _basic.Abs.apply(self)
 
+    def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+        """Limit to [min, max]; the gradient passes where min <= x <= max (torch's rule)."""
+        if min is None and max is None:
+            raise RuntimeError("clamp: at least one of 'min' or 'max' must not be None")
+        return _basic.Clamp.apply(self, low=min, high=max)
+
     def relu(self) -> Tensor:
         return _act_ops.ReLU.apply(self)
 
@@ -390,65 +417,13 @@ class Tensor:
     def tanh(self) -> Tensor:
         return _act_ops.Tanh.apply(self)
 
-    # --------------------------------------------------------------- shapes
-    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return _basic.Reshape.apply(self, shape=tuple(int(s) for s in shape))
+    def softmax(self, dim: int) -> Tensor:
+        """``x.softmax(dim)``, as ``F.softmax(x, dim)``."""
+        return _act_ops.Softmax.apply(self, axis=_dim_index(dim, self.ndim, "softmax"))
 
-    def view(self, *shape: int | Sequence[int]) -> Tensor:
-        return self.reshape(*shape)
-
-    def transpose(self, *axes: int | Sequence[int]) -> Tensor:
-        """Permute axes.
-
-        ``t.transpose(a, b)`` swaps axes ``a`` and ``b`` (PyTorch), also on a
-        2-D tensor; ``t.transpose()`` reverses them and ``t.transpose((0, 2, 1))``
-        or ``t.transpose(0, 2, 1)`` applies a full permutation (NumPy).
-        """
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        nd = self.ndim
-        if len(axes) == 0:
-            perm = tuple(reversed(range(nd)))
-        elif len(axes) == 2 and all(isinstance(ax, (int, np.integer)) for ax in axes):
-            a, b = (int(ax) % nd for ax in axes)
-            p = list(range(nd))
-            p[a], p[b] = p[b], p[a]
-            perm = tuple(p)
-        else:
-            perm = tuple(int(ax) % nd for ax in axes)
-            if sorted(perm) != list(range(nd)):
-                raise ValueError(f"transpose axes {axes} are not a permutation of {nd} dimensions")
-        return _basic.Transpose.apply(self, axes=perm)
-
-    def permute(self, *axes: int) -> Tensor:
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return _basic.Transpose.apply(self, axes=tuple(int(a) % self.ndim for a in axes))
-
-    @property
-    def T(self) -> Tensor:
-        return self.transpose()
-
-    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
-        nd = self.ndim
-        if nd == 0:
-            return self.reshape(1)
-        start, end = start_dim % nd, end_dim % nd
-        if start > end:
-            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
-        shape = self.shape
-        merged = int(np.prod(shape[start : end + 1], dtype=np.int64))
-        return self.reshape(shape[:start] + (merged,) + shape[end + 1 :])
-
-    def __getitem__(self, index: Any) -> Tensor:
-        if isinstance(index, Tensor):
-            index = index.data
-        elif isinstance(index, tuple):
-            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-        return _basic.Index.apply(self, index=index)
-
+    def log_softmax(self, dim: int) -> Tensor:
+        """``x.log_softmax(dim)``, as ``F.log_softmax(x, dim)``."""
+        return _act_ops.LogSoftmax.apply(self, axis=_dim_index(dim, self.ndim, "log_softmax"))
 
 def _raw(x: Any) -> Any:
     return x.data if isinstance(x, Tensor) else x
@@ -464,19 +439,6 @@ def _lift(x: Any, like: Tensor) -> Tensor:
     ):
         arr = arr.astype(like.dtype)
     return Tensor(arr)
-
-
-def _norm_axis(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ...] | None:
-    if axis is None:
-        return None
-    if isinstance(axis, (int, np.integer)):
-        axis = (int(axis),)
-    out = []
-    for a in axis:
-        if not -ndim <= a < max(ndim, 1):
-            raise IndexError(f"axis {a} is out of range for a tensor of {ndim} dimensions")
-        out.append(int(a) % max(ndim, 1))
-    return tuple(out)
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:
@@ -501,8 +463,11 @@ def _topological_order(root: Tensor) -> list[Tensor]:
     return order
 
 
-def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
-    """Build a Tensor (``torch.tensor`` style)."""
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, *, device: Any = None,
+           pin_memory: bool = False) -> Tensor:
+    """Build a Tensor (``torch.tensor`` style); ``device`` must be the CPU."""
+    if device is not None:
+        check_device(device)
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 

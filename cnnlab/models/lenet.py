@@ -89,7 +89,7 @@ class LeNet5_1998(Module):
         scaled tanh starts in its linear range; the subsampling coefficients start
         as an average (beta = 1/4 over a 2x2 block) and the biases at 0."""
         for m in (self.c1, self.c3, self.c5, self.f6):
-            fan_in = m.weight.size // m.weight.shape[0]
+            fan_in = m.weight.numel() // m.weight.shape[0]
             if m is self.c3:   # only the connected input maps count, and the rest stay 0
                 fan_in = int(m.mask().sum()) * 25 // m.weight.shape[0]
             init.uniform_(m.weight, -2.4 / fan_in, 2.4 / fan_in)

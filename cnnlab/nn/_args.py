@@ -7,6 +7,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from cnnlab.autograd.device import check_device
 from cnnlab.autograd.tensor import Tensor
 
 IntPair = int | Sequence[int]
@@ -33,6 +34,12 @@ def single(v: int | Sequence[int], name: str, op: str) -> int:
     if len(t) != 1:
         raise ValueError(f"{op}: {name} must be an int or a 1-tuple, got {v!r}")
     return t[0]
+
+
+def check_cpu(device: Any) -> None:
+    """A layer's ``device=`` argument: None or the CPU (``DeviceError`` otherwise)."""
+    if device is not None:
+        check_device(device)
 
 
 def as_tensor(x: Any) -> Tensor:

@@ -14,7 +14,9 @@ from cnnlab.nn.functional_loss import *  # noqa: F401,F403
 from cnnlab.nn.functional_loss import __all__ as _loss_all
 from cnnlab.nn.functional_norm import *  # noqa: F401,F403
 from cnnlab.nn.functional_norm import __all__ as _norm_all
+from cnnlab.nn.functional_pad import *  # noqa: F401,F403
+from cnnlab.nn.functional_pad import __all__ as _pad_all
 from cnnlab.nn.functional_pool import *  # noqa: F401,F403
 from cnnlab.nn.functional_pool import __all__ as _pool_all
 
-__all__ = ["IntPair", "pair", *_activation_all, *_conv_all, *_loss_all, *_norm_all, *_pool_all]
+__all__ = ["IntPair", "pair", *_activation_all, *_conv_all, *_loss_all, *_norm_all, *_pad_all, *_pool_all]

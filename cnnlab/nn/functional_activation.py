@@ -1,6 +1,8 @@
 """Functional activations, softmax and dropout (PyTorch names and argument order)."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from cnnlab.autograd import activation_ops as ops
@@ -9,7 +11,11 @@ from cnnlab.nn._args import as_tensor
 from cnnlab.random import get_rng
 
 
-def relu(input: Tensor) -> Tensor:
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    """max(x, 0).  ``inplace`` is PyTorch's argument and is accepted, but the result
+    is always a new tensor and ``input`` is left as it was: cnnlab's graph does not
+    rewrite tensors in place.  Code that uses the return value (``x = F.relu(x,
+    inplace=True)``, ``nn.ReLU(inplace=True)``) gives PyTorch's numbers."""
     return ops.ReLU.apply(as_tensor(input))
 
 
@@ -46,19 +52,24 @@ def _dim(x: Tensor, dim: int | None, name: str) -> int:
     return dim % x.ndim
 
 
-def softmax(input: Tensor, dim: int | None = None) -> Tensor:
-    x = as_tensor(input)
+def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
+            dtype: Any = None) -> Tensor:
+    x = as_tensor(input) if dtype is None else as_tensor(input).to(dtype)
     return ops.Softmax.apply(x, axis=_dim(x, dim, "softmax"))
 
 
-def log_softmax(input: Tensor, dim: int | None = None) -> Tensor:
-    x = as_tensor(input)
+def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3,
+                dtype: Any = None) -> Tensor:
+    x = as_tensor(input) if dtype is None else as_tensor(input).to(dtype)
     return ops.LogSoftmax.apply(x, axis=_dim(x, dim, "log_softmax"))
 
 
-def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
     """Inverted dropout: zero each value with probability p and scale the
-    rest by 1 / (1 - p), so evaluation needs no rescaling."""
+    rest by 1 / (1 - p), so evaluation needs no rescaling.  The identity when
+    ``training`` is False (note that PyTorch's functional default is True, so
+    ``F.dropout(x, 0.5)`` drops even in ``model.eval()``: pass
+    ``training=self.training``).  ``inplace`` as in :func:`relu`."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, got {p}")
     x = as_tensor(input)
@@ -72,7 +83,8 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     return ops.Dropout.apply(x, mask=mask)
 
 
-def dropout2d(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
+              ) -> Tensor:
     """Channel dropout: zero each whole channel with probability p and scale the
     others by 1 / (1 - p).  input (N, C, H, W), or (C, H, W) unbatched (one draw
     per channel); output same shape.  The identity when not training.

@@ -147,7 +147,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     name = "binary_cross_entropy"
     _check_reduction(reduction, name)
     x, y = _binary_args(input, target, name)
-    if x.size and (np.nanmin(x.data) < 0 or np.nanmax(x.data) > 1):
+    if x.numel() and (np.nanmin(x.data) < 0 or np.nanmax(x.data) > 1):
         raise ValueError(f"{name}: all elements of input should be between 0 and 1, got "
                          f"{float(np.nanmin(x.data))}..{float(np.nanmax(x.data))}")
     w = _elementwise_weight(weight, x, name, "weight")

@@ -185,7 +185,7 @@ def stochastic_pool2d(input: Tensor, kernel_size: IntPair, stride: IntPair | Non
     """
     x, unbatched, k, s, _, _ = _pool_args(as_tensor(input), kernel_size, stride, 0, 1,
                                           "stochastic_pool2d")
-    if x.size and not (x.data.min() >= 0):
+    if x.numel() and not (x.data.min() >= 0):
         raise ValueError(f"stochastic_pool2d: input must be non-negative (e.g. after ReLU), "
                          f"got minimum {x.data.min()}")
     uniforms = None

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from cnnlab.autograd.device import as_dtype, check_device, parse_to_args
 from cnnlab.autograd.tensor import Tensor
 from cnnlab.nn.parameter import Parameter
 
@@ -73,10 +74,16 @@ class Module:
         else:
             setattr(self, name, param)
 
-    def register_buffer(self, name: str, value: np.ndarray | None) -> None:
-        """A saved, non-learned array (e.g. running statistics)."""
+    def register_buffer(self, name: str, value: np.ndarray | None, persistent: bool = True) -> None:
+        """A non-learned array (e.g. running statistics), saved in the state dict
+        unless ``persistent=False``."""
         names = self.__dict__.setdefault("_buffer_names", set())
         names.add(name)
+        skipped = self.__dict__.setdefault("_non_persistent", set())
+        if persistent:
+            skipped.discard(name)
+        else:
+            skipped.add(name)
         self.__dict__.pop(name, None)
         self._buffers[name] = None if value is None else np.asarray(_to_numpy(value))
 
@@ -248,10 +255,17 @@ class Module:
                          f"{', '.join(top) or 'none'}")
 
     # ----------------------------------------------------------------- dtype
-    def to(self, dtype: Any) -> Module:
-        """Cast every floating parameter and buffer to ``dtype`` in place
-        (``model.to(np.float64)``; the strings 'float32'/'float64' work too)."""
-        dt = np.dtype(dtype)
+    def to(self, *args: Any, **kwargs: Any) -> Module:
+        """PyTorch's ``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or
+        ``to(tensor)``: cast every floating parameter and buffer to the dtype in
+        place (``model.to(cnnlab.float64)``; 'float32'/'float64' work too) and
+        return the module.  The device must be the CPU (``"cpu"``,
+        ``cnnlab.device("cpu")``); ``"cuda"`` raises ``DeviceError``, which says that
+        cnnlab runs on the CPU."""
+        dtype, _ = parse_to_args(args, kwargs, Tensor, "Module")
+        if dtype is None:
+            return self
+        dt = as_dtype(dtype)
         if not np.issubdtype(dt, np.floating):
             raise TypeError(f"Module.to only accepts floating point dtypes, got {dt}")
         for m in self.modules():
@@ -263,6 +277,13 @@ class Module:
             for name, b in m._buffers.items():
                 if b is not None and np.issubdtype(b.dtype, np.floating) and b.dtype != dt:
                     m._buffers[name] = b.astype(dt)
+        return self
+
+    def cpu(self) -> Module:
+        return self
+
+    def cuda(self, device: Any = None) -> Module:
+        check_device("cuda" if device is None else device)   # always refused
         return self
 
     def float(self) -> Module:
@@ -280,7 +301,7 @@ class Module:
                 if p is not None:
                     out[f"{prefix}.{name}" if prefix else name] = p.data.copy()
             for name, b in m._buffers.items():
-                if b is not None:
+                if b is not None and name not in m.__dict__.get("_non_persistent", ()):
                     out[f"{prefix}.{name}" if prefix else name] = np.array(b, copy=True)
         return out
 
@@ -300,7 +321,7 @@ class Module:
                 if p is not None:
                     targets[f"{prefix}.{name}" if prefix else name] = (m, name, True)
             for name, b in m._buffers.items():
-                if b is not None:
+                if b is not None and name not in m.__dict__.get("_non_persistent", ()):
                     targets[f"{prefix}.{name}" if prefix else name] = (m, name, False)
         missing = [k for k in targets if k not in state_dict]
         unexpected = [k for k in state_dict if k not in targets]
@@ -380,7 +401,7 @@ class Module:
         return head + "\n" + "\n".join(lines) + "\n)"
 
     def num_parameters(self, trainable_only: bool = False) -> int:
-        return sum(p.size for p in self.parameters() if p.requires_grad or not trainable_only)
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
 
 class RemovableHandle:

@@ -124,6 +124,20 @@ def check_non_negative(owner: str, name: str, value: Any) -> None:
         raise ValueError(f"{owner}: invalid {name} {value} (must be >= 0)")
 
 
+def check_cpu_only_options(owner: str, group: dict[str, Any]) -> None:
+    """Refuse PyTorch's implementation switches that have no meaning here.
+
+    ``foreach`` (batched CUDA kernels) is accepted and ignored: there is one
+    implementation.  ``capturable`` (CUDA graphs), ``fused`` (fused CUDA/CPU
+    kernels) and ``differentiable`` (autograd through the step) must be false.
+    """
+    for key in ("capturable", "fused", "differentiable"):
+        if group.get(key):
+            raise ValueError(
+                f"{owner}: {key}=True is not supported (cnnlab runs on the CPU with one "
+                f"implementation of each optimizer); leave {key} at its default")
+
+
 class Optimizer:
     """Base class for all optimizers, with torch's ``param_groups``/``state`` layout.
 
@@ -323,6 +337,15 @@ class Optimizer:
                 )
             selected.append(p)
         return selected
+
+    def _update_group(self, group: dict[str, Any], update: Callable[..., Any],
+                      hyper: dict[str, Any]) -> None:
+        """Apply a pure ``update(param, grad, state, **hyper) -> (new_param, new_state)``
+        to every parameter of ``group`` that has a gradient, in place."""
+        for p in self._params_to_update(group):
+            new_param, new_state = update(p.data, p.grad, self.state.get(p, {}), **hyper)
+            p.data[...] = new_param
+            self.state[p].update(new_state)
 
     # ------------------------------------------------------------ state dicts
     def state_dict(self) -> StateDict:

@@ -386,8 +386,8 @@ def finish(run: Run, history: list[dict[str, Any]], best: Best | None, report: R
 def report_setup(run: Run, report: Reporter) -> None:
     """The model, its parameter count and the images, before the first epoch."""
     cfg, data = run.cfg, run.data
-    n_params = sum(p.size for p in run.model.parameters())
-    n_train = sum(p.size for p in run.model.parameters() if p.requires_grad)
+    n_params = sum(p.numel() for p in run.model.parameters())
+    n_train = sum(p.numel() for p in run.model.parameters() if p.requires_grad)
     inp = data.spec["input"]
     sized = (f", {'padded' if inp['how'] == 'pad' else 'resized'} to {inp['to']}x{inp['to']}"
              if inp["how"] else "")
@@ -403,7 +403,7 @@ def report_setup(run: Run, report: Reporter) -> None:
     groups = run.optimizer.param_groups
     if len(groups) > 1:
         report("parameter groups: " + ", ".join(
-            f"{g.get('name') or 'rest'} lr {g['lr']:.4g} ({sum(p.size for p in g['params']):,})"
+            f"{g.get('name') or 'rest'} lr {g['lr']:.4g} ({sum(p.numel() for p in g['params']):,})"
             for g in groups))
 
 

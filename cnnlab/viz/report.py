@@ -364,7 +364,7 @@ def header_stats(ctx: ReportContext) -> list[tuple[str, str]]:
     history = ctx.history
     epochs = len(history) or ctx.meta.get("epochs", "?")
     train_time = sum(h.get("epoch_time_s", 0.0) for h in history)
-    n_params = sum(int(p.size) for p in ctx.model.parameters())
+    n_params = sum(p.numel() for p in ctx.model.parameters())
     stats = [("test accuracy", f"{ctx.acc:.4f}"), ("parameters", f"{n_params:,}"), ("epochs", str(epochs)),
              ("test images", f"{len(ctx.test):,}"), ("training time", f"{train_time:.0f} s")]
     if history:

@@ -7,10 +7,18 @@ from cnnlab.nn.module import Module
 
 
 class ReLU(Module):
-    """max(x, 0); gradient 0 at exactly 0, as in PyTorch."""
+    """max(x, 0); gradient 0 at exactly 0, as in PyTorch.  ``inplace`` is accepted
+    for PyTorch's signature; the output is always a new tensor (see ``F.relu``)."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = bool(inplace)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(x)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
 
 
 class Sigmoid(Module):

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 
 from cnnlab.autograd.tensor import DEFAULT_DTYPE, Tensor
 from cnnlab.nn import functional as F
+from cnnlab.nn._args import check_cpu
 from cnnlab.nn.module import Module
 from cnnlab.nn.parameter import Parameter
 
@@ -30,8 +32,9 @@ class _BatchNorm(Module):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True,
-                 dtype=DEFAULT_DTYPE, *, bias: bool = True) -> None:
+                 dtype=DEFAULT_DTYPE, *, bias: bool = True, device: Any = None) -> None:
         super().__init__()
+        check_cpu(device)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         add_affine_parameters(self, num_features, affine, bias, dtype)
@@ -94,9 +97,9 @@ class InstanceNorm2d(_BatchNorm):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = False, track_running_stats: bool = False,
-                 dtype=DEFAULT_DTYPE, *, bias: bool = True) -> None:
+                 dtype=DEFAULT_DTYPE, *, bias: bool = True, device: Any = None) -> None:
         super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype,
-                         bias=bias)
+                         bias=bias, device=device)
 
     def forward(self, x: Tensor) -> Tensor:
         c = self.num_features

@@ -1,8 +1,8 @@
-"""Containers: ``Sequential`` and ``ModuleList``."""
+"""Containers: ``Sequential``, ``ModuleList`` and ``ModuleDict``, as in PyTorch."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 from cnnlab.nn.module import Module
 
@@ -64,8 +64,62 @@ class ModuleList(Module):
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
-    def __getitem__(self, idx: int) -> Module:
+    def __getitem__(self, idx: int | slice) -> Module:
+        if isinstance(idx, slice):
+            return ModuleList(list(self._modules.values())[idx])
         return list(self._modules.values())[idx]
 
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
+        for m in modules:
+            self.append(m)
+        return self
 
-__all__ = ["ModuleList", "Sequential"]
+
+class ModuleDict(Module):
+    """Modules by name, registered as submodules (``ModuleDict({"conv": ..., "fc": ...})``)."""
+
+    def __init__(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None
+                 ) -> None:
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
+        items = modules.items() if isinstance(modules, Mapping) else modules
+        for name, m in items:
+            self[name] = m
+
+    def __setitem__(self, name: str, module: Module) -> None:
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleDict[{name!r}] must be a Module, got {type(module).__name__}")
+        self.add_module(name, module)
+
+    def __getitem__(self, name: str) -> Module:
+        return self._modules[name]
+
+    def __delitem__(self, name: str) -> None:
+        del self._modules[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._modules
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def keys(self) -> Iterable[str]:
+        return self._modules.keys()
+
+    def values(self) -> Iterable[Module]:
+        return self._modules.values()
+
+    def items(self) -> Iterable[tuple[str, Module]]:
+        return self._modules.items()
+
+    def pop(self, name: str) -> Module:
+        return self._modules.pop(name)
+
+
+__all__ = ["ModuleDict", "ModuleList", "Sequential"]

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.autograd.device import check_device
 from cnnlab.autograd.tensor import DEFAULT_DTYPE, Tensor
 from cnnlab.kernels.conv import conv_output_size
 from cnnlab.kernels.conv_transpose import conv_transpose_output_size
@@ -37,6 +38,8 @@ from cnnlab.nn.functional_conv import (
 )
 from cnnlab.nn.module import Module
 from cnnlab.nn.parameter import Parameter
+
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 def _uniform_fan_in(*tensors: Tensor | None, fan_in: int) -> None:
@@ -95,13 +98,24 @@ class _ConvNd(Module):
         A bias of shape (out_channels,).
     dtype : numpy dtype
         Of the weight and bias.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}
+        What the padding holds (PyTorch's modes; :func:`cnnlab.nn.functional.pad`).
+        Transposed convolutions take 'zeros' only, as in PyTorch.
+    device : the CPU, or None
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Sizes, stride: Sizes,
                  padding: Sizes | str, dilation: Sizes, transposed: bool, output_padding: Sizes,
-                 groups: int, bias: bool, dtype: Any) -> None:
+                 groups: int, bias: bool, dtype: Any, padding_mode: str = "zeros",
+                 device: Any = None) -> None:
         super().__init__()
         name = type(self).__name__
+        if device is not None:
+            check_device(device)
+        modes = ("zeros",) if transposed else _PADDING_MODES
+        if padding_mode not in modes:
+            raise ValueError(f"{name}: padding_mode must be one of {list(modes)}, "
+                             f"got {padding_mode!r}")
         if groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels "
                              f"({out_channels}) must be divisible by groups ({groups})")
@@ -114,6 +128,7 @@ class _ConvNd(Module):
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size, self.stride, self.dilation = kernel_size, stride, dilation
         self.padding, self.output_padding, self.transposed = padding, output_padding, transposed
+        self.padding_mode = padding_mode
         channels = ((in_channels, out_channels // groups) if transposed
                     else (out_channels, in_channels // groups))
         self.weight = Parameter(np.empty((*channels, *kernel_size), dtype=dtype))
@@ -128,8 +143,16 @@ class _ConvNd(Module):
         _uniform_fan_in(self.bias, fan_in=fan_in)
 
     def _conv_forward(self, x: Tensor) -> Tensor:
+        padding = self.padding
         with errors_naming(self):      # e.g. a map smaller than the kernel: say which layer
-            return _conv(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+            if self.padding_mode != "zeros":    # pad first, then convolve without padding
+                nd = len(self.kernel_size)
+                pads = _resolve_padding(padding, self.kernel_size, self.stride, self.dilation,
+                                        x.shape[-nd:])
+                x = F.pad(x, [p for a in reversed(range(nd)) for p in pads[2 * a:2 * a + 2]],
+                          mode=self.padding_mode)
+                padding = (0,) * nd
+            return _conv(x, self.weight, self.bias, self.stride, padding, self.dilation,
                          self.groups, f"conv{len(self.kernel_size)}d")
 
     def extra_repr(self) -> str:
@@ -137,7 +160,7 @@ class _ConvNd(Module):
         return _conv_repr(f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                           f"stride={self.stride}", self.bias, padding=(self.padding, zeros),
                           output_padding=(self.output_padding, zeros), dilation=(self.dilation, ones),
-                          groups=(self.groups, 1))
+                          groups=(self.groups, 1), padding_mode=(self.padding_mode, "zeros"))
 
 
 class Conv1d(_ConvNd):
@@ -151,14 +174,14 @@ class Conv1d(_ConvNd):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int | str = 0, dilation: int = 1, groups: int = 1, bias: bool = True,
-                 dtype=DEFAULT_DTYPE) -> None:
+                 dtype=DEFAULT_DTYPE, *, padding_mode: str = "zeros", device: Any = None) -> None:
         name = type(self).__name__
         super().__init__(
             in_channels, out_channels, kernel_size=(single(kernel_size, "kernel_size", name),),
             stride=(single(stride, "stride", name),),
             padding=padding if isinstance(padding, str) else (single(padding, "padding", name),),
             dilation=(single(dilation, "dilation", name),), transposed=False, output_padding=(0,),
-            groups=groups, bias=bias, dtype=dtype)
+            groups=groups, bias=bias, dtype=dtype, padding_mode=padding_mode, device=device)
 
     def forward(self, x: Tensor) -> Tensor:
         return self._conv_forward(_checked_input(self, x, 1))
@@ -180,13 +203,14 @@ class Conv2d(_ConvNd):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: F.IntPair,
                  stride: F.IntPair = 1, padding: F.IntPair | str = 0, dilation: F.IntPair = 1,
                  groups: int = 1, bias: bool = True, dtype=DEFAULT_DTYPE,
-                 strict: bool = False) -> None:
+                 strict: bool = False, *, padding_mode: str = "zeros",
+                 device: Any = None) -> None:
         super().__init__(
             in_channels, out_channels, kernel_size=F.pair(kernel_size, "kernel_size"),
             stride=F.pair(stride, "stride"),
             padding=padding if isinstance(padding, str) else F.pair(padding, "padding"),
             dilation=F.pair(dilation, "dilation"), transposed=False, output_padding=(0, 0),
-            groups=groups, bias=bias, dtype=dtype)
+            groups=groups, bias=bias, dtype=dtype, padding_mode=padding_mode, device=device)
         self.strict = bool(strict)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -231,13 +255,13 @@ class ConvTranspose2d(_ConvNd):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: F.IntPair,
                  stride: F.IntPair = 1, padding: F.IntPair = 0, output_padding: F.IntPair = 0,
                  groups: int = 1, bias: bool = True, dilation: F.IntPair = 1,
-                 dtype=DEFAULT_DTYPE) -> None:
+                 dtype=DEFAULT_DTYPE, *, padding_mode: str = "zeros", device: Any = None) -> None:
         super().__init__(
             in_channels, out_channels, kernel_size=F.pair(kernel_size, "kernel_size"),
             stride=F.pair(stride, "stride"), padding=F.pair(padding, "padding"),
             dilation=F.pair(dilation, "dilation"), transposed=True,
             output_padding=F.pair(output_padding, "output_padding"), groups=groups, bias=bias,
-            dtype=dtype)
+            dtype=dtype, padding_mode=padding_mode, device=device)
 
     def _output_padding(self, in_hw: tuple[int, int], output_size) -> tuple[int, int]:
         if output_size is None:

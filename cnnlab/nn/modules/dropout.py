@@ -10,11 +10,12 @@ class Dropout(Module):
     """Zero each value with probability p in training (scaling the rest by
     1/(1-p)); the identity in eval.  AlexNet used p = 0.5."""
 
-    def __init__(self, p: float = 0.5) -> None:
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: probability has to be between 0 and 1, got {p}")
         self.p = p
+        self.inplace = bool(inplace)   # PyTorch's signature; the output is a new tensor
 
     def forward(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.p, self.training)
@@ -28,11 +29,12 @@ class Dropout2d(Module):
     probability p in training, scaling the kept channels by 1/(1-p); the
     identity in eval."""
 
-    def __init__(self, p: float = 0.5) -> None:
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout2d: probability has to be between 0 and 1, got {p}")
         self.p = p
+        self.inplace = bool(inplace)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim not in (3, 4):

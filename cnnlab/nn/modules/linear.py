@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from cnnlab.autograd.tensor import DEFAULT_DTYPE, Tensor
 from cnnlab.nn import functional as F
 from cnnlab.nn import init
+from cnnlab.nn._args import check_cpu
 from cnnlab.nn.module import Module
 from cnnlab.nn.parameter import Parameter
 
@@ -16,8 +18,9 @@ class Linear(Module):
     """y = x W^T + b with W (out_features, in_features), as in PyTorch."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 dtype=DEFAULT_DTYPE) -> None:
+                 dtype=DEFAULT_DTYPE, *, device: Any = None) -> None:
         super().__init__()
+        check_cpu(device)
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
         if bias:

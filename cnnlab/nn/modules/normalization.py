@@ -2,12 +2,13 @@
 AlexNet's local response normalisation (the notes, 002)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from cnnlab.autograd.tensor import DEFAULT_DTYPE, Tensor
 from cnnlab.nn import functional as F
+from cnnlab.nn._args import check_cpu
 from cnnlab.nn.module import Module
 from cnnlab.nn.modules.batchnorm import add_affine_parameters
 
@@ -23,8 +24,9 @@ class LayerNorm(Module):
 
     def __init__(self, normalized_shape: int | Sequence[int], eps: float = 1e-5,
                  elementwise_affine: bool = True, bias: bool = True,
-                 dtype=DEFAULT_DTYPE) -> None:
+                 dtype=DEFAULT_DTYPE, *, device: Any = None) -> None:
         super().__init__()
+        check_cpu(device)
         if isinstance(normalized_shape, (int, np.integer)):
             normalized_shape = (int(normalized_shape),)
         self.normalized_shape = tuple(int(d) for d in normalized_shape)
@@ -54,8 +56,10 @@ class GroupNorm(Module):
     """
 
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
-                 affine: bool = True, dtype=DEFAULT_DTYPE, *, bias: bool = True) -> None:
+                 affine: bool = True, dtype=DEFAULT_DTYPE, *, bias: bool = True,
+                 device: Any = None) -> None:
         super().__init__()
+        check_cpu(device)
         if num_groups <= 0 or num_channels <= 0:
             raise ValueError(f"GroupNorm: num_groups ({num_groups}) and num_channels "
                              f"({num_channels}) must be positive")
