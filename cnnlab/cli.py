@@ -25,12 +25,20 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "train", help="train a model and write a run folder",
         description="Train a model. Unset options take the dataset's defaults "
                     "(digits: 30 epochs, batch 32, lr 0.02; fashion-mnist/mnist: 10 epochs, "
-                    "batch 64, lr 0.02; SGD with momentum 0.9 and a cosine schedule).")
+                    "batch 64, lr 0.02; SGD with momentum 0.9 and a cosine schedule; Adam: lr "
+                    "1e-3). A tenth of the training set is held out for validation "
+                    "(--val-split) and the test set is scored once, after training.")
     _add_config_options(p, TrainConfig)
     p.add_argument("--out", help="run folder (default: runs/<dataset>-<model>, numbered if taken)")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
                    help="continue the run in --out from its newest checkpoint (or from "
-                        "CHECKPOINT); --epochs may extend it unless its schedule is cosine")
+                        "CHECKPOINT); --epochs may lengthen it unless its schedule is cosine "
+                        "(use --extend)")
+    p.add_argument("--extend", type=int, metavar="N",
+                   help="train the run in --out (or the one of --resume CHECKPOINT) N more epochs "
+                        "from its newest checkpoint, on a new schedule segment: the schedule starts "
+                        "again at the run's learning rate (or --lr) over the N epochs (a new cosine, "
+                        "say); the run stays resumable")
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,
                      help="always show the progress bar")
@@ -57,6 +65,8 @@ def _add_config_options(p: argparse.ArgumentParser, config: type) -> None:
     groups: dict[str, argparse._ArgumentGroup] = {}
     for f in dataclasses.fields(config):
         meta, group = f.metadata, f.metadata.get("group")
+        if meta.get("cli") is False:
+            continue
         if group and group not in groups:
             groups[group] = p.add_argument_group(group)
         where = groups[group] if group else p
@@ -82,11 +92,15 @@ def _add_config_options(p: argparse.ArgumentParser, config: type) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.training.run import default_out_dir, fit
 
-    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    options = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+               if hasattr(args, f.name)}
     cfg = TrainConfig(**{**options, "lr_mult": _parse_lr_mult(args.lr_mult)})
     resume_path = args.resume if isinstance(args.resume, str) else None   # --resume CKPT
+    if args.extend is not None and not args.resume:
+        args.resume = True
     if args.resume is True and not args.out:
-        raise SystemExit("cnnlab train: --resume needs --out RUN_FOLDER (or a checkpoint path)")
+        raise ValueError(f"{'--extend' if args.extend is not None else '--resume'} needs "
+                         "--out RUN_FOLDER (or --resume CHECKPOINT)")
     if args.out:
         out = Path(args.out)
     elif resume_path:   # RUN/checkpoints/epoch-NNN.npz -> RUN
@@ -94,7 +108,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         out = default_out_dir(cfg.resolved())
     try:
-        fit(cfg, out, resume=args.resume, progress=args.progress)
+        fit(cfg, out, resume=args.resume, progress=args.progress, extend=args.extend)
     except RunExistsError as e:
         raise RunExistsError(e.out, "pass --resume to continue it or choose another --out") from e
     return 0
@@ -115,13 +129,14 @@ def _parse_lr_mult(items: list[str]) -> dict[str, float]:
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a checkpoint",
-                       description="Evaluate a model.npz or checkpoint written by `cnnlab train` "
-                                   "on its dataset's test split.")
-    p.add_argument("checkpoint", metavar="RUN/model.npz | model.onnx")
-    p.add_argument("--dataset", choices=DATASET_NAMES,
-                   help="default: the dataset the model was trained on (needed for an .onnx "
-                        "file not exported by cnnlab)")
+    p = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a run",
+                       description="Evaluate a run folder, model.npz or checkpoint written by "
+                                   "`cnnlab train`, or an .onnx file, on its dataset's test split.")
+    p.add_argument("checkpoint", metavar="RUN",
+                   help="a run folder, its model.npz, a checkpoint or an .onnx file")
+    p.add_argument("--dataset", metavar="NAME", help=f"{', '.join(DATASET_NAMES)}, folder:PATH or "
+                   "cifar10:PATH (default: the dataset the model was trained on; needed for an "
+                   ".onnx file not exported by cnnlab)")
     p.add_argument("--data-dir")
     p.add_argument("--batch-size", type=int, default=500)
     p.add_argument("--no-fold", dest="fold", action="store_false",
@@ -132,11 +147,14 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from cnnlab.nn.utils import FoldError, fold_batchnorm, has_batchnorm
+    from cnnlab.training.builders import dataset_mismatch
     from cnnlab.training.loop import confusion_matrix, evaluate, format_confusion_matrix
     from cnnlab.training.run import evaluation_loader, load_for_evaluation
 
     model, meta = load_for_evaluation(args.checkpoint)
     test, loader = evaluation_loader(meta, args.dataset, args.data_dir, args.batch_size)
+    for note in dataset_mismatch(meta, test):
+        print(f"cnnlab evaluate: warning: {note}", file=sys.stderr)
     folding, first = None, next(iter(loader), None)
     if args.fold and first is not None and has_batchnorm(model):
         try:
@@ -146,7 +164,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             folding = f"batch norm: left unfolded ({e})"
     res = evaluate(model, loader, fold_bn=False)
     classes = list(test.classes or meta.get("classes") or [])
-    cm = confusion_matrix(res.targets, res.predictions, len(classes) or int(res.targets.max()) + 1)
+    k = max(len(classes), int(res.targets.max()) + 1, int(res.predictions.max()) + 1)
+    classes += [str(i) for i in range(len(classes), k)]
+    cm = confusion_matrix(res.targets, res.predictions, k)
     print(f"model {meta['model_spec']['name']} from {args.checkpoint}")
     if folding is not None:
         print(folding)
@@ -164,9 +184,9 @@ def _add_features(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint")
     p.add_argument("--layer", required=True,
                    help="dotted submodule name, e.g. classifier.2 (see `cnnlab summary MODEL`)")
-    p.add_argument("--dataset", choices=DATASET_NAMES,
-                   help="default: the dataset the model was trained on (others are resized to "
-                        "its input)")
+    p.add_argument("--dataset", metavar="NAME",
+                   help=f"{', '.join(DATASET_NAMES)}, folder:PATH or cifar10:PATH (default: the "
+                        "dataset the model was trained on; others are resized to its input)")
     p.add_argument("--data-dir")
     p.add_argument("--split", choices=["train", "test"], default="train")
     p.add_argument("--relu", action="store_true", help="threshold the codes at zero")
@@ -240,8 +260,8 @@ def _add_summary(sub: argparse._SubParsersAction) -> None:
                        description="Print a model's per-layer table (see cnnlab.summary).")
     p.add_argument("model", help="a name from `cnnlab models`, or an .onnx file")
     p.add_argument("--input", default=None, metavar="CxHxW",
-                   help="input size, e.g. 3x224x224 (default: 1x28x28, or 1x8x8 for digits_cnn; "
-                        "an .onnx file's own)")
+                   help="input size, e.g. 3x224x224 (default: the model's own, e.g. 3x227x227 "
+                        "for alexnet_original, 1x32x32 for lenet5_1998; an .onnx file's own)")
     p.add_argument("--num-classes", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=1)
     p.set_defaults(func=cmd_summary)
@@ -258,33 +278,35 @@ def _parse_input(text: str) -> tuple[int, ...]:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from cnnlab.models import get_model
-    from cnnlab.summary import summary
+    from cnnlab.models import default_input_shape, get_model
+    from cnnlab.summary import format_summary, grouped_warnings, summary
 
     if args.model.lower().endswith(".onnx"):
-        return _summary_onnx(args)
-    default = "1x8x8" if args.model.replace("-", "_") == "digits_cnn" else "1x28x28"
-    C, H, W = _parse_input(args.input or default)
-    kwargs = {"in_channels": C, "input_size": H}
-    if args.num_classes is not None:
-        kwargs["num_classes"] = args.num_classes
-    model = get_model(args.model, **kwargs)
-    print(f"{args.model} on {C}x{H}x{W}, batch {args.batch_size}")
-    summary(model, (C, H, W), batch_size=args.batch_size)
+        model, size = _onnx_for_summary(args)
+    else:
+        size = _parse_input(args.input) if args.input else default_input_shape(args.model)
+        kwargs = {"in_channels": size[0], "input_size": size[1]}
+        if args.num_classes is not None:
+            kwargs["num_classes"] = args.num_classes
+        model = get_model(args.model, **kwargs)
+    print(f"{args.model} on {'x'.join(map(str, size))}, batch {args.batch_size}")
+    s = summary(model, size, batch_size=args.batch_size, verbose=False)
+    print(format_summary(s, warnings=False))
+    for w in grouped_warnings(s.warnings):
+        print(f"cnnlab summary: warning: {w}", file=sys.stderr)
     return 0
 
 
-def _summary_onnx(args: argparse.Namespace) -> int:
-    from cnnlab.summary import summary
-
+def _onnx_for_summary(args: argparse.Namespace):
+    """The imported model of ``args.model`` and its own input size (--input must agree)."""
     model = _onnx().load(args.model)
     size = tuple(model.input_size)
     if args.input is not None and _parse_input(args.input) != size:
         raise ValueError(f"{args.model} takes inputs of {'x'.join(map(str, size))}, "
                          f"not --input {args.input}")
-    print(f"{args.model} on {'x'.join(map(str, size))}, batch {args.batch_size}")
-    summary(model, size, batch_size=args.batch_size)
-    return 0
+    if args.num_classes is not None:
+        raise ValueError(f"--num-classes does not apply to {args.model}: its classes are fixed")
+    return model, size
 
 
 def _onnx():

@@ -51,19 +51,24 @@ def save_exact(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
 
 
 def plot_history(history: Sequence[dict[str, Any]], path: str | os.PathLike, title: str = "",
-                 figsize: tuple[float, float] = (10, 3.8), dpi: int = 100) -> Path:
+                 figsize: tuple[float, float] = (10, 3.8), dpi: int = 100,
+                 final_test: float | None = None) -> Path:
     """Loss and accuracy per epoch, side by side, as a PNG of ``figsize * dpi`` pixels.
 
     Parameters
     ----------
     history : sequence of dict
-        One row per epoch with ``epoch``, ``train_loss``, ``train_acc``, ``test_loss``
-        and ``test_acc``; ``val_loss`` / ``val_acc`` are drawn when a row has them
-        (an epoch without them leaves a gap).
+        One row per epoch with ``epoch``, ``train_loss``, ``train_acc``, and
+        ``val_loss`` / ``val_acc`` (a run with a validation split) or ``test_loss`` /
+        ``test_acc`` (a run without); each is drawn when a row has it (an epoch
+        without it leaves a gap).
     path : str or os.PathLike
         The image file.
     title : str
         Drawn above both panels when given.
+    final_test : float, optional
+        The test accuracy scored after training, shown in the accuracy panel's
+        title (default: the last row's ``test_acc``, if any).
 
     Returns
     -------
@@ -93,7 +98,7 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | os.PathLike, tit
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend()
     a1.set_title("loss")
-    last = history[-1].get("test_acc")
+    last = history[-1].get("test_acc") if final_test is None else final_test
     a2.set_title("accuracy" + (f" (final test {last:.4f})" if last is not None else ""))
     if title:
         fig.suptitle(title)

@@ -205,10 +205,17 @@ def load(path: str | os.PathLike, map_location: Any = None, weights_only: bool |
     ``map_location`` and ``weights_only`` are PyTorch's arguments, accepted for
     portable code (everything is on the CPU and nothing is unpickled).  A file
     written by ``torch.save`` is refused with a :class:`CheckpointError` that names
-    ``cnnlab.interop.load_weights``."""
+    ``cnnlab.interop.load_weights``.
+
+    A run's ``model.npz`` or checkpoint (``cnnlab train``'s, which keeps the
+    weights under ``model/`` beside the optimizer's state) gives its model's
+    state dict, ready for ``load_state_dict``; to rebuild the model itself use
+    :func:`cnnlab.training.load_for_evaluation`."""
     arrays, meta = load_arrays(path)
     if TREE_KEY in meta:
         return unpack_tree(meta[TREE_KEY], arrays)
+    if meta.get("kind") in ("model", "training-state"):
+        return {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
     return arrays
 
 

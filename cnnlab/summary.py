@@ -76,6 +76,8 @@ class ModelSummary:
     input_values: int
     forward_activations: int      # values per image, input included
     warnings: list[str] = field(default_factory=list)
+    masked_params: int = 0        # connection-table weights held at zero, not counted
+    idle_params: dict[str, int] = field(default_factory=dict)   # modules the forward did not run
 
     @property
     def frozen_params(self) -> int:
@@ -170,6 +172,8 @@ def summary(model: Module, input_size: tuple[int, ...], batch_size: int = 1,
     last_rf: list[ReceptiveField | None] = [rf_of[id(x)]]
     rows: list[LayerRow] = []
     warnings: list[str] = []
+    masked: dict[int, int] = {}       # a connection table's weight -> its weights outside the table
+    ran: set[int] = set()             # parameters of the modules the forward ran
     keep: list[Tensor] = [x]          # keep tensors alive so their ids stay unique
 
     def hook(m: Module, inputs: tuple, out: Any) -> None:
@@ -195,19 +199,31 @@ def summary(model: Module, input_size: tuple[int, ...], batch_size: int = 1,
             start = tuple(rf_in.start[a] - geo[a][2] * rf_in.jump[a] for a in range(2))
             rf = ReceptiveField(size, jump, start)
             for a, axis in enumerate(("height", "width")):
-                k_eff, s, _, ptot = geo[a]
-                span = inp.shape[2 + a] + ptot - k_eff
-                if span % s and not tname.startswith("Adaptive") and not getattr(m, "ceil_mode", False):
+                k_eff, s, before, ptot = geo[a]
+                size = inp.shape[2 + a]
+                span = size + ptot - k_eff
+                # the last span % s positions of the padded extent are never in a window;
+                # those that are padding (the far side's) do not matter
+                unseen = span % s - (ptot - before)
+                if unseen > 0 and not tname.startswith("Adaptive") and not getattr(m, "ceil_mode", False):
+                    what = "row" if axis == "height" else "column"
+                    which = (f"{what} {size - 1}" if unseen == 1
+                             else f"{what}s {size - unseen}-{size - 1}")
                     warnings.append(
                         f"{names.get(id(m), tname)} ({tname}): stride {s} does not tile the padded "
-                        f"{axis} {inp.shape[2 + a] + ptot}: (W - F + 2P)/S + 1 = {span / s + 1:g}, "
-                        f"so the last {span % s} pixel(s) are never seen")
+                        f"{axis} {size + ptot}: (W - F + 2P)/S + 1 = {span / s + 1:g}, so input "
+                        f"{which} of {size} (0-based) are never seen")
         else:
             rf = rf_in
         rf_of[id(out)] = rf
         last_rf[0] = rf
         keep.append(out)
         weights = sum(p.numel() for n, p in own if n != "bias")
+        if tname == "ConnectionTable":   # only the connected weights, as the model counts them
+            connected = int(m.table.sum()) * int(np.prod(m.weight.shape[2:]))
+            masked[id(m.weight)] = weights - connected
+            weights = connected
+        ran.update(id(p) for _, p in own)
         biases = sum(p.numel() for n, p in own if n == "bias")
         values = int(np.prod(out.shape[1:]))
         # an adaptive pool whose output size is its input size is the identity (torchvision's
@@ -229,13 +245,21 @@ def summary(model: Module, input_size: tuple[int, ...], batch_size: int = 1,
         model.train(was_training)
 
     params = list(model.parameters())
-    total = sum(p.numel() for p in params)
-    trainable = sum(p.numel() for p in params if p.requires_grad)
+    total = sum(p.numel() for p in params) - sum(masked.values())
+    trainable = sum(p.numel() - masked.get(id(p), 0) for p in params if p.requires_grad)
+    # parameters of modules the forward did not run (GoogLeNet's auxiliary heads in eval
+    # mode), by top-level module
+    idle: dict[str, int] = {}
+    for name, p in model.named_parameters():
+        if id(p) not in ran:
+            top = name.split(".")[0]
+            idle[top] = idle.get(top, 0) + p.numel()
     param_bytes = sum(p.data.nbytes for p in params)
     input_values = int(np.prod(input_size))
     forward = input_values + sum(r.activations for r in rows if r.counted)
     result = ModelSummary(rows, tuple(input_size), batch_size, itemsize, total, trainable,
-                          param_bytes, input_values, forward, warnings)
+                          param_bytes, input_values, forward, warnings,
+                          sum(masked.values()), idle)
     if verbose:
         print(result)
     return result
@@ -252,12 +276,56 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.2f} MiB"
 
 
-def format_summary(s: ModelSummary) -> str:
-    """The table as text: one row per layer, then the totals."""
+def _bytes(n: float) -> str:
+    """Bytes in binary units, as the totals are: 784 B, 3.1 KiB, 12.3 MiB."""
+    for div, suffix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if abs(n) >= div:
+            return f"{n / div:.1f} {suffix}"
+    return f"{n:.0f} B"
+
+
+def grouped_warnings(warnings: list[str]) -> list[str]:
+    """One line per kind of warning: the layers a kind applies to listed after
+    its first message (the kind is what follows the layer name)."""
+    kinds: dict[str, list[str]] = {}
+    for w in warnings:
+        layer, _, rest = w.partition(": ")
+        kind = "stride does not tile" if "does not tile" in rest else rest
+        if kind not in kinds:
+            kinds[kind] = [w, layer]
+        elif layer not in kinds[kind]:
+            kinds[kind].append(layer)
+    kinds = {k: [items[0], *items[2:]] for k, items in kinds.items()}
+    return [items[0] + (f" (also: {', '.join(items[1:])})" if len(items) > 1 else "")
+            for items in kinds.values()]
+
+
+def _parameter_lines(s: ModelSummary) -> list[str]:
+    """How the parameter total splits: the rows' weights and biases, plus the modules
+    the forward did not run; and the masked weights left out of both."""
+    weights, biases = sum(r.weights for r in s.rows), sum(r.biases for r in s.rows)
+    rows = f"weights {weights:,} + biases {biases:,}"
+    if not s.idle_params:
+        lines = [rows]
+    else:
+        idle = sum(s.idle_params.values())
+        names = ", ".join(s.idle_params)
+        lines = [f"{rows} = {weights + biases:,} in the layers above (without {names})",
+                 f"{names}: {idle:,} more, in modules the forward in eval mode does not run "
+                 f"(training-only heads); {weights + biases + idle:,} with them"]
+    if s.masked_params:
+        lines.append(f"{s.masked_params:,} connection-table weights outside the table are stored "
+                     "as zeros and not counted")
+    return lines
+
+
+def format_summary(s: ModelSummary, warnings: bool = True) -> str:
+    """The table as text: one row per layer, then the totals, then (with
+    ``warnings``) one line per kind of warning."""
     head = ["layer", "type", "output", "activations", "act. bytes", "weights", "biases", "MACs",
             "RF size", "jump", "start"]
     body = [["input", "", "x".join(map(str, s.input_size)), f"{s.input_values:,}",
-             _human(s.input_values * s.itemsize, "B"), "0", "0", "0", "1", "1", "0"]]
+             _bytes(s.input_values * s.itemsize), "0", "0", "0", "1", "1", "0"]]
     def both(v: tuple, sep: str) -> str:   # "5" for a square field, "5x3" otherwise
         return f"{v[0]:g}" if v[0] == v[1] else f"{v[0]:g}{sep}{v[1]:g}"
 
@@ -265,7 +333,7 @@ def format_summary(s: ModelSummary) -> str:
         rf = r.rf
         body.append([
             r.name, r.type, "x".join(map(str, r.output_shape)),
-            f"{r.activations:,}" + ("" if r.counted else "*"), _human(r.activation_bytes, "B"),
+            f"{r.activations:,}" + ("" if r.counted else "*"), _bytes(r.activation_bytes),
             f"{r.weights:,}", f"{r.biases:,}", _human(r.macs),
             "all" if rf is None else "?" if rf is UNKNOWN else both(rf.size, "x"),
             "-" if rf is None else "?" if rf is UNKNOWN else both(rf.jump, "x"),
@@ -282,12 +350,13 @@ def format_summary(s: ModelSummary) -> str:
         "",
         f"parameters: {s.total_params:,} ({s.trainable_params:,} trainable, "
         f"{s.frozen_params:,} frozen), {_mib(s.param_bytes)}",
-        f"weights {sum(r.weights for r in s.rows):,} + biases {sum(r.biases for r in s.rows):,}",
+        *_parameter_lines(s),
         f"multiply-accumulates per image: {s.total_macs:,} ({_human(s.total_macs)})",
         f"forward activations per image: {s.forward_activations:,} values = "
         f"{_mib(s.forward_bytes)} (input included; * = in place or a view, not added)",
         f"training (activations and their gradients, ~x2): {_mib(s.training_bytes)} per image, "
         f"{_mib(s.training_bytes * s.batch_size)} for a batch of {s.batch_size}",
     ]
-    lines += [f"warning: {w}" for w in s.warnings]
+    if warnings:
+        lines += [f"warning: {w}" for w in grouped_warnings(s.warnings)]
     return "\n".join(lines)

@@ -1,17 +1,18 @@
 """Slide a LeNet-5 over a wide image by converting its FC layers to conv layers
 (the notes, "Converting FC layers to CONV layers").
 
-Builds a 28 x 196 strip of six Fashion-MNIST test images side by side (4 black
-pixels between them), trains LeNet-5 briefly on 28 x 28 Fashion-MNIST (or loads
-a model written by ``cnnlab train``), converts it with
-``cnnlab.convert.fc_to_conv`` and runs it *once* on the whole strip.  The result
-is a 10 x 1 x 43 map of class scores: cell j is LeNet-5 applied to the 28 x 28
-window starting at column 4j (total stride 4).  It prints the predicted class
-per position, checks that the cells aligned with the six images equal the
-original model on those images, and saves the strip and the class map as a PNG.
+Builds a 28 x 196 strip of six Fashion-MNIST test images side by side (4 pixels
+between them, zero in the network's input space: the value conv1 pads with),
+trains LeNet-5 briefly on 28 x 28 Fashion-MNIST (or loads a model written by
+``cnnlab train``), converts it with ``cnnlab.convert.fc_to_conv`` and runs it
+*once* on the whole strip.  The result is a 10 x 1 x 43 map of class scores:
+cell j is LeNet-5 applied to the 28 x 28 window starting at column 4j (total
+stride 4).  It prints the predicted class per position, checks that the cells
+aligned with the six images equal the original model on those images (exit
+status 1 if not), and saves the strip and the class map as a PNG.
 
     python examples/fc_to_conv_lenet.py                       # ~400 SGD steps first
-    python examples/fc_to_conv_lenet.py --model runs/fashion_mnist-lenet5/model.npz
+    python examples/fc_to_conv_lenet.py --model runs/fashion-mnist-lenet5/model.npz
 """
 from __future__ import annotations
 
@@ -97,17 +98,18 @@ def main() -> None:
         acc = (run(model, test.x[:n]).argmax(1) == test.y[:n]).mean()
         print(f"test accuracy on {n} images: {acc:.3f}")
 
-    # the strip: images of different classes, `margin` black pixels around each
+    # the strip: images of different classes side by side, made in the network's input
+    # space (each image padded and standardised as in training) on a background of zeros,
+    # the value conv1 pads with, so the windows exactly on an image see what the model sees
     rng = np.random.default_rng(args.seed)
     labels = rng.choice(len(classes), size=min(args.images, len(classes)), replace=False)
     picks = [int(rng.choice(np.flatnonzero(test.y == c))) for c in labels]
     conv = fc_to_conv(model, size)
     s = total_stride(model, size)[1]
-    margin = s
-    strip = np.zeros((1, C, h, margin + len(picks) * (w + margin)), dtype=np.float32)
-    starts = [margin + k * (w + margin) for k in range(len(picks))]
-    for k, i in enumerate(picks):
-        strip[0, :, :, starts[k]:starts[k] + w] = test.x[i]
+    P = next(m for m in conv.children() if hasattr(m, "padding")).padding[1]
+    margin = s * -(-max(P, 1) // s)          # a multiple of the stride, at least conv1's padding
+    W_in = size[2]
+    starts = [margin + k * (W_in + margin) for k in range(len(picks))]
 
     def prep(x: np.ndarray) -> np.ndarray:
         """As in training: pad in raw pixels (if the model was), then standardise (if it was)."""
@@ -115,7 +117,11 @@ def main() -> None:
         norm = meta.get("normalize")
         return (x - norm["mean"]) / norm["std"] if norm else x
 
-    net_in = prep(strip)
+    net_in = np.zeros((1, C, size[1], margin + len(picks) * (W_in + margin)), dtype=np.float32)
+    strip = np.zeros((1, C, h, net_in.shape[3]), dtype=np.float32)    # raw pixels, to draw
+    for k, i in enumerate(picks):
+        net_in[0, :, :, starts[k]:starts[k] + W_in] = prep(test.x[i][None])[0]
+        strip[0, :, :, starts[k] + pad:starts[k] + pad + w] = test.x[i]
 
     print(f"\nconverted model (total stride {s}):")
     print("  " + " -> ".join(f"{type(m).__name__}{getattr(m, 'kernel_size', '')}"
@@ -129,8 +135,7 @@ def main() -> None:
     t_loop = time.perf_counter() - t0
     # LeNet-5 pads conv1 by P = 2 (28x28 inputs): the converted net pads the strip's
     # border once, so a cell equals the model on its window exactly when the P-pixel
-    # ring around the window is zero (black) -- see cnnlab.convert.fc_to_conv
-    P = next(m for m in conv.children() if hasattr(m, "padding")).padding[1]
+    # ring around the window is zero -- see cnnlab.convert.fc_to_conv
     ring0 = np.pad(net_in, ((0, 0), (0, 0), (0, 0), (P, P)))
     black = np.array([not np.any(ring0[..., j * s:j * s + P]) and
                       not np.any(ring0[..., j * s + size[2] + P:j * s + size[2] + 2 * P])
@@ -142,7 +147,7 @@ def main() -> None:
     print(f"strip {strip.shape[2:]} -> score map {scores.shape[0]} x 1 x {scores.shape[1]} "
           f"in one pass, {1e3 * t_conv:.0f} ms (the model on the {len(crops)} windows one by "
           f"one: {1e3 * t_loop:.0f} ms)")
-    print(f"cells equal the model on their window where its {P}-pixel side ring is black: "
+    print(f"cells equal the model on their window where its {P}-pixel side ring is zero: "
           f"{black.sum()} windows, max |diff| {diff[black].max() if black.any() else 0:.1e}; "
           f"elsewhere the net sees the neighbouring pixels instead of conv1's zero padding "
           f"(max |diff| {diff[~black].max() if (~black).any() else 0:.1e})\n")
@@ -156,8 +161,17 @@ def main() -> None:
             alone = run(model, prep(test.x[picks[k]][None]))[0]
             note = (f"  <- image {k} ({classes[labels[k]]}); model on it alone: "
                     f"{classes[alone.argmax()]}, |diff| {np.abs(alone - scores[:, j]).max():.1e}")
-        print(f"{j:4d}  {j * s - pad:3d}-{j * s - pad + size[2] - 1:<3d}  {classes[pred[j]]:<12s} "
+        print(f"{j:4d}  {j * s:3d}-{j * s + size[2] - 1:<3d}  {classes[pred[j]]:<12s} "
               f"{prob[pred[j], j]:5.2f}{note}")
+    # the check: every window exactly on an image has a zero ring and equals the model on it
+    tol = 1e-4 * (1 + np.abs(scores).max())
+    on_images = sorted(aligned)
+    if len(on_images) != len(picks) or not black[on_images].all() or diff[on_images].max() > tol:
+        raise SystemExit(f"fc_to_conv check failed: {len(on_images)} of {len(picks)} images on a "
+                         f"window, rings zero {black[on_images].tolist()}, max |diff| "
+                         f"{diff[on_images].max() if on_images else float('nan'):.1e} > {tol:.1e}")
+    print(f"\nchecked: the {len(on_images)} cells on the images equal the model on each image "
+          f"(max |diff| {diff[on_images].max():.1e})")
 
     import matplotlib
     matplotlib.use("Agg")
@@ -167,17 +181,17 @@ def main() -> None:
                                    gridspec_kw={"height_ratios": [1.15, 2]})
     ax0.imshow(strip[0, 0], cmap="gray", extent=(0, W, h, 0))
     for k, st in enumerate(starts):
-        ax0.add_patch(plt.Rectangle((st, 0), w, h, fill=False, ec="tab:orange", lw=1))
+        ax0.add_patch(plt.Rectangle((st + pad, 0), w, h, fill=False, ec="tab:orange", lw=1))
         j = st // s
         verdict = names[pred[j]] if st % s == 0 else "?"
-        ax0.text(st + w / 2, -1.5, f"{names[labels[k]]}: cell {j} says {verdict}", ha="center",
+        ax0.text(st + pad + w / 2, -1.5, f"{names[labels[k]]}: cell {j} says {verdict}", ha="center",
                  va="bottom", fontsize=9,
                  color="black" if verdict == names[labels[k]] else "tab:red")
     ax0.set_yticks([])
     ax0.set_title(f"Fashion-MNIST strip {h}x{W}; LeNet-5 ({size[1]}x{size[2]}) converted to a "
                   f"fully convolutional net, one pass, stride {s}", fontsize=10, pad=18)
     # column j is the window [j*s, j*s + w): draw it at its centre
-    x0 = w / 2 - s / 2
+    x0 = W_in / 2 - s / 2
     ax1.imshow(prob, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest",
                extent=(x0, x0 + s * prob.shape[1], len(classes) - 0.5, -0.5))
     ax1.plot(x0 + s * (np.arange(len(pred)) + 0.5), pred, "o", ms=4, mfc="none", mec="tab:red",

@@ -29,11 +29,15 @@ def three_epoch_run(tmp_path_factory):
 def test_train_one_epoch_writes_a_complete_run_folder(tmp_path):
     out = tmp_path / "one"
     proc = run("train", "--epochs", "1", "--out", str(out))
-    assert "epoch   1/1" in proc.stdout and "test acc" in proc.stdout
+    assert "epoch   1/1" in proc.stdout and "val acc" in proc.stdout
+    assert "1293 train / 144 val / 360 test images" in proc.stdout   # a tenth held out, stratified
     assert "test accuracy" in proc.stdout.splitlines()[-1]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == 1 and set(rows[0]) >= {"train_loss", "train_acc", "test_acc", "epoch_time_s"}
-    assert 0.5 < rows[0]["test_acc"] <= 1.0     # one epoch already learns something
+    assert len(rows) == 1 and set(rows[0]) >= {"train_loss", "train_acc", "val_acc", "epoch_time_s"}
+    assert "test_acc" not in rows[0]            # the test set is scored once, after training
+    assert 0.5 < rows[0]["val_acc"] <= 1.0      # one epoch already learns something
+    _, meta = load_arrays(out / "model.npz")
+    assert f"test accuracy {meta['test_accuracy']:.4f}" in proc.stdout.splitlines()[-1]
     assert (out / "checkpoints" / "epoch-001.npz").exists()
     assert (out / "model.npz").exists() and (out / "curves.png").stat().st_size > 10_000
     assert json.loads((out / "config.json").read_text())["model"] == "digits_cnn"
@@ -61,8 +65,8 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(three_epoch_run, 
 def test_evaluate_prints_accuracy_and_confusion_matrix(three_epoch_run):
     full, _ = three_epoch_run
     proc = run("evaluate", str(full / "model.npz"))
-    last = json.loads((full / "metrics.jsonl").read_text().splitlines()[-1])
-    assert f"test accuracy {last['test_acc']:.4f}" in proc.stdout
+    _, meta = load_arrays(full / "model.npz")
+    assert f"test accuracy {meta['test_accuracy']:.4f}" in proc.stdout
     assert "true \\ predicted" in proc.stdout and "recall" in proc.stdout
     rows = [line for line in proc.stdout.splitlines() if line[:1].isdigit() and "recall" not in line]
     counts = np.array([[int(v) for v in line.split()[1:11]] for line in rows[:10]])
@@ -118,6 +122,6 @@ def test_any_zoo_model_trains_with_its_input_resized(tmp_path):
     out = tmp_path / "l5"
     proc = run("train", "--model", "lenet5", "--epochs", "1", "--out", str(out))
     assert "resized to 20x20" in proc.stdout
-    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    _, meta = load_arrays(out / "model.npz")
     ev = run("evaluate", str(out / "model.npz"))
-    assert f"test accuracy {last['test_acc']:.4f}" in ev.stdout
+    assert f"test accuracy {meta['test_accuracy']:.4f}" in ev.stdout

@@ -31,7 +31,9 @@ def explorer(tmp_path_factory):
     from cnnlab.explore.session import Explorer
 
     out = tmp_path_factory.mktemp("explore") / "run"
-    fit(TrainConfig(dataset="digits", epochs=8), out=out, progress=False, report=lambda m: None)
+    # the default 30 epochs: trained on 90% of the digits (10% held out for validation) the
+    # drawn 7 is a 7 with p ~ 0.9 (after 8 epochs it was still nearer a 3)
+    fit(TrainConfig(dataset="digits"), out=out, progress=False, report=lambda m: None)
     return Explorer.open(str(out))
 
 

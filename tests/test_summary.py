@@ -129,3 +129,53 @@ def test_summary_follows_the_model_dtype():
     s32 = summary(get_model("lenet5"), (1, 28, 28), verbose=False)
     s64 = summary(get_model("lenet5").double(), (1, 28, 28), verbose=False)
     assert s64.forward_bytes == 2 * s32.forward_bytes
+
+
+def test_unseen_pixels_name_the_input_rows_and_skip_padding():
+    from cnnlab.summary import grouped_warnings
+
+    # 10 rows, 3x3/2 unpadded: row 9 is never in a window
+    s = summary(nn.Sequential(nn.Conv2d(1, 2, 3, stride=2)), (1, 10, 10), verbose=False)
+    assert any("input row 9 of 10 (0-based) are never seen" in w for w in s.warnings)
+    # padded 1 each side to 12: the one position left over is the bottom padding, not a pixel
+    s = summary(nn.Sequential(nn.Conv2d(1, 2, 3, stride=2, padding=1)), (1, 9, 9), verbose=False)
+    assert s.warnings == []
+    two = summary(nn.Sequential(nn.Conv2d(1, 2, 3, stride=2), nn.Conv2d(2, 2, 2, stride=3)),
+                  (1, 10, 10), verbose=False)
+    grouped = grouped_warnings(two.warnings)
+    assert len(two.warnings) == 4 and len(grouped) == 1 and grouped[0].endswith("(also: 1 (Conv2d))")
+
+
+@pytest.mark.parametrize("name,shape", [("alexnet_original", "3x227x227"), ("zfnet", "3x224x224"),
+                                        ("lenet5_1998", "1x32x32"), ("digits_cnn", "1x8x8")])
+def test_cli_summary_uses_the_models_own_input_and_warns_on_stderr(name, shape, capsys):
+    from cnnlab.cli import main
+
+    assert main(["summary", name]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{name} on {shape}") and "warning" not in out
+    assert "MB" not in out.replace("MiB", "") and "KB" not in out.replace("KiB", "")
+    assert len(err.splitlines()) == len({line.split(":")[2] for line in err.splitlines()})
+
+
+def test_totals_agree_connection_table_and_idle_heads():
+    """LeNet-5's C3 counts its 60 connections (1,516 parameters, not 2,400); GoogLeNet's
+    count with and without the auxiliary heads is labelled; the row sums add up."""
+    from cnnlab.models import get_model
+
+    s = summary(get_model("lenet5_1998"), (1, 32, 32), verbose=False)
+    c3 = next(r for r in s.rows if r.name == "c3")
+    assert c3.weights + c3.biases == 1_516 and s.masked_params == 900
+    assert s.total_params == sum(r.weights + r.biases for r in s.rows) == 60_840
+    assert "900 connection-table weights outside the table" in str(s)
+    frozen = get_model("lenet5_1998")
+    frozen.c3.requires_grad_(False)
+    f = summary(frozen, (1, 32, 32), verbose=False)
+    assert (f.total_params, f.frozen_params) == (60_840, 1_516)
+    g = summary(get_model("googlenet"), (3, 64, 64), verbose=False)
+    rows = sum(r.weights + r.biases for r in g.rows)
+    assert rows == 6_624_904 and set(g.idle_params) == {"aux1", "aux2"}
+    assert g.total_params == rows + sum(g.idle_params.values()) == 13_004_888
+    text = str(g)
+    assert "= 6,624,904 in the layers above (without aux1, aux2)" in text
+    assert "13,004,888 with them" in text

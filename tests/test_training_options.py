@@ -53,7 +53,9 @@ def test_fit_reports_validation_metrics_on_a_held_out_split(tmp_path):
     res = fit(TrainConfig(epochs=1, train_size=200, val_split=0.25, seed=1), tmp_path / "r",
               progress=False, report=quiet)
     row = json.loads((tmp_path / "r" / "metrics.jsonl").read_text())
-    assert {"val_loss", "val_acc", "test_acc"} <= set(row)
+    assert {"val_loss", "val_acc"} <= set(row) and "test_acc" not in row   # tested once, at the end
+    _, meta = load_arrays(tmp_path / "r" / "model.npz")
+    assert meta["test_accuracy"] == res.test_accuracy and 0 < res.test_accuracy <= 1
     assert row["val_acc"] * 50 == pytest.approx(round(row["val_acc"] * 50))   # 50 val images
     assert (tmp_path / "r" / "best.npz").exists()
     assert res.history[0]["val_acc"] == row["val_acc"]
@@ -61,11 +63,11 @@ def test_fit_reports_validation_metrics_on_a_held_out_split(tmp_path):
 
 def test_plateau_and_early_stopping_need_a_validation_split(tmp_path, capsys):
     with pytest.raises(ValueError, match="val_split"):
-        TrainConfig(early_stopping=2).resolved()
+        TrainConfig(early_stopping=2, val_split=0).resolved()
     with pytest.raises(ValueError, match="val_split"):
-        TrainConfig(scheduler="plateau").resolved()
+        TrainConfig(scheduler="plateau", val_split=0).resolved()
     for option in (["--early-stopping", "2"], ["--scheduler", "plateau"]):   # the CLI names its flag
-        assert main(["train", *option, "--out", str(tmp_path / "x")]) == 2
+        assert main(["train", *option, "--val-split", "0", "--out", str(tmp_path / "x")]) == 2
         assert "--val-split" in capsys.readouterr().err
 
 
@@ -103,7 +105,12 @@ def test_early_stopping_stops_and_restores_the_best_weights(tmp_path, monkeypatc
     assert any(not np.array_equal(final[k], last[k]) for k in final)
     for k, v in model_weights(out / "best.npz").items():
         np.testing.assert_array_equal(v, best[k])
-    assert res.test_accuracy == res.history[1]["test_acc"]          # the restored epoch's accuracy
+    assert "test_acc" not in res.history[1]                          # the test set is scored once,
+    cnnlab.manual_seed(0)                                            # on the restored weights
+    from cnnlab.training import evaluate, load_for_evaluation
+    from cnnlab.training.run import evaluation_loader
+    model, meta = load_for_evaluation(out / "model.npz")
+    assert res.test_accuracy == evaluate(model, evaluation_loader(meta, None, None)[1]).accuracy
     _, meta = load_arrays(out / "model.npz")
     assert meta["best_epoch"] == 2 and meta["stopped_epoch"] == 4
 
@@ -206,7 +213,7 @@ def test_input_size_option_resizes_to_the_requested_side():
 
 # ------------------------------------------------------------ batch 1, resume
 def test_batch_size_one_trains(tmp_path):
-    res = fit(TrainConfig(epochs=2, batch_size=1, train_size=200, lr=0.005), tmp_path / "b1",
+    res = fit(TrainConfig(epochs=2, batch_size=1, train_size=200, lr=0.005, val_split=0), tmp_path / "b1",
               progress=False, report=quiet)
     assert res.history[1]["train_loss"] < res.history[0]["train_loss"] and res.test_accuracy > 0.6
 

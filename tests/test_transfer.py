@@ -111,7 +111,7 @@ def test_cli_init_from_freeze_then_features_and_linear(pretrained, tmp_path, cap
     new = cnnlab.load(out / "model.npz")
     for k in src:
         same = np.array_equal(src[k], new[k])
-        assert same == k.startswith("model/features."), k
+        assert same == k.startswith("features."), k
     tr, te = tmp_path / "tr.npz", tmp_path / "te.npz"
     ckpt = str(out / "model.npz")
     assert main(["features", ckpt, "--layer", "classifier.0", "--relu", "--out", str(tr)]) == 0

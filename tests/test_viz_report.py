@@ -89,7 +89,7 @@ def assert_titled_grid(path: Path, n: int, ncols: int) -> None:
     """``n`` panels in rows of ``ncols``, each under its red "true -> predicted" title."""
     a = read_rgb(path)
     red = (a[..., 0] > 0.45) & (a[..., 1] < 0.3) & (a[..., 0] - a[..., 2] > 0.25)
-    bands = runs(red.any(axis=1), gap=2)
+    bands = runs(red.any(axis=1), gap=8)     # a title's two lines (true, -> predicted) are one band
     per_row = [len(runs(red[r0:r1].any(axis=0), gap=12)) for r0, r1 in bands]
     expected = [ncols] * (n // ncols) + ([n % ncols] if n % ncols else [])
     assert per_row == expected, f"{path}: titles per row {per_row}, expected {expected}"
@@ -214,7 +214,7 @@ def test_history_and_curves(run, tmp_path):
 
     hist = read_history(run["dir"])
     assert [h["epoch"] for h in hist] == [1, 2, 3, 4, 5]
-    assert [h["test_acc"] for h in hist] == [h["test_acc"] for h in run["result"].history]
+    assert [h["val_acc"] for h in hist] == [h["val_acc"] for h in run["result"].history]
     full = assert_curves_picture(plot_curves(run["dir"], tmp_path / "c.png"))
     half = read_rgb(plot_curves(hist, tmp_path / "c2.png", dpi=50))
     assert half.shape[:2] == (full.shape[0] // 2, full.shape[1] // 2)   # the same figure at half the dpi

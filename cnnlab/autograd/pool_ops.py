@@ -1,10 +1,11 @@
-"""Autograd adapters for pooling (kernels in :mod:`cnnlab.kernels.pool` and
-:mod:`cnnlab.kernels.pool_extra`)."""
+"""Autograd adapters for pooling (kernels in :mod:`cnnlab.kernels.pool`,
+:mod:`cnnlab.kernels.pool_extra` and :mod:`cnnlab.kernels.pool_weighted`)."""
 from __future__ import annotations
 
 from cnnlab.autograd.tensor import Function, Tensor
 from cnnlab.kernels import pool as pool_k
 from cnnlab.kernels import pool_extra as extra_k
+from cnnlab.kernels import pool_weighted as weighted_k
 
 
 class _KernelRun(Function):
@@ -37,6 +38,16 @@ class AvgPool2d(Function):
 
     def backward(self, g):
         return (pool_k.avg_pool2d_backward(g, self.cache),)
+
+
+class DistanceWeightedPool2d(Function):
+    def forward(self, x, weights, stride, padding, count_include_pad):
+        y, self.cache = weighted_k.weighted_pool2d_forward(x, weights, stride, padding,
+                                                           count_include_pad)
+        return y
+
+    def backward(self, g):
+        return (weighted_k.weighted_pool2d_backward(g, self.cache),)
 
 
 class LPPool2d(Function):

@@ -266,25 +266,52 @@ def _canonical_name(name: str, func: str) -> str:
     return key
 
 
-def get_dataset(name: str, split: str = "train", root: StrPath | None = None) -> ArrayDataset:
+def get_dataset(name: str, split: str = "train", root: StrPath | None = None,
+                size: int | None = None) -> ArrayDataset:
     """Load a dataset by name.
 
     Parameters
     ----------
-    name : {"digits", "fashion-mnist" (or "fashion_mnist"), "mnist"}
-        Case-insensitive.
+    name : {"digits", "fashion-mnist" (or "fashion_mnist"), "mnist", "folder:PATH", "cifar10:PATH"}
+        Case-insensitive kind; ``folder:PATH`` is an image-folder tree and
+        ``cifar10:PATH`` CIFAR-10's binary batches (:mod:`cnnlab.data.user_data`).
     split : {"train", "test"}
     root : str or os.PathLike, optional
         Data directory for the IDX datasets (required for ``"mnist"``,
-        defaults to :data:`FASHION_MNIST_DIR` for Fashion-MNIST, ignored for
-        digits, which use the default 80/20 split with seed 0).
+        defaults to :data:`FASHION_MNIST_DIR` for Fashion-MNIST); the digits
+        (the default 80/20 split with seed 0) and the ``KIND:PATH`` datasets
+        take none.
+    size : int, optional
+        The side ``folder:PATH`` images are resized to (default 32).
     """
+    kind, sep, where = str(name).partition(":")
+    if sep:
+        return _user_dataset(kind.strip().lower(), where, split, root, size)
     key = _canonical_name(name, "get_dataset")
+    if key == "digits" and root is not None:
+        raise ValueError(f"get_dataset: the digits ship inside scikit-learn; a data directory "
+                         f"({os.fspath(root)}) does not apply to them")
     if key == "digits":
         return load_digits(split)
     if key == "fashion-mnist":
         return load_fashion_mnist(split, root)
     return load_mnist(split, root)  # type: ignore[arg-type]  # None -> clear ValueError
+
+
+def _user_dataset(kind: str, where: str, split: str, root, size) -> ArrayDataset:
+    from cnnlab.data import user_data
+
+    if kind not in user_data.USER_DATASET_KINDS:
+        raise ValueError(f"get_dataset: unknown dataset kind {kind!r} in {kind}:{where}; "
+                         "paths go with folder:PATH or cifar10:PATH")
+    if not where:
+        raise ValueError(f"get_dataset: {kind}: needs a path, e.g. {kind}:/data/{kind}")
+    if root is not None:
+        raise ValueError(f"get_dataset: {kind}:{where} names its own folder; a data directory "
+                         f"({os.fspath(root)}) does not apply")
+    if kind == "folder":
+        return user_data.load_image_folder(where, split, 32 if size is None else size)
+    return user_data.load_cifar10(where, split)
 
 
 # Population mean / std (ddof=0) of all training pixels after scaling to [0, 1].

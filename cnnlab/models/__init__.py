@@ -67,6 +67,20 @@ MIN_INPUT_SIZE: dict[str, tuple[int, str]] = {
 }
 
 
+def default_input_shape(name: str) -> tuple[int, int, int]:
+    """(C, H, W) a model is built for when not told otherwise: its builder's own
+    ``in_channels`` and ``input_size`` defaults (3x227x227 for alexnet_original)."""
+    import inspect
+
+    key = name.lower().replace("-", "_")
+    if key not in _REGISTRY:
+        get_model(name)    # the registry's error for an unknown name
+    params = inspect.signature(_REGISTRY[key]).parameters
+    side = int(params["input_size"].default) if "input_size" in params else 224
+    channels = int(params["in_channels"].default) if "in_channels" in params else 3
+    return channels, side, side
+
+
 def input_size_for(name: str, size: int) -> tuple[int, str | None]:
     """(size the model gets, 'pad'/'resize'/None) for images of ``size`` pixels."""
     need, how = MIN_INPUT_SIZE.get(name.lower().replace("-", "_"), (size, "resize"))
@@ -91,5 +105,6 @@ def get_model(name: str, **kwargs) -> Module:
 
 __all__ = ["MIN_INPUT_SIZE", "NIN", "VGG", "AllConvNet", "AlexNet", "BNCNN", "CifarResNet", "DenseNet",
            "DigitsCNN", "GoogLeNet", "GoogLeNetOutputs", "LeNet5", "LeNet5_1998", "ResNet",
-           "find_head", "get_model", "googlenet_loss", "input_size_for", "list_models", "replace_head",
+           "default_input_shape", "find_head", "get_model", "googlenet_loss", "input_size_for",
+           "list_models", "replace_head",
            *_REGISTRY]

@@ -14,6 +14,7 @@ import numpy as np
 from cnnlab.autograd import pool_ops as ops
 from cnnlab.autograd.tensor import Tensor
 from cnnlab.kernels import pool as pool_k
+from cnnlab.kernels import pool_weighted as weighted_k
 from cnnlab.nn._args import IntPair, as_tensor, check_same_dtype, pair, single
 from cnnlab.random import get_rng
 
@@ -168,6 +169,58 @@ def lp_pool1d(input: Tensor, norm_type: float, kernel_size: int, stride: int | N
     return _from_2d(y, unbatched)
 
 
+# -------------------------------------------------------- distance-weighted pool
+def distance_weights(kernel_size: IntPair, sigma: float | None = None, profile=None) -> np.ndarray:
+    """The (KH, KW) float64 weights of :func:`distance_weighted_pool2d`, normalised
+    to sum to 1: f(r) of each window position's distance r from the window's
+    centre, f a Gaussian exp(-r**2 / (2 sigma**2)) (sigma default 1.0) or the
+    callable ``profile`` (array of distances in, weights >= 0 out)."""
+    k = pair(kernel_size, "kernel_size")
+    if min(k) < 1:
+        raise ValueError(f"distance_weights: kernel_size must be >= 1, got {k}")
+    w = weighted_k.distance_weights(k, _radial_profile(sigma, profile, "distance_weights"))
+    return w / w.sum()
+
+
+def _radial_profile(sigma: float | None, profile, name: str):
+    if profile is not None:
+        if sigma is not None:
+            raise ValueError(f"{name}: give sigma (a Gaussian profile) or profile, not both")
+        if not callable(profile):
+            raise TypeError(f"{name}: profile must be a callable f(distances) -> weights, "
+                            f"got {type(profile).__name__}")
+        return profile
+    sigma = 1.0 if sigma is None else float(sigma)
+    if not (sigma > 0 and math.isfinite(sigma)):
+        raise ValueError(f"{name}: sigma must be positive and finite, got {sigma!r}")
+    return weighted_k.gaussian_profile(sigma)
+
+
+def distance_weighted_pool2d(input: Tensor, kernel_size: IntPair, stride: IntPair | None = None,
+                             padding: IntPair = 0, sigma: float | None = None, profile=None,
+                             count_include_pad: bool = True) -> Tensor:
+    """Weighted average pooling, the weights a function of the distance from the
+    window's centre (Deep Learning ch. 9.3's fourth pooling function, the
+    notes, 004); no PyTorch counterpart.
+
+    y = sum_ij w_ij x_ij / sum_ij w_ij over each KH x KW window, with w_ij =
+    exp(-r_ij**2 / (2 sigma**2)) (``sigma`` default 1.0) or ``profile(r_ij)``
+    for a callable radial ``profile`` (distances in, weights >= 0 out), r_ij
+    the distance of position (i, j) from ((KH - 1) / 2, (KW - 1) / 2).  Zero
+    padding counts as average pooling counts it (``count_include_pad``); a flat
+    profile, ``profile=lambda r: np.ones_like(r)``, gives ``avg_pool2d``.
+    Stride defaults to kernel_size.  (N, C, H, W) or (C, H, W) ->
+    (N, C, OH, OW), OH = (H + 2P - KH) // SH + 1.
+    """
+    x, unbatched, k, s, p, _ = _pool_args(as_tensor(input), kernel_size, stride, padding, 1,
+                                          "distance_weighted_pool2d")
+    weights = weighted_k.distance_weights(
+        k, _radial_profile(sigma, profile, "distance_weighted_pool2d"))
+    y = ops.DistanceWeightedPool2d.apply(x, weights=weights, stride=s, padding=p,
+                                         count_include_pad=count_include_pad)
+    return y.reshape(y.shape[1:]) if unbatched else y
+
+
 # -------------------------------------------------------------- stochastic pool
 def stochastic_pool2d(input: Tensor, kernel_size: IntPair, stride: IntPair | None = None,
                       training: bool = True) -> Tensor:
@@ -302,5 +355,6 @@ def subsample2d(input: Tensor, weight: Tensor, bias: Tensor | None,
 
 
 __all__ = ["adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
-           "adaptive_max_pool2d", "avg_pool1d", "avg_pool2d", "lp_pool1d", "lp_pool2d",
+           "adaptive_max_pool2d", "avg_pool1d", "avg_pool2d", "distance_weighted_pool2d",
+           "distance_weights", "lp_pool1d", "lp_pool2d",
            "max_pool1d", "max_pool2d", "stochastic_pool2d", "subsample2d"]

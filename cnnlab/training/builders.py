@@ -4,15 +4,16 @@ optimizer and scheduler; and a trained model rebuilt for evaluation.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from cnnlab import optim
-from cnnlab.data import Compose, DataLoader, Normalize, Pad, Resize, get_dataset
+from cnnlab.data import Compose, DataLoader, Normalize, Pad, Resize, dataset_stats, get_dataset
+from cnnlab.data.user_data import pixel_stats
 from cnnlab.models import get_model, input_size_for
 from cnnlab.nn.module import Module
 from cnnlab.training.checkpoint import load_training_state
-from cnnlab.training.config import ConfigError, TrainConfig, stored_spec
+from cnnlab.training.config import USER_DATA, ConfigError, TrainConfig, dataset_kind, stored_spec
+from cnnlab.training.folder import model_file
 from cnnlab.training.splits import stratified_indices, stratified_split, subset
 from cnnlab.training.transfer import parameter_groups
 
@@ -68,14 +69,20 @@ def build_optimizer(cfg: TrainConfig, model: Module):
                      weight_decay=cfg.weight_decay)
 
 
-def build_scheduler(cfg: TrainConfig, optimizer):
+def build_scheduler(cfg: TrainConfig, optimizer, epochs: int | None = None):
+    """The scheduler ``cfg.scheduler`` over ``epochs`` (default ``cfg.epochs``; the
+    length of one schedule segment of an extended run); None for 'none'."""
     sched = optim.lr_scheduler
+    epochs = cfg.epochs if epochs is None else epochs
     if cfg.scheduler == "step":
         return sched.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
     if cfg.scheduler == "cosine":
-        return sched.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+        return sched.CosineAnnealingLR(optimizer, T_max=epochs)
     if cfg.scheduler == "warmup-cosine":
-        after = sched.CosineAnnealingLR(optimizer, T_max=cfg.epochs - cfg.warmup_epochs)
+        if epochs <= cfg.warmup_epochs:
+            raise ConfigError(f"a warmup-cosine segment of {epochs} epochs is too short for "
+                              f"{cfg.warmup_epochs} warm-up epochs", "extend", "warmup_epochs")
+        after = sched.CosineAnnealingLR(optimizer, T_max=epochs - cfg.warmup_epochs)
         return sched.warmup_scheduler(optimizer, cfg.warmup_epochs, after)
     if cfg.scheduler == "plateau":
         return sched.ReduceLROnPlateau(optimizer, mode="min", factor=cfg.gamma,
@@ -83,10 +90,23 @@ def build_scheduler(cfg: TrainConfig, optimizer):
     return None
 
 
-def load_data(dataset: str, data_dir: str | None):
-    train = get_dataset(dataset, "train", root=data_dir)
-    test = get_dataset(dataset, "test", root=data_dir)
+def load_data(dataset: str, data_dir: str | None, size: int | None = None):
+    """(train, test) of ``dataset``; ``size`` is the side a ``folder:PATH`` dataset's
+    images are resized to."""
+    train = get_dataset(dataset, "train", root=data_dir, size=size)
+    test = get_dataset(dataset, "test", root=data_dir, size=size)
     return train, test
+
+
+def normalisation(cfg: TrainConfig, train) -> dict[str, float] | None:
+    """The mean and std the images are standardised with (None with ``normalize``
+    off): the built-in datasets' constants, or the pixel statistics of a user
+    dataset's training split."""
+    if not cfg.normalize:
+        return None
+    stats = (pixel_stats(train.x) if dataset_kind(cfg.dataset) in USER_DATA
+             else dataset_stats(cfg.dataset))
+    return dict(zip(("mean", "std"), stats))
 
 
 def split_training_data(cfg: TrainConfig, train):
@@ -104,9 +124,11 @@ def split_training_data(cfg: TrainConfig, train):
 
 
 def load_for_evaluation(path: str | os.PathLike) -> tuple[Module, dict[str, Any]]:
-    """Rebuild the model stored in a checkpoint or model file, or import a ``.onnx``
-    file (:mod:`cnnlab.onnx.meta`); returns (model, meta)."""
-    if Path(path).suffix.lower() == ".onnx":
+    """Rebuild the model stored in a checkpoint, a model file or a run folder
+    (its ``model.npz``), or import a ``.onnx`` file (:mod:`cnnlab.onnx.meta`);
+    returns (model, meta)."""
+    path = model_file(path)
+    if path.suffix.lower() == ".onnx":
         from cnnlab.onnx.meta import load_for_evaluation as load_onnx
 
         return load_onnx(path)
@@ -125,8 +147,34 @@ def evaluation_loader(meta: dict[str, Any], dataset: str | None, data_dir: str |
     if not ds_name:
         raise ValueError(f"{meta['model_spec']['name']} names no dataset it was trained on (an "
                          "untrained export, or an ONNX file from elsewhere); pass --dataset")
-    data_dir = data_dir if data_dir is not None else (meta.get("config") or {}).get("data_dir")
-    data = get_dataset(ds_name, split, root=data_dir)
-    transform = input_transform(meta["model_spec"], meta.get("normalize"), data.x.shape[1],
+    own = ds_name == meta["dataset"]
+    if data_dir is None and own:
+        data_dir = (meta.get("config") or {}).get("data_dir")
+    spec = meta["model_spec"]
+    data = get_dataset(ds_name, split, root=data_dir, size=spec["kwargs"]["input_size"])
+    channels = spec["kwargs"]["in_channels"]
+    if data.x.ndim != 4 or data.x.shape[1] != channels:
+        raise ValueError(f"{ds_name} images have shape {tuple(data.x.shape[1:])}, but the model "
+                         f"({spec['name']}) takes {channels}-channel images")
+    transform = input_transform(spec, meta.get("normalize"), data.x.shape[1],
                                 size=data.x.shape[-1])
     return data, DataLoader(data, batch_size, shuffle=False, transform=transform)
+
+
+def dataset_mismatch(meta: dict[str, Any], data) -> list[str]:
+    """Warnings for evaluating the model of ``meta`` on ``data``: images of another
+    size than it trained on (they are resized) or another number of classes."""
+    spec, notes = meta["model_spec"], []
+    trained = (spec.get("input") or {}).get("from", spec["kwargs"]["input_size"])
+    size = tuple(data.x.shape[-2:])
+    if size != (trained, trained):
+        notes.append(f"the images are {size[0]}x{size[1]} but the model was trained on "
+                     f"{trained}x{trained} images; they are resized, so expect a lower accuracy")
+    k = int(spec["kwargs"]["num_classes"])
+    labels = int(data.y.max()) + 1 if len(data.y) else 0
+    n = len(data.classes) if data.classes else labels
+    if n != k or labels > k:
+        notes.append(f"the dataset has {max(n, labels)} classes but the model predicts {k}; "
+                     "its class indices may not mean the same classes, and labels beyond the "
+                     "model's count are never predicted")
+    return notes

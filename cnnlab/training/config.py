@@ -15,16 +15,21 @@ from cnnlab.data import AUGMENTATION_NAMES, DATASET_NAMES
 from cnnlab.serialization import CheckpointError
 from cnnlab.training.checkpoint import load_training_state
 
-DEFAULT_MODEL = {"digits": "digits_cnn", "fashion-mnist": "lenet5", "mnist": "lenet5"}
+DEFAULT_MODEL = {"digits": "digits_cnn", "fashion-mnist": "lenet5", "mnist": "lenet5",
+                 "folder": "lenet5", "cifar10": "lenet5"}
 # Per-dataset defaults for options the user leaves unset.
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
     "digits": {"epochs": 30, "batch_size": 32, "lr": 0.02, "scheduler": "cosine"},
     "fashion-mnist": {"epochs": 10, "batch_size": 64, "lr": 0.02, "scheduler": "cosine"},
     "mnist": {"epochs": 10, "batch_size": 64, "lr": 0.02, "scheduler": "cosine"},
+    "folder": {"epochs": 10, "batch_size": 64, "lr": 0.02, "scheduler": "cosine"},
+    "cifar10": {"epochs": 10, "batch_size": 64, "lr": 0.02, "scheduler": "cosine"},
 }
+USER_DATA = ("folder", "cifar10")      # datasets named KIND:PATH
 # Models whose default learning rate differs from the dataset's: LeNet-5 (1998)'s
 # RBF output gives penalties of order 100, so SGD at 0.02 overshoots.
 MODEL_LR = {"lenet5_1998": 0.003}
+ADAM_LR = 1e-3     # Kingma & Ba's default, and torch.optim.Adam's
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULERS = ("none", "step", "cosine", "warmup-cosine", "plateau")
 OPTIMISATION = "optimisation"          # the argument groups of `cnnlab train --help`
@@ -66,7 +71,9 @@ class TrainConfig:
       the validation loss, factor ``gamma``, patience ``plateau_patience``);
     * ``clip_grad_norm``: the largest joint 2-norm of the gradients per step;
     * ``val_split``: a fraction of the training set held out (stratified,
-      seeded) and evaluated every epoch; needed by 'plateau' and ``early_stopping``;
+      seeded; 0.1 by default) and evaluated every epoch; the test set is then
+      scored once, after training (with 0 it is scored every epoch instead);
+      needed by 'plateau' and ``early_stopping``;
     * ``early_stopping``: patience in epochs without a better validation accuracy;
       the best epoch's weights are restored before the final test evaluation;
     * ``lr_mult``: ``{prefix: factor}``, per-layer learning rates as optimizer
@@ -79,14 +86,22 @@ class TrainConfig:
     * ``input_size``: the side the images are resized to (default: the model's
       minimum, or the ``init_from`` model's);
     * ``train_size``: train on a stratified, seeded subset of this many images
-      (the "small new dataset" case; the validation split comes out of it).
+      (the "small new dataset" case; the validation split comes out of it);
+    * ``keep_checkpoints``: how many of the newest epoch checkpoints stay on
+      disk (plus the best validation epoch's); 0 keeps them all;
+    * ``segments``: written by ``fit(..., extend=N)``: where the schedule started
+      again, and at which learning rate (see :func:`cnnlab.training.run.fit`).
     """
 
     model: str | None = _opt(help="model name (see `cnnlab models`); default: digits_cnn for digits, "
                                   "lenet5 otherwise")
-    dataset: str = _opt("digits", choices=DATASET_NAMES,
+    dataset: str = _opt("digits", metavar="|".join(DATASET_NAMES) + "|folder:PATH|cifar10:PATH",
                         help="digits ships with scikit-learn; fashion-mnist is read from "
-                             "/usr/share/datasets/fashion-mnist (Debian package dataset-fashion-mnist)")
+                             "/usr/share/datasets/fashion-mnist (Debian package dataset-fashion-mnist); "
+                             "folder:PATH is your own images, one subfolder per class (PNG/JPEG, "
+                             "resized to --input-size, default 32; PATH/train and PATH/test if "
+                             "present, else an 80/20 split); cifar10:PATH reads CIFAR-10's binary "
+                             "batches (data_batch_*.bin, test_batch.bin)")
     data_dir: str | None = _opt(help="folder holding the four IDX files (fashion-mnist, mnist)")
     epochs: int | None = _opt(help="number of epochs (default: the dataset's)")
     batch_size: int | None = _opt(help="1 is online (stochastic) learning: lower --lr with it, "
@@ -121,9 +136,11 @@ class TrainConfig:
     clip_grad_norm: float | None = _opt(metavar="X", group=OPTIMISATION,
                                         help="rescale each step's gradients to a joint 2-norm of "
                                              "at most X")
-    val_split: float = _opt(0.0, metavar="FRACTION",
+    val_split: float = _opt(0.1, metavar="FRACTION",
                             help="hold out this fraction of the training set (stratified, seeded) "
-                                 "and report val_loss/val_acc every epoch")
+                                 "for the per-epoch figures, the curves, early stopping and plateau; "
+                                 "the test set is then scored once, after training; 0 scores the "
+                                 "test set every epoch instead")
     early_stopping: int | None = _opt(metavar="PATIENCE",
                                       help="stop when the validation accuracy has not improved for "
                                            "PATIENCE epochs and restore the best epoch's weights "
@@ -144,22 +161,34 @@ class TrainConfig:
                                        "minimum size, or the --init-from model's input size)")
     train_size: int | None = _opt(metavar="N", help="train on a stratified, seeded subset of N "
                                                     "training images")
+    keep_checkpoints: int = _opt(3, metavar="K",
+                                 help="keep the checkpoints of the last K epochs, plus the best "
+                                      "validation epoch's; 0 keeps every epoch's")
+    # Set by `cnnlab train --extend` (not an option of its own): the schedule segments
+    # after the first, each {"start": epochs done before it, "lr": its learning rate}.
+    segments: list[dict[str, float]] = _opt([], cli=False)
 
     def resolved(self) -> TrainConfig:
         """A copy with dataset defaults filled in and names normalised.
 
         Raises :class:`ConfigError` for a value that cannot be used."""
-        ds = self.dataset.lower().replace("_", "-")
-        if ds not in DEFAULT_MODEL:
-            raise ConfigError(f"unknown dataset {self.dataset!r}; choose from {sorted(DEFAULT_MODEL)}")
-        d = DATASET_DEFAULTS[ds]
+        ds = dataset_name(self.dataset)
+        kind = dataset_kind(ds)
+        d = DATASET_DEFAULTS[kind]
+        if kind in USER_DATA and self.data_dir is not None:
+            raise ConfigError(f"data_dir does not apply to {ds}, which names its own folder",
+                              "data_dir")
+        if ds == "digits" and self.data_dir is not None:
+            raise ConfigError(f"data_dir {self.data_dir!r} does not apply to the digits, which ship "
+                              "inside scikit-learn; it names the folder of the fashion-mnist or "
+                              "mnist IDX files", "data_dir")
         model, input_size = self.model, self.input_size
         if self.init_from and (model is None or input_size is None):
             src = source_spec(self.init_from)
             model = model or src["name"]
             if input_size is None and model.lower().replace("-", "_") == src["name"]:
                 input_size = int(src["kwargs"]["input_size"])
-        model = (model or DEFAULT_MODEL[ds]).lower().replace("-", "_")
+        model = (model or DEFAULT_MODEL[kind]).lower().replace("-", "_")
         scheduler = d["scheduler"] if self.scheduler is None else self.scheduler
         warmup = (1 if scheduler == "warmup-cosine" else 0) if self.warmup_epochs is None \
             else self.warmup_epochs
@@ -167,12 +196,20 @@ class TrainConfig:
             self, dataset=ds, model=model, input_size=input_size,
             epochs=d["epochs"] if self.epochs is None else self.epochs,
             batch_size=d["batch_size"] if self.batch_size is None else self.batch_size,
-            lr=MODEL_LR.get(model, d["lr"]) if self.lr is None else self.lr,
+            lr=self.default_lr(model, d["lr"]) if self.lr is None else self.lr,
             scheduler=scheduler, warmup_epochs=warmup,
             lr_mult={str(k): float(v) for k, v in dict(self.lr_mult).items()},
+            segments=[{"start": int(g["start"]), "lr": float(g["lr"])} for g in self.segments],
             freeze=[str(f) for f in self.freeze])
         cfg._validate()
         return cfg
+
+    def default_lr(self, model: str, dataset_lr: float) -> float:
+        """The learning rate when none is given: Adam's customary 1e-3, else the
+        model's (``MODEL_LR``) or the dataset's SGD rate."""
+        if self.optimizer == "adam":
+            return ADAM_LR
+        return MODEL_LR.get(model, dataset_lr)
 
     def _validate(self) -> None:
         if self.epochs < 1:
@@ -214,8 +251,35 @@ class TrainConfig:
                               "plateau_patience")
         if self.input_size is not None and self.input_size < 1:
             raise ConfigError(f"input_size must be >= 1, got {self.input_size}", "input_size")
+        if self.keep_checkpoints < 0:
+            raise ConfigError(f"keep_checkpoints must be >= 0 (0 keeps all), got {self.keep_checkpoints}",
+                              "keep_checkpoints")
         if self.train_size is not None and self.train_size < 2:
             raise ConfigError(f"train_size must be >= 2, got {self.train_size}", "train_size")
+
+
+def dataset_kind(name: str) -> str:
+    """'folder' for 'folder:PATH', else the (canonical) name itself."""
+    return name.partition(":")[0]
+
+
+def dataset_name(name: str) -> str:
+    """The canonical spelling of a dataset option: 'fashion-mnist', or
+    'folder:PATH' with the kind lower-cased and the path as given; ConfigError
+    for an unknown one."""
+    kind, sep, where = str(name).partition(":")
+    kind = kind.strip().lower().replace("_", "-")
+    if sep:
+        if kind not in USER_DATA:
+            raise ConfigError(f"unknown dataset kind {kind!r} in {name!r}; a path goes with "
+                              "folder:PATH or cifar10:PATH", "dataset")
+        if not where:
+            raise ConfigError(f"dataset {name!r} needs a path: {kind}:PATH", "dataset")
+        return f"{kind}:{where}"
+    if kind not in DATASET_NAMES:
+        raise ConfigError(f"unknown dataset {name!r}; choose from {', '.join(DATASET_NAMES)}, "
+                          "folder:PATH or cifar10:PATH", "dataset")
+    return kind
 
 
 def source_spec(path: str | os.PathLike) -> dict[str, Any]:

@@ -4,7 +4,8 @@
 
     RUN/config.json              the resolved configuration
     RUN/metrics.jsonl            one JSON line per epoch
-    RUN/checkpoints/epoch-NNN.npz  a resumable checkpoint after every epoch
+    RUN/checkpoints/epoch-NNN.npz  a resumable checkpoint after every epoch (the last
+                                 ``keep_checkpoints`` and the best validation epoch's are kept)
     RUN/best.npz                 the best validation epoch's weights (with a validation split)
     RUN/model.npz                the final weights
     RUN/curves.png               loss and accuracy per epoch (if matplotlib is installed)
@@ -57,9 +58,38 @@ def newest_checkpoint(out: Path) -> Path:
     return found[-1][1]
 
 
+def prune_checkpoints(out: Path, epoch: int, keep: int, best: int | None = None) -> list[Path]:
+    """Delete the checkpoints of epochs up to ``epoch`` except the newest ``keep``
+    of them and the ``best`` epoch's (0 keeps all); later epochs' files (left by
+    a run resumed from an older checkpoint) are left alone.  Returns the deleted."""
+    if keep <= 0:
+        return []
+    done = [(e, p) for e, p in find_checkpoints(out) if e <= epoch]
+    removed = [p for e, p in done[:-keep] if e != best]
+    for p in removed:
+        p.unlink(missing_ok=True)
+    return removed
+
+
+def model_file(path: str | os.PathLike) -> Path:
+    """The file to load for ``path``: itself, or ``RUN/model.npz`` for a run folder."""
+    p = Path(path)
+    if not p.is_dir():
+        return p
+    if (p / "model.npz").is_file():
+        return p / "model.npz"
+    found = find_checkpoints(p)
+    hint = (f"; training did not finish: pass its newest checkpoint {found[-1][1]}, or finish it "
+            f"with cnnlab train --out {p} --resume" if found else
+            "; it is not a run folder written by cnnlab train")
+    raise FileNotFoundError(f"{p} holds no model.npz{hint}")
+
+
 def default_out_dir(cfg: TrainConfig, root: str | os.PathLike = "runs") -> Path:
     """``runs/<dataset>-<model>`` of a resolved config, or with ``-2``, ``-3``, ... if that is taken."""
-    base = Path(root) / f"{cfg.dataset}-{cfg.model}"
+    kind, _, where = cfg.dataset.partition(":")    # folder:/data/pets -> pets
+    label = Path(where.rstrip("/\\")).name or kind if where else kind
+    base = Path(root) / f"{label}-{cfg.model}"
     out, k = base, 1
     while out.exists() and any(out.iterdir()):
         k += 1
@@ -86,12 +116,14 @@ def append_metrics(out: Path, row: dict[str, Any]) -> None:
         f.write(json.dumps(row) + "\n")
 
 
-def write_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> Path | None:
-    """Loss and accuracy per epoch as a PNG (:func:`cnnlab.plots.plot_history`);
-    None, and no file, when there is no epoch or matplotlib is missing."""
+def write_curves(history: list[dict[str, Any]], path: Path, title: str = "",
+                 final_test: float | None = None) -> Path | None:
+    """Loss and accuracy per epoch as a PNG (:func:`cnnlab.plots.plot_history`), the
+    final test accuracy in its title; None, and no file, when there is no epoch or
+    matplotlib is missing."""
     if not history:
         return None
     try:
-        return plot_history(history, path, title, figsize=(10, 4))
+        return plot_history(history, path, title, figsize=(10, 4), final_test=final_test)
     except ImportError:
         return None

@@ -143,18 +143,18 @@ def confusion_matrix(targets: np.ndarray, predictions: np.ndarray, num_classes: 
 
 
 def format_confusion_matrix(cm: np.ndarray, class_names: list[str] | None = None) -> str:
-    """A text table: rows are true classes, columns predictions, plus per-class recall."""
+    """A text table: rows are true classes (named in full), columns predictions
+    (numbered, with a legend), plus per-class recall."""
     k = cm.shape[0]
     names = class_names or [str(i) for i in range(k)]
-    short = [n[:9] for n in names]
     width = max(5, max(len(str(int(cm.max()))), 1) + 1)
-    label_w = max(len(s) for s in short) + 1
+    label_w = max(len(s) for s in names) + 1
     head = " " * label_w + "".join(f"{i:>{width}d}" for i in range(k)) + "  recall"
     lines = ["true \\ predicted", head]
     for i in range(k):
         row_total = cm[i].sum()
         recall = cm[i, i] / row_total if row_total else float("nan")
-        lines.append(f"{short[i]:<{label_w}}" + "".join(f"{int(v):>{width}d}" for v in cm[i])
+        lines.append(f"{names[i]:<{label_w}}" + "".join(f"{int(v):>{width}d}" for v in cm[i])
                      + f"  {recall:6.3f}")
     legend = ", ".join(f"{i}={n}" for i, n in enumerate(names))
     lines.append(f"columns: {legend}")

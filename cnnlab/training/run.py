@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 import cnnlab
 from cnnlab import optim
-from cnnlab.data import DataLoader, build_augmentation, dataset_stats
+from cnnlab.data import DataLoader, build_augmentation
 from cnnlab.nn import BatchNorm1d
 from cnnlab.nn.module import Module
 from cnnlab.serialization import CheckpointError
@@ -47,6 +47,7 @@ from cnnlab.training.builders import (
     load_data,
     load_for_evaluation,
     model_spec_for,
+    normalisation,
     split_training_data,
 )
 from cnnlab.training.checkpoint import (
@@ -73,6 +74,7 @@ from cnnlab.training.folder import (
     find_checkpoints,
     newest_checkpoint,
     open_run_folder,
+    prune_checkpoints,
     write_curves,
 )
 from cnnlab.training.loop import EpochResult, best_epoch, evaluate, should_stop, train_one_epoch
@@ -157,13 +159,19 @@ class Best:
 
 # ----------------------------------------------------------------------- fit
 def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLike = False,
-        progress: bool | None = None, report: Reporter = print) -> RunResult:
+        progress: bool | None = None, report: Reporter = print, extend: int | None = None
+        ) -> RunResult:
     """Train ``cfg`` into the folder ``out``.
 
     ``resume=True`` continues from the newest checkpoint in ``out``; a path
     continues from that checkpoint.  The stored config is used, except that
-    ``cfg.epochs`` (if given) may extend a run whose schedule is 'none',
+    ``cfg.epochs`` (if given) may lengthen a run whose schedule is 'none',
     'step' or 'plateau' (a cosine schedule is tied to the planned length).
+    ``extend=N`` ("train a bit more") resumes from that checkpoint for N more
+    epochs on a new schedule segment: the learning rate goes back to the run's
+    (or ``cfg.lr`` when given) and the schedule runs again over the N epochs
+    (for 'cosine', a warm restart as in SGDR); the segment is recorded in the
+    config (``segments``), so the extended run resumes like any other.
     ``progress`` shows a tqdm bar (default: when stderr is a terminal).
 
     Raises :class:`ConfigError` (a ValueError) for an option that cannot be
@@ -171,12 +179,16 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLi
     and CheckpointError for a checkpoint that cannot be resumed from.
     """
     out = Path(out)
-    cfg, state = resume_config(cfg, out, resume, report) if resume else (new_run_config(cfg, out), None)
+    if extend is not None and not resume:
+        resume = True
+    cfg, state = (resume_config(cfg, out, resume, report, extend) if resume
+                  else (new_run_config(cfg, out), None))
     cnnlab.manual_seed(cfg.seed)
     data = load_run_data(cfg)
     model, frozen_bn = make_model(cfg, data, state, report)
     optimizer = build_optimizer(cfg, model)
-    scheduler = build_scheduler(cfg, optimizer)
+    start_epoch = state.epoch if state is not None else 0
+    scheduler = build_scheduler(cfg, optimizer, segment_length(cfg, start_epoch))
     history, start_epoch = restore_state(state, model, optimizer, scheduler)
     data.train_loader.set_epoch(start_epoch)
     config = dataclasses.asdict(cfg)
@@ -189,7 +201,11 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLi
             if data.val_loader is not None else None)
     use_bar = sys.stderr.isatty() if progress is None else progress
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
-        if cfg.early_stopping and history and should_stop(history, cfg.early_stopping):
+        begun = segment_start(cfg, epoch)
+        if begun == epoch - 1 and begun > 0:
+            run.scheduler = start_segment(run, begun)
+        recent = [h for h in history if h["epoch"] > begun]
+        if cfg.early_stopping and recent and should_stop(recent, cfg.early_stopping):
             break   # a resumed run that had already stopped
         row, elapsed = train_epoch(run, epoch, use_bar)
         history.append(row)
@@ -208,33 +224,77 @@ def new_run_config(cfg: TrainConfig, out: Path) -> TrainConfig:
 
 
 def resume_config(cfg: TrainConfig, out: Path, resume: bool | str | os.PathLike,
-                  report: Reporter) -> tuple[TrainConfig, TrainingState]:
+                  report: Reporter, extend: int | None = None) -> tuple[TrainConfig, TrainingState]:
     """The stored config and state of the checkpoint to resume from (``resume``,
-    or the newest in ``out``), with ``cfg.epochs`` when it may extend the run."""
+    or the newest in ``out``), with ``cfg.epochs`` when it may lengthen the run,
+    or with a new schedule segment of ``extend`` epochs."""
     ckpt = newest_checkpoint(out) if isinstance(resume, bool) else Path(resume)
     state = load_training_state(ckpt)
     if state.meta.get("kind") != "training-state":
         raise CheckpointError(f"{ckpt}: a final model file, not a resumable checkpoint")
     stored = TrainConfig(**state.meta["config"])
+    if extend is not None:
+        return extended_config(cfg, stored, state, extend, ckpt, report), state
     if cfg.epochs and cfg.epochs != stored.epochs and stored.scheduler in ("cosine", "warmup-cosine"):
         raise ConfigError(
             f"this run's cosine schedule was planned for {stored.epochs} epochs and its "
-            f"learning rate has decayed along it; it cannot be stretched to {cfg.epochs} "
-            "(resume it with its planned length, or start a new run with more epochs)")
+            f"learning rate has decayed along it; it cannot be stretched to {cfg.epochs}. To train "
+            f"{cfg.epochs - stored.epochs} more epochs on a new cosine segment, pass "
+            f"--extend {cfg.epochs - stored.epochs} instead of --epochs (fit(..., extend=N)); "
+            "or resume it with its planned length", "epochs")
     cfg = dataclasses.replace(stored, epochs=cfg.epochs or stored.epochs).resolved()
     report(f"resuming from {ckpt} (epoch {state.epoch} of {cfg.epochs})")
     return cfg, state
 
 
+def extended_config(cfg: TrainConfig, stored: TrainConfig, state: TrainingState, extend: int,
+                    ckpt: Path, report: Reporter) -> TrainConfig:
+    """The stored config lengthened by ``extend`` epochs after the checkpoint's
+    epoch, with a schedule segment starting there (at ``cfg.lr`` if given)."""
+    if isinstance(extend, bool) or extend < 1:
+        raise ConfigError(f"extend must be >= 1 epoch, got {extend!r}", "extend")
+    done = state.epoch
+    lr = cfg.lr if cfg.lr is not None else stored.lr
+    segments = [g for g in stored.segments if g["start"] < done] + [{"start": done, "lr": lr}]
+    out = dataclasses.replace(stored, epochs=done + extend, segments=segments).resolved()
+    report(f"extending from {ckpt}: epochs {done + 1}-{done + extend} on a new {out.scheduler} "
+           f"schedule segment from lr {lr:.4g}")
+    return out
+
+
+def segment_start(cfg: TrainConfig, epoch: int) -> int:
+    """Epochs done before the schedule segment that epoch ``epoch`` (1-based) is in."""
+    return max([0] + [int(g["start"]) for g in cfg.segments if g["start"] < epoch])
+
+
+def segment_length(cfg: TrainConfig, done: int) -> int:
+    """The length in epochs of the segment holding the next epoch after ``done``,
+    or of the one that ends at ``done`` (whose scheduler a checkpoint there holds)."""
+    begun = segment_start(cfg, max(done, 1))
+    later = [int(g["start"]) for g in cfg.segments if g["start"] > begun]
+    return (min(later) if later else cfg.epochs) - begun
+
+
+def start_segment(run: Run, begun: int):
+    """Set every parameter group back to the segment's learning rate (times its
+    ``lr_mult``) and return a fresh scheduler over the segment's epochs."""
+    cfg = run.cfg
+    lr = next(float(g["lr"]) for g in cfg.segments if g["start"] == begun)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr * cfg.lr_mult.get(group.get("name") or "", 1.0)
+        group.pop("initial_lr", None)
+    return build_scheduler(cfg, run.optimizer, segment_length(cfg, begun + 1))
+
+
 def load_run_data(cfg: TrainConfig) -> RunData:
     """The datasets (after ``train_size`` and ``val_split``), the model spec and
     the loaders: the training one shuffled and augmented, the others in order."""
-    train_set, test_set = load_data(cfg.dataset, cfg.data_dir)
+    train_set, test_set = load_data(cfg.dataset, cfg.data_dir, cfg.input_size)
     full_train = len(train_set)
     train_set, val_set = split_training_data(cfg, train_set)
     sample_shape = tuple(train_set.x.shape[1:])
     classes = list(train_set.classes or [str(i) for i in range(int(train_set.y.max()) + 1)])
-    normalize = dict(zip(("mean", "std"), dataset_stats(cfg.dataset))) if cfg.normalize else None
+    normalize = normalisation(cfg, train_set)
     spec = model_spec_for(cfg, sample_shape, len(classes))
     transform = input_transform(spec, normalize, sample_shape[0])
     augment = build_augmentation(cfg.augment, sample_shape[-1], sample_shape[0], images=train_set.x,
@@ -310,7 +370,7 @@ def train_epoch(run: Run, epoch: int, use_bar: bool) -> tuple[dict[str, Any], fl
         bar.close()
     t_train = time.perf_counter() - t0
     va = evaluate(run.model, data.val_loader) if data.val_loader is not None else None
-    te = evaluate(run.model, data.test_loader)
+    te = evaluate(run.model, data.test_loader) if va is None else None   # else scored once, at the end
     elapsed = time.perf_counter() - t0
     if isinstance(run.scheduler, optim.lr_scheduler.ReduceLROnPlateau):
         run.scheduler.step(va.loss)
@@ -319,13 +379,16 @@ def train_epoch(run: Run, epoch: int, use_bar: bool) -> tuple[dict[str, Any], fl
     return epoch_row(epoch, tr, va, te, lr, optimizer, t_train, elapsed), elapsed
 
 
-def epoch_row(epoch: int, tr: EpochResult, va: EpochResult | None, te: EpochResult, lr: float,
-              optimizer, t_train: float, elapsed: float) -> dict[str, Any]:
-    """The ``metrics.jsonl`` row of an epoch (``group_lrs`` with several parameter groups)."""
+def epoch_row(epoch: int, tr: EpochResult, va: EpochResult | None, te: EpochResult | None,
+              lr: float, optimizer, t_train: float, elapsed: float) -> dict[str, Any]:
+    """The ``metrics.jsonl`` row of an epoch: validation figures with a validation
+    split, else test figures (``group_lrs`` with several parameter groups)."""
     row = {"epoch": epoch, "train_loss": tr.loss, "train_acc": tr.accuracy}
     if va is not None:
         row.update(val_loss=va.loss, val_acc=va.accuracy)
-    row.update(test_loss=te.loss, test_acc=te.accuracy, lr=lr)
+    if te is not None:
+        row.update(test_loss=te.loss, test_acc=te.accuracy)
+    row["lr"] = lr
     if len(optimizer.param_groups) > 1:
         row["group_lrs"] = {g.get("name", str(i)) or "base": g["lr"]
                             for i, g in enumerate(optimizer.param_groups)}
@@ -334,11 +397,12 @@ def epoch_row(epoch: int, tr: EpochResult, va: EpochResult | None, te: EpochResu
 
 
 def epoch_line(row: dict[str, Any], epochs: int, elapsed: float) -> str:
-    """The line printed after an epoch."""
-    val_text = f"  val acc {row['val_acc']:.4f}" if "val_acc" in row else ""
+    """The line printed after an epoch: the validation figures, or the test
+    figures of a run without a validation split."""
+    held = "val" if "val_acc" in row else "test"
     return (f"epoch {row['epoch']:3d}/{epochs}  train loss {row['train_loss']:.4f}  train acc "
-            f"{row['train_acc']:.4f}{val_text}  test loss {row['test_loss']:.4f}  test acc "
-            f"{row['test_acc']:.4f}  lr {row['lr']:.4g}  {elapsed:.1f}s")
+            f"{row['train_acc']:.4f}  {held} loss {row[held + '_loss']:.4f}  {held} acc "
+            f"{row[held + '_acc']:.4f}  lr {row['lr']:.4g}  {elapsed:.1f}s")
 
 
 def save_epoch(run: Run, row: dict[str, Any], history: list[dict[str, Any]],
@@ -352,14 +416,18 @@ def save_epoch(run: Run, row: dict[str, Any], history: list[dict[str, Any]],
     save_training_state(checkpoint_path(run.out, epoch), run.model, run.optimizer, run.scheduler,
                         epoch, cnnlab.get_rng_state(), {**run.meta, "history": history})
     append_metrics(run.out, row)
+    prune_checkpoints(run.out, epoch, run.cfg.keep_checkpoints, best.epoch if best else None)
     return best
 
 
 def finish(run: Run, history: list[dict[str, Any]], best: Best | None, report: Reporter) -> RunResult:
-    """After the last epoch: with early stopping, restore the best epoch's weights
-    and test them again; TTA if asked; write ``model.npz`` and the curves."""
+    """After the last epoch: with early stopping, restore the best epoch's weights;
+    score the test set (once, here, when a validation split stood in for it during
+    training); TTA if asked; write ``model.npz`` and the curves."""
     cfg, model, test_loader = run.cfg, run.model, run.data.test_loader
-    final_acc = history[-1]["test_acc"] if history else float("nan")
+    scored = bool(history) and "test_acc" in history[-1]
+    final_acc = history[-1]["test_acc"] if scored else float("nan")
+    final_loss = history[-1]["test_loss"] if scored else float("nan")
     extra: dict[str, Any] = {}
     if cfg.early_stopping and best is not None:
         stopped = history[-1]["epoch"]
@@ -369,13 +437,17 @@ def finish(run: Run, history: list[dict[str, Any]], best: Best | None, report: R
                    f"for {cfg.early_stopping} epochs since epoch {best.epoch} ({best.val_acc:.4f})")
         if best.epoch != stopped:
             model.load_state_dict(best.weights)
-            final_acc = evaluate(model, test_loader).accuracy
+            scored = False
             report(f"restored the weights of epoch {best.epoch} (best validation accuracy)")
+    if not scored and history:
+        te = evaluate(model, test_loader)
+        final_acc, final_loss = te.accuracy, te.loss
     if cfg.tta:
         extra["test_accuracy_tta"] = evaluate_tta(model, test_loader,
                                                   **tta_options(cfg, run.data.spec, run.data.normalize))
-    run.save_model("model.npz", test_accuracy=final_acc, epochs=cfg.epochs, history=history, **extra)
-    plot = write_curves(history, run.out / "curves.png", f"{cfg.model} on {cfg.dataset}")
+    run.save_model("model.npz", test_accuracy=final_acc, test_loss=final_loss, epochs=cfg.epochs,
+                   history=history, **extra)
+    plot = write_curves(history, run.out / "curves.png", f"{cfg.model} on {cfg.dataset}", final_acc)
     tta_text = f"  with TTA {extra['test_accuracy_tta']:.4f}" if cfg.tta else ""
     report(f"test accuracy {final_acc:.4f}{tta_text}  (run folder: {run.out}"
            + (f", curves: {plot}" if plot else "") + ")")

@@ -133,8 +133,9 @@ VIZ_METHODS: tuple[VizMethod, ...] = (
               needs_input=True, options=(
                   option("--eps", type=float, default=0.1, help="budget in raw pixel units ([0, 1] images)"),
                   option("--steps", type=int, default=1, help="> 1: iterative FGSM"),
-                  option("--sweep", metavar="E1,E2,..",
-                         help="also the test accuracy under attack for these eps"))),
+                  option("--sweep", metavar="EPS", nargs="+",
+                         help="also the test accuracy under attack for these eps, separated by "
+                              "commas or spaces (0,0.01,0.05 or 0 0.01 0.05)"))),
     VizMethod("curves", "loss and accuracy per epoch", run_curves),
     VizMethod("confusion", "test confusion matrix with counts", run_confusion),
     VizMethod("misclassified", "the test images the model gets wrong", run_misclassified,

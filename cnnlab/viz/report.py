@@ -123,14 +123,17 @@ def section_curves(ctx: ReportContext, s: Section) -> None:
     history = ctx.history
     if not history:
         raise ValueError("no metrics.jsonl and no history in the checkpoint")
-    s.figures.append(Figure(plot_curves(history, ctx.tmpdir / "curves.png"),
-                            "Loss (left) and accuracy (right) per epoch on the training and test "
+    held, name = (("val", "validation") if any("val_acc" in h for h in history)
+                  else ("test", "test"))
+    s.figures.append(Figure(plot_curves(history, ctx.tmpdir / "curves.png",
+                                        final_test=ctx.meta.get("test_accuracy")),
+                            f"Loss (left) and accuracy (right) per epoch on the training and {name} "
                             "sets; a widening gap between them is overfitting.", wide=True))
     nan = float("nan")
-    rows = [(h["epoch"], f"{h.get('train_loss', nan):.4f}", f"{h.get('test_loss', nan):.4f}",
-             f"{h.get('train_acc', nan):.4f}", f"{h.get('test_acc', nan):.4f}", f"{h.get('lr', nan):.3g}")
-            for h in history]
-    table = html_table(("epoch", "train loss", "test loss", "train acc", "test acc", "lr"), rows,
+    rows = [(h["epoch"], f"{h.get('train_loss', nan):.4f}", f"{h.get(held + '_loss', nan):.4f}",
+             f"{h.get('train_acc', nan):.4f}", f"{h.get(held + '_acc', nan):.4f}",
+             f"{h.get('lr', nan):.3g}") for h in history]
+    table = html_table(("epoch", "train loss", f"{held} loss", "train acc", f"{held} acc", "lr"), rows,
                        numeric=range(6))
     s.extra_html = f"<details style='margin-top:12px'><summary>per-epoch numbers</summary>{table}</details>"
 

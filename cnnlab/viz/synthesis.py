@@ -24,7 +24,7 @@ from cnnlab.nn.capture import capture_outputs
 from cnnlab.nn.module import Module
 from cnnlab.viz.attribution import check_logits, inspecting, logits_of, model_dtype
 
-__all__ = ["class_model", "invert_features", "gaussian_blur", "total_variation"]
+__all__ = ["class_model", "invert_features", "gaussian_blur", "plot_class_models", "total_variation"]
 
 
 # ---------------------------------------------------------------- regularisers
@@ -308,3 +308,34 @@ def invert_features(model: Module, layer: str, image: np.ndarray, steps: int = 2
     if return_history:
         return x[0], {"loss": losses, "feature_loss": feats}
     return x[0]
+
+
+def plot_class_models(images: Sequence[np.ndarray] | np.ndarray, labels: Sequence[str], path,
+                      title: str = "class models", ncols: int | None = None, dpi: int = 100):
+    """A grid of class-model images (each (H, W) or (H, W, 3), values in [0, 1]),
+    every tile titled with its ``labels`` entry (class name and probability, say);
+    the figure's title above, sized so no text is clipped.  Returns the PNG path."""
+    import math
+
+    from cnnlab.plots import save_exact, subplots
+
+    imgs = [np.asarray(im, dtype=np.float64) for im in images]
+    if not imgs or len(imgs) != len(labels):
+        raise ValueError(f"plot_class_models: {len(imgs)} images and {len(labels)} labels must be "
+                         "equally many, and at least one")
+    n = len(imgs)
+    cols = max(1, min(n, ncols or math.ceil(math.sqrt(n))))
+    rows = math.ceil(n / cols)
+    side = max(1.6, 0.07 * max(len(t) for t in labels) + 0.4)
+    fig, axes = subplots(rows, cols, figsize=(max(side * cols, 0.09 * len(title) + 0.6),
+                                              (side + 0.35) * rows + 0.4),
+                         squeeze=False, layout="constrained")
+    for k, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if k < n:
+            im = np.clip(imgs[k], 0.0, 1.0)
+            ax.imshow(im, cmap="gray" if im.ndim == 2 else None, vmin=0, vmax=1,
+                      interpolation="nearest")
+            ax.set_title(labels[k], fontsize=9)
+    fig.suptitle(title, fontsize=11)
+    return save_exact(fig, path, dpi)

@@ -52,8 +52,10 @@ def read_history(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def plot_curves(run_or_history: str | os.PathLike | Sequence[dict[str, Any]], path: str | os.PathLike,
-                title: str = "", figsize: tuple[float, float] = (10, 3.8), dpi: int = 100) -> Path:
-    """Loss and accuracy per epoch (train and test, plus validation when logged); a PNG.
+                title: str = "", figsize: tuple[float, float] = (10, 3.8), dpi: int = 100,
+                final_test: float | None = None) -> Path:
+    """Loss and accuracy per epoch (train, and validation or test); a PNG.
+    ``final_test``: the test accuracy scored after training, for the title.
 
     Parameters
     ----------
@@ -66,7 +68,7 @@ def plot_curves(run_or_history: str | os.PathLike | Sequence[dict[str, Any]], pa
             else list(run_or_history))
     if not hist:
         raise ValueError("plot_curves: the history is empty (no epoch finished)")
-    return plot_history(hist, path, title, figsize=figsize, dpi=dpi)
+    return plot_history(hist, path, title, figsize=figsize, dpi=dpi, final_test=final_test)
 
 
 def confusion(model: Module, loader: Iterable[tuple[Tensor, Tensor]], num_classes: int | None = None
@@ -111,10 +113,10 @@ def plot_confusion(cm: np.ndarray, class_names: Sequence[str] | None, path: str 
             if v or i == j:
                 ax.text(j, i, str(v), ha="center", va="center", fontsize=8 if k <= 12 else 6,
                         color="white" if hi and shade[i, j] > 0.55 * hi else "black")
-    short = [n[:10] for n in names]
-    ax.set_xticks(range(k), short, rotation=45 if max(map(len, short)) > 2 else 0, ha="right"
-                  if max(map(len, short)) > 2 else "center")
-    ax.set_yticks(range(k), short)
+    slanted = max(map(len, names)) > 2         # whole names, never cut
+    ax.set_xticks(range(k), names, rotation=45 if slanted else 0, ha="right" if slanted else "center",
+                  rotation_mode="anchor" if slanted else "default")
+    ax.set_yticks(range(k), names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     total = int(cm.sum())
@@ -150,15 +152,20 @@ def misclassified(model: Module, data, batch_size: int = 500) -> tuple[np.ndarra
 
 def plot_misclassified(images: np.ndarray, preds: np.ndarray, targets: np.ndarray,
                        class_names: Sequence[str] | None, path: str | os.PathLike, max_n: int = 32,
-                       ncols: int = 8, probs: np.ndarray | None = None, dpi: int = 100) -> Path:
-    """A grid of wrongly classified images titled "true -> predicted" (with the
-    predicted probability when ``probs`` is given); the first ``max_n``.
+                       ncols: int = 8, probs: np.ndarray | None = None, dpi: int = 100,
+                       total_wrong: int | None = None) -> Path:
+    """A grid of wrongly classified images titled with the true class over
+    "-> predicted" (and the predicted probability when ``probs`` is given); the
+    first ``max_n``.  Class names are written whole.
 
     Parameters
     ----------
     images : (M, C, H, W) or (M, H, W) raw pixels
     preds, targets : (M,) int
     probs : (M,) float, optional
+    total_wrong : int, optional
+        How many the model got wrong in all, when ``images`` are only the first
+        of them: the title says "32 shown of 1,164 wrong".
     """
 
     imgs = np.asarray(images)
@@ -168,22 +175,24 @@ def plot_misclassified(images: np.ndarray, preds: np.ndarray, targets: np.ndarra
                          f"{len(targets)} targets must be equally many")
     n = min(len(imgs), max_n)
     names = list(class_names) if class_names is not None else None
-    name = (lambda c: names[c][:10]) if names else str
+    name = (lambda c: names[c]) if names else str
     cols = max(1, min(ncols, n))
     rows = max(1, math.ceil(n / cols))
-    fig, axes = subplots(rows, cols, figsize=(1.4 * cols, 1.6 * rows + 0.35), squeeze=False,
-                             layout="constrained")
+    longest = max((len(name(int(c))) for c in np.concatenate([targets[:n], preds[:n]])), default=1)
+    fig, axes = subplots(rows, cols, figsize=(max(1.4, 0.075 * longest + 0.5) * cols,
+                                              1.8 * rows + 0.35), squeeze=False, layout="constrained")
     for k, ax in enumerate(axes.ravel()):
         ax.axis("off")
         if k >= n:
             continue
         im = to_unit(as_hwc(imgs[k]))
         ax.imshow(im, cmap="gray" if im.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
-        label = f"{name(int(targets[k]))}\u2192{name(int(preds[k]))}"
+        label = f"{name(int(targets[k]))}\n\u2192 {name(int(preds[k]))}"
         if probs is not None:
             label += f" {float(probs[k]):.2f}"
         ax.set_title(label, fontsize=8, color="#b00020")
     if n == 0:
         axes[0, 0].text(0.5, 0.5, "no mistakes", ha="center", va="center")
-    fig.suptitle(f"misclassified: {n} of {len(imgs)} shown (true \u2192 predicted)", fontsize=10)
+    wrong = len(imgs) if total_wrong is None else int(total_wrong)
+    fig.suptitle(f"misclassified: {n:,} shown of {wrong:,} wrong (true \u2192 predicted)", fontsize=10)
     return save_exact(fig, path, dpi)

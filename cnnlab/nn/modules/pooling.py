@@ -186,6 +186,41 @@ class LPPool1d(Module):
                 f"stride={self.stride}, ceil_mode={self.ceil_mode}")
 
 
+# -------------------------------------------------------- distance-weighted pool
+class DistanceWeightedPool2d(_Pool2d):
+    """Weighted average over KH x KW windows, each position weighted by its
+    distance r from the window's centre: a Gaussian exp(-r**2 / (2 sigma**2))
+    (``sigma`` default 1.0) or a callable radial ``profile(r)``; the weights
+    are normalised per window (see :func:`cnnlab.nn.functional.distance_weighted_pool2d`).
+    Deep Learning ch. 9.3's "weighted average based on the distance from the
+    central pixel" (the notes, 004); no PyTorch counterpart, no parameters.
+    Padding counts as in :class:`AvgPool2d` (``count_include_pad``).
+    (N, C, H, W) -> (N, C, OH, OW), OH = (H + 2P - KH) // SH + 1.
+
+    ``weights`` is the normalised (KH, KW) window the layer applies.
+    """
+
+    def __init__(self, kernel_size: F.IntPair, stride: F.IntPair | None = None,
+                 padding: F.IntPair = 0, sigma: float | None = None, profile=None,
+                 count_include_pad: bool = True) -> None:
+        super().__init__(kernel_size, stride, padding)
+        self.sigma = 1.0 if sigma is None and profile is None else sigma
+        self.profile = profile
+        self.count_include_pad = count_include_pad
+        with errors_naming(self):
+            self.weights = F.distance_weights(self.kernel_size, sigma, profile)   # checks them
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._call(F.distance_weighted_pool2d, x, self.kernel_size, self.stride,
+                          self.padding, self.sigma, self.profile, self.count_include_pad)
+
+    def extra_repr(self) -> str:
+        shape = (f"sigma={self.sigma}" if self.profile is None
+                 else f"profile={getattr(self.profile, '__name__', 'custom')}")
+        return (super().extra_repr() + f", {shape}"
+                + ("" if self.count_include_pad else ", count_include_pad=False"))
+
+
 # -------------------------------------------------------------- stochastic pool
 class StochasticPool2d(Module):
     """Stochastic pooling (Zeiler & Fergus 2013) over non-negative activations
@@ -345,5 +380,5 @@ class Subsample2d(Module):
 
 
 __all__ = ["AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
-           "AvgPool1d", "AvgPool2d", "LPPool1d", "LPPool2d", "MaxPool1d", "MaxPool2d",
-           "StochasticPool2d", "Subsample2d"]
+           "AvgPool1d", "AvgPool2d", "DistanceWeightedPool2d", "LPPool1d", "LPPool2d", "MaxPool1d",
+           "MaxPool2d", "StochasticPool2d", "Subsample2d"]

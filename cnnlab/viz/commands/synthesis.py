@@ -7,8 +7,8 @@ from cnnlab.viz.commands.context import VizContext
 
 
 def run_class_model(ctx: VizContext) -> str:
-    from cnnlab.viz.image import display_image, save_png, save_titled_png, tile, to_unit
-    from cnnlab.viz.synthesis import class_model
+    from cnnlab.viz.image import display_image, save_png, to_unit
+    from cnnlab.viz.synthesis import class_model, plot_class_models
 
     spec = ctx.meta["model_spec"]["kwargs"]
     shape = (int(spec["in_channels"]), int(spec["input_size"]), int(spec["input_size"]))
@@ -34,11 +34,12 @@ def run_class_model(ctx: VizContext) -> str:
         imgs.append(display_image(img))
         probs.append(ctx.predict(img[None])[2][int(t)])
     ctx.args.target = targets[0] if len(targets) == 1 else None
-    grid = tile(np.stack(imgs), pad=1) if len(imgs) > 1 else to_unit(imgs[0])
     ctx.tag = f"class{targets[0]}" if len(targets) == 1 else "all"
-    save_titled_png(grid, ctx.path("class_model"), scale=max(1, 256 // grid.shape[1]), cmap="gray",
-                    title="class model " + (ctx.name(int(targets[0])) if len(targets) == 1
-                                            else f"of classes {ctx.name(0)}..{ctx.name(len(targets) - 1)}"))
+    labels = [f"{ctx.name(int(t))} (p={p:.2f})" for t, p in zip(targets, probs)]
+    plot_class_models([to_unit(im) for im in imgs], labels, ctx.path("class_model"),
+                      title=("class model of " + ctx.name(int(targets[0])) if len(targets) == 1
+                             else f"class models of the {len(targets)} classes")
+                      + " (p: the model's probability of that class)")
     return "p(target | class model): " + ", ".join(f"{ctx.name(int(t))} {p:.3f}"
                                                    for t, p in zip(targets, probs))
 
@@ -83,8 +84,23 @@ def run_fgsm(ctx: VizContext) -> str:
                      f"{ctx.name(k1)} ({p1:.2f})", ctx.path("fgsm"), title=f"{what}, eps = {ctx.args.eps:g}")
     text = f"eps {ctx.args.eps:g}: {ctx.name(k0)} (p={p0:.3f}) -> {ctx.name(k1)} (p={p1:.3f})"
     if ctx.args.sweep:
-        eps_list = [float(v) for v in ctx.args.sweep.split(",")]
+        eps_list = parse_eps_list(ctx.args.sweep)
         _, loader = ctx.test_data()
         res = accuracy_under_attack(ctx.model, loader, eps_list, pixel_range=(0.0, 1.0), mean=m, std=s)
         text += "; test accuracy under attack: " + ", ".join(f"eps {e:g} {a:.3f}" for e, a in res)
     return text
+
+
+def parse_eps_list(items: list[str] | str) -> list[float]:
+    """The budgets of ``--sweep``: separated by commas, spaces or both
+    (``0,0.01 0.05``); a ValueError names a value that is not a number."""
+    tokens = [t for item in ([items] if isinstance(items, str) else items)
+              for t in item.replace(",", " ").split()]
+    try:
+        values = [float(t) for t in tokens]
+    except ValueError as e:
+        raise ValueError(f"--sweep takes numbers separated by commas or spaces, e.g. "
+                         f"0,0.01,0.05 or 0 0.01 0.05; got {' '.join(tokens)!r}") from e
+    if not values or any(not v >= 0 for v in values):
+        raise ValueError(f"--sweep needs one or more eps >= 0, got {' '.join(tokens)!r}")
+    return values

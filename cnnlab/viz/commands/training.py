@@ -16,12 +16,19 @@ def run_curves(ctx: VizContext) -> str:
     if not hist:
         raise ValueError(f"no training history in {ctx.run_dir} or the checkpoint")
     spec = ctx.meta["model_spec"]["name"]
-    plot_curves(hist, ctx.path("curves"), title=f"{spec} on {ctx.meta.get('dataset')}")
-    best = max(hist, key=lambda h: h.get("test_acc", -1))
+    final_test = ctx.meta.get("test_accuracy")
+    plot_curves(hist, ctx.path("curves"), title=f"{spec} on {ctx.meta.get('dataset')}",
+                final_test=final_test)
+    held = "val" if any("val_acc" in h for h in hist) else "test"   # what each epoch was scored on
+    key = f"{held}_acc"
+    best = max(hist, key=lambda h: h.get(key, -1))
     nan = float("nan")
-    return (f"{len(hist)} epochs; final train loss {hist[-1]['train_loss']:.4f}, test acc "
-            f"{hist[-1].get('test_acc', nan):.4f}; best test acc {best.get('test_acc', nan):.4f} "
+    text = (f"{len(hist)} epochs; final train loss {hist[-1]['train_loss']:.4f}, {held} acc "
+            f"{hist[-1].get(key, nan):.4f}; best {held} acc {best.get(key, nan):.4f} "
             f"at epoch {best['epoch']}")
+    if held == "val" and final_test is not None:
+        text += f"; test acc {final_test:.4f} (scored once, after training)"
+    return text
 
 
 def run_confusion(ctx: VizContext) -> str:
@@ -49,6 +56,7 @@ def run_misclassified(ctx: VizContext) -> str:
         probs = np.array([ctx.predict(x[i:i + 1])[1] for i in idx[:ctx.args.max_n]])
     shown = min(len(idx), ctx.args.max_n)
     plot_misclassified(raw[:shown], preds[:shown], targets[:shown], ctx.classes or None,
-                       ctx.path("misclassified"), max_n=ctx.args.max_n, probs=probs)
-    return (f"{len(idx)} of {len(test)} test images misclassified; shown {shown}: indices "
-            + ", ".join(map(str, idx[:shown].tolist())))
+                       ctx.path("misclassified"), max_n=ctx.args.max_n, probs=probs,
+                       total_wrong=len(idx))
+    return (f"{len(idx):,} of {len(test):,} test images misclassified; {shown} shown of "
+            f"{len(idx):,} wrong: indices " + ", ".join(map(str, idx[:shown].tolist())))
