@@ -90,7 +90,7 @@ def _add_config_options(p: argparse.ArgumentParser, config: type) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cnnlab.training.run import default_out_dir, fit
+    from cnnlab.training.run import fit
 
     options = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                if hasattr(args, f.name)}
@@ -106,7 +106,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif resume_path:   # RUN/checkpoints/epoch-NNN.npz -> RUN
         out = Path(resume_path).resolve().parent.parent
     else:
-        out = default_out_dir(cfg.resolved())
+        out = None   # fit's default, runs/<dataset>-<model> (rank 0's choice when distributed)
     try:
         fit(cfg, out, resume=args.resume, progress=args.progress, extend=args.extend)
     except RunExistsError as e:
@@ -403,7 +403,11 @@ def cmd_explore(args: argparse.Namespace) -> int:
             print(f"cnnlab explore: training the default digits model into {target} (a few seconds)")
             fit(TrainConfig(dataset="digits", epochs=10), target, progress=False)
         target = str(target)
-    serve(Explorer.open(target), host=args.host, port=args.port)
+    explorer = Explorer.open(target)
+    if explorer.in_progress:
+        print(f"cnnlab explore: {explorer.run_dir} has no model.npz yet; showing its newest checkpoint "
+              "and following the run as it trains")
+    serve(explorer, host=args.host, port=args.port)
     return 0
 
 

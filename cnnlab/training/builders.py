@@ -62,10 +62,11 @@ def build_model(spec: dict) -> Module:
 def build_optimizer(cfg: TrainConfig, model: Module):
     """SGD or Adam over the trainable parameters, one parameter group per
     ``lr_mult`` prefix (frozen parameters are left out)."""
-    groups = parameter_groups(model, cfg.lr, cfg.lr_mult)
+    lr = cfg.scaled_lr
+    groups = parameter_groups(model, lr, cfg.lr_mult)
     if cfg.optimizer == "adam":
-        return optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+        return optim.Adam(groups, lr=lr, weight_decay=cfg.weight_decay)
+    return optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                      weight_decay=cfg.weight_decay)
 
 
@@ -83,7 +84,9 @@ def build_scheduler(cfg: TrainConfig, optimizer, epochs: int | None = None):
             raise ConfigError(f"a warmup-cosine segment of {epochs} epochs is too short for "
                               f"{cfg.warmup_epochs} warm-up epochs", "extend", "warmup_epochs")
         after = sched.CosineAnnealingLR(optimizer, T_max=epochs - cfg.warmup_epochs)
-        return sched.warmup_scheduler(optimizer, cfg.warmup_epochs, after)
+        # Goyal et al.'s gradual warm-up rises from the unscaled lr to the scaled one
+        start = cfg.lr / cfg.scaled_lr if cfg.scaled_lr > cfg.lr else 0.1
+        return sched.warmup_scheduler(optimizer, cfg.warmup_epochs, after, start_factor=start)
     if cfg.scheduler == "plateau":
         return sched.ReduceLROnPlateau(optimizer, mode="min", factor=cfg.gamma,
                                        patience=cfg.plateau_patience)

@@ -34,6 +34,11 @@ OPTIMIZERS = ("sgd", "adam")
 SCHEDULERS = ("none", "step", "cosine", "warmup-cosine", "plateau")
 OPTIMISATION = "optimisation"          # the argument groups of `cnnlab train --help`
 TRANSFER = "transfer learning"
+DISTRIBUTED = "distributed training (mpiexec -n N cnnlab train --distributed ...)"
+DEFAULT_BUCKET_MB = 16.0   # measured: see cnnlab/training/distributed/buckets.py
+# How a run is carried out rather than what it computes: on --resume these come
+# from the command line, the rest from the checkpoint's config.
+RUNTIME_FIELDS = ("distributed", "bucket_mb")
 
 
 class ConfigError(ValueError):
@@ -167,6 +172,24 @@ class TrainConfig:
     # Set by `cnnlab train --extend` (not an option of its own): the schedule segments
     # after the first, each {"start": epochs done before it, "lr": its learning rate}.
     segments: list[dict[str, float]] = _opt([], cli=False)
+    lr_scale_batch: int | None = _opt(
+        metavar="B", group=OPTIMISATION,
+        help="the linear scaling rule of Goyal et al. 2017 ('Accurate, large minibatch SGD: training "
+             "ImageNet in 1 hour', sec. 2.1): train with lr x batch-size / B, --lr being the rate "
+             "tuned for batch B; with warmup-cosine the warm-up then starts from --lr (their "
+             "gradual warm-up, sec. 2.2, by epoch here). Off by default")
+    distributed: bool = _opt(False, group=DISTRIBUTED,
+                             help="train one model data-parallel on the processes mpiexec started: "
+                                  "--batch-size stays the global batch, each rank takes a contiguous "
+                                  "share of it, gradients are averaged over the global batch; only "
+                                  "rank 0 prints and writes (needs the distributed extra: mpi4py)")
+    sync_bn: bool = _opt(False, group=DISTRIBUTED,
+                         help="BatchNorm statistics over the whole global batch (all ranks), so N "
+                              "ranks equal one process; without it each rank normalises by its own "
+                              "share and the running statistics are averaged over the ranks every "
+                              "epoch")
+    bucket_mb: float = _opt(DEFAULT_BUCKET_MB, metavar="MIB", group=DISTRIBUTED,
+                            help="largest fused gradient buffer per Allreduce, in MiB")
 
     def resolved(self) -> TrainConfig:
         """A copy with dataset defaults filled in and names normalised.
@@ -256,6 +279,16 @@ class TrainConfig:
                               "keep_checkpoints")
         if self.train_size is not None and self.train_size < 2:
             raise ConfigError(f"train_size must be >= 2, got {self.train_size}", "train_size")
+        if self.lr_scale_batch is not None and self.lr_scale_batch < 1:
+            raise ConfigError(f"lr_scale_batch must be >= 1, got {self.lr_scale_batch}", "lr_scale_batch")
+        if not self.bucket_mb > 0:
+            raise ConfigError(f"bucket_mb must be > 0, got {self.bucket_mb}", "bucket_mb")
+
+    @property
+    def scaled_lr(self) -> float:
+        """The learning rate trained with: ``lr``, times ``batch_size / lr_scale_batch``
+        under Goyal et al.'s linear scaling rule."""
+        return self.lr * self.batch_size / self.lr_scale_batch if self.lr_scale_batch else self.lr
 
 
 def dataset_kind(name: str) -> str:

@@ -44,7 +44,8 @@ class EpochResult:
 def train_one_epoch(model: Module, loader: Iterable[tuple[Tensor, Tensor]], optimizer,
                     loss_fn: Callable[[Tensor, Tensor], Tensor] = classification_loss,
                     on_batch: ProgressHook | None = None, clip_grad_norm: float | None = None,
-                    eval_modules: Sequence[Module] = ()) -> EpochResult:
+                    eval_modules: Sequence[Module] = (),
+                    reduce_gradients: Callable[[int], int] | None = None) -> EpochResult:
     """One pass over ``loader`` with a gradient step per batch.
 
     Parameters
@@ -55,6 +56,10 @@ def train_one_epoch(model: Module, loader: Iterable[tuple[Tensor, Tensor]], opti
     eval_modules : sequence of Module
         Submodules kept in eval mode while the rest trains (BatchNorm layers of
         frozen parts, whose running statistics must not move).
+    reduce_gradients : callable, optional
+        Called with the batch's sample count after ``backward`` and before
+        clipping and the step; data-parallel training averages the gradients
+        over every process's batch there (:mod:`cnnlab.training.distributed`).
 
     Returns the sample-weighted mean training loss and accuracy (of the
     predictions made while training, before each step).
@@ -74,6 +79,8 @@ def train_one_epoch(model: Module, loader: Iterable[tuple[Tensor, Tensor]], opti
             raise FloatingPointError(
                 f"training diverged: loss is {batch_loss} after {seen} samples; lower the learning rate")
         loss.backward()
+        if reduce_gradients is not None:
+            reduce_gradients(len(y))
         if clip_grad_norm:
             clip_grad_norm_(params, clip_grad_norm)
         optimizer.step()

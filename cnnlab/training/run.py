@@ -28,7 +28,7 @@ import dataclasses
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -60,11 +60,13 @@ from cnnlab.training.config import (
     DATASET_DEFAULTS,
     DEFAULT_MODEL,
     MODEL_LR,
+    RUNTIME_FIELDS,
     SCHEDULERS,
     ConfigError,
     TrainConfig,
     source_spec,
 )
+from cnnlab.training.distributed import LocalWorld, join_world
 from cnnlab.training.folder import (
     CHECKPOINT_RE,
     RunExistsError,
@@ -83,13 +85,29 @@ from cnnlab.training.tta import FLIP_SAFE, evaluate_tta, tta_options
 
 # Names of the run's building blocks, importable from here as well as from their modules.
 __all__ = ["CHECKPOINT_RE", "DATASET_DEFAULTS", "DEFAULT_MODEL", "FLIP_SAFE", "MODEL_LR", "SCHEDULERS",
-           "Best", "ConfigError", "Reporter", "RunData", "RunResult", "TrainConfig", "build_model",
+           "Best", "ConfigError", "Monitor", "Reporter", "RunData", "RunResult", "TrainConfig", "build_model",
            "build_optimizer", "build_scheduler", "default_out_dir", "evaluate", "evaluation_loader",
            "find_checkpoints", "finish", "fit", "input_transform", "load_data", "load_for_evaluation",
            "load_run_data", "model_spec_for", "save_epoch", "source_spec", "split_training_data",
            "train_epoch", "tta_options", "write_curves"]
 
 Reporter = Callable[[str], None]
+
+
+class Monitor:
+    """Watches a run from inside :func:`fit` (``cnnlab explore`` streams it to a page).
+
+    ``step`` is called after every optimizer step with the batch size and the
+    epoch's running mean loss and accuracy; it runs between steps, so it may
+    pause (block) or change ``run.optimizer``'s learning rate.  ``epoch`` is
+    called with each epoch's ``metrics.jsonl`` row once its checkpoint is written.
+    Raising from either stops the run; the checkpoints written so far remain."""
+
+    def step(self, run: Run, epoch: int, n: int, loss: float, acc: float) -> None:
+        pass
+
+    def epoch(self, run: Run, row: dict[str, Any]) -> None:
+        pass
 
 
 @dataclass
@@ -129,9 +147,11 @@ class Run:
     scheduler: Any | None
     frozen_bn: list[Module]           # BatchNorm layers of frozen parts: kept in eval mode
     meta: dict[str, Any]              # stored in every file the run writes
+    world: LocalWorld = field(default_factory=LocalWorld)   # its processes (one, or an MPI job)
 
     def save_model(self, name: str, **meta: Any) -> None:
-        save_model(self.out / name, self.model, {**self.meta, **meta})
+        if self.world.is_writer:
+            save_model(self.out / name, self.model, {**self.meta, **meta})
 
 
 @dataclass
@@ -158,9 +178,9 @@ class Best:
 
 
 # ----------------------------------------------------------------------- fit
-def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLike = False,
-        progress: bool | None = None, report: Reporter = print, extend: int | None = None
-        ) -> RunResult:
+def fit(cfg: TrainConfig, out: str | os.PathLike | None, resume: bool | str | os.PathLike = False,
+        progress: bool | None = None, report: Reporter = print, extend: int | None = None,
+        monitor: Monitor | None = None) -> RunResult:
     """Train ``cfg`` into the folder ``out``.
 
     ``resume=True`` continues from the newest checkpoint in ``out``; a path
@@ -173,17 +193,31 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLi
     (for 'cosine', a warm restart as in SGDR); the segment is recorded in the
     config (``segments``), so the extended run resumes like any other.
     ``progress`` shows a tqdm bar (default: when stderr is a terminal).
+    ``out=None`` (a new run) writes to :func:`default_out_dir`.
+    ``monitor`` (a :class:`Monitor`) is told of every step and epoch.
 
     Raises :class:`ConfigError` (a ValueError) for an option that cannot be
     used, :class:`RunExistsError` when a new run's ``out`` already holds one,
     and CheckpointError for a checkpoint that cannot be resumed from.
+
+    With ``cfg.distributed`` the run is one model trained data-parallel by
+    every process of the MPI job (:mod:`cnnlab.training.distributed`).
     """
-    out = Path(out)
     if extend is not None and not resume:
         resume = True
+    world = join_world(cfg.distributed, cfg.bucket_mb)
+    report = world.reporter(report)
+    with world.guard():
+        return _fit(world, cfg, None if out is None else Path(out), resume, progress, report, extend, monitor)
+
+
+def _fit(world: LocalWorld, cfg: TrainConfig, out: Path | None, resume: bool | str | os.PathLike,
+         progress: bool | None, report: Reporter, extend: int | None,
+         monitor: Monitor | None) -> RunResult:
     cfg, state = (resume_config(cfg, out, resume, report, extend) if resume
                   else (new_run_config(cfg, out), None))
-    cnnlab.manual_seed(cfg.seed)
+    out = world.agree_path(default_out_dir(cfg) if out is None else out)
+    world.seed(cfg.seed)
     data = load_run_data(cfg)
     model, frozen_bn = make_model(cfg, data, state, report)
     optimizer = build_optimizer(cfg, model)
@@ -192,14 +226,17 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLi
     history, start_epoch = restore_state(state, model, optimizer, scheduler)
     data.train_loader.set_epoch(start_epoch)
     config = dataclasses.asdict(cfg)
-    open_run_folder(out, config, history)
+    if world.is_writer:
+        open_run_folder(out, config, history)
+    world.setup_done()
     run = Run(cfg, out, data, model, optimizer, scheduler, frozen_bn,
               meta={"config": config, "model_spec": data.spec, "classes": data.classes,
-                    "normalize": data.normalize, "dataset": cfg.dataset})
+                    "normalize": data.normalize, "dataset": cfg.dataset}, world=world)
     report_setup(run, report)
+    world.prepare(run, report)
     best = (Best.of_history(out, history, bool(cfg.early_stopping))
             if data.val_loader is not None else None)
-    use_bar = sys.stderr.isatty() if progress is None else progress
+    use_bar = (sys.stderr.isatty() if progress is None else progress) and world.is_writer
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         begun = segment_start(cfg, epoch)
         if begun == epoch - 1 and begun > 0:
@@ -207,18 +244,20 @@ def fit(cfg: TrainConfig, out: str | os.PathLike, resume: bool | str | os.PathLi
         recent = [h for h in history if h["epoch"] > begun]
         if cfg.early_stopping and recent and should_stop(recent, cfg.early_stopping):
             break   # a resumed run that had already stopped
-        row, elapsed = train_epoch(run, epoch, use_bar)
+        row, elapsed = train_epoch(run, epoch, use_bar, monitor)
         history.append(row)
         best = save_epoch(run, row, history, best)
+        if monitor is not None:
+            monitor.epoch(run, row)
         report(epoch_line(row, cfg.epochs, elapsed))
     return finish(run, history, best, report)
 
 
 # -------------------------------------------------------------- the steps
-def new_run_config(cfg: TrainConfig, out: Path) -> TrainConfig:
+def new_run_config(cfg: TrainConfig, out: Path | None) -> TrainConfig:
     """``cfg`` resolved, for a new run into ``out`` (which must hold no run yet)."""
     cfg = cfg.resolved()
-    if out.exists() and find_checkpoints(out):
+    if out is not None and out.exists() and find_checkpoints(out):
         raise RunExistsError(out)
     return cfg
 
@@ -242,7 +281,8 @@ def resume_config(cfg: TrainConfig, out: Path, resume: bool | str | os.PathLike,
             f"{cfg.epochs - stored.epochs} more epochs on a new cosine segment, pass "
             f"--extend {cfg.epochs - stored.epochs} instead of --epochs (fit(..., extend=N)); "
             "or resume it with its planned length", "epochs")
-    cfg = dataclasses.replace(stored, epochs=cfg.epochs or stored.epochs).resolved()
+    cfg = dataclasses.replace(stored, epochs=cfg.epochs or stored.epochs,
+                              **{k: getattr(cfg, k) for k in RUNTIME_FIELDS}).resolved()
     report(f"resuming from {ckpt} (epoch {state.epoch} of {cfg.epochs})")
     return cfg, state
 
@@ -256,7 +296,8 @@ def extended_config(cfg: TrainConfig, stored: TrainConfig, state: TrainingState,
     done = state.epoch
     lr = cfg.lr if cfg.lr is not None else stored.lr
     segments = [g for g in stored.segments if g["start"] < done] + [{"start": done, "lr": lr}]
-    out = dataclasses.replace(stored, epochs=done + extend, segments=segments).resolved()
+    out = dataclasses.replace(stored, epochs=done + extend, segments=segments,
+                              **{k: getattr(cfg, k) for k in RUNTIME_FIELDS}).resolved()
     report(f"extending from {ckpt}: epochs {done + 1}-{done + extend} on a new {out.scheduler} "
            f"schedule segment from lr {lr:.4g}")
     return out
@@ -279,7 +320,8 @@ def start_segment(run: Run, begun: int):
     """Set every parameter group back to the segment's learning rate (times its
     ``lr_mult``) and return a fresh scheduler over the segment's epochs."""
     cfg = run.cfg
-    lr = next(float(g["lr"]) for g in cfg.segments if g["start"] == begun)
+    # the segment's lr is given unscaled, like --lr; Goyal et al.'s rule scales it too
+    lr = next(float(g["lr"]) for g in cfg.segments if g["start"] == begun) * cfg.scaled_lr / cfg.lr
     for group in run.optimizer.param_groups:
         group["lr"] = lr * cfg.lr_mult.get(group.get("name") or "", 1.0)
         group.pop("initial_lr", None)
@@ -356,27 +398,43 @@ def restore_state(state: TrainingState | None, model: Module, optimizer, schedul
     return list(state.meta.get("history", [])), state.epoch
 
 
-def train_epoch(run: Run, epoch: int, use_bar: bool) -> tuple[dict[str, Any], float]:
+def train_epoch(run: Run, epoch: int, use_bar: bool, monitor: Monitor | None = None
+                ) -> tuple[dict[str, Any], float]:
     """Train one epoch, evaluate, step the schedule; returns the epoch's
     ``metrics.jsonl`` row and its wall time in seconds (unrounded)."""
-    cfg, data, optimizer = run.cfg, run.data, run.optimizer
+    cfg, data, optimizer, world = run.cfg, run.data, run.optimizer, run.world
     lr = optimizer.param_groups[0]["lr"]
     t0 = time.perf_counter()
     bar = _progress_bar(len(data.train_set), f"epoch {epoch}/{cfg.epochs}") if use_bar else None
+    world.begin_epoch(epoch)
+    hooks = [_bar_updater(bar)] if bar is not None else []
+    if monitor is not None:
+        hooks.append(lambda n, loss, acc: monitor.step(run, epoch, n, loss, acc))
     tr = train_one_epoch(run.model, data.train_loader, optimizer,
-                         on_batch=_bar_updater(bar) if bar is not None else None,
-                         clip_grad_norm=cfg.clip_grad_norm, eval_modules=run.frozen_bn)
+                         on_batch=(lambda *a: [h(*a) for h in hooks]) if hooks else None,
+                         clip_grad_norm=cfg.clip_grad_norm, eval_modules=run.frozen_bn,
+                         reduce_gradients=world.gradient_hook())
+    world.end_training(run)
+    tr = world.reduce(tr)
     if bar is not None:
         bar.close()
     t_train = time.perf_counter() - t0
-    va = evaluate(run.model, data.val_loader) if data.val_loader is not None else None
-    te = evaluate(run.model, data.test_loader) if va is None else None   # else scored once, at the end
+    va = evaluate_all(run, data.val_loader) if data.val_loader is not None else None
+    te = evaluate_all(run, data.test_loader) if va is None else None   # else scored once, at the end
     elapsed = time.perf_counter() - t0
     if isinstance(run.scheduler, optim.lr_scheduler.ReduceLROnPlateau):
         run.scheduler.step(va.loss)
     elif run.scheduler is not None:
         run.scheduler.step()
     return epoch_row(epoch, tr, va, te, lr, optimizer, t_train, elapsed), elapsed
+
+
+def evaluate_all(run: Run, loader) -> EpochResult:
+    """The model's loss and accuracy over the whole of ``loader``'s set.  In a
+    distributed run each rank evaluates its shares (none, when the set has
+    fewer samples than ranks) and the counts are summed over the ranks."""
+    mine = evaluate(run.model, loader) if getattr(loader, "samples", 1) else EpochResult(0.0, 0.0, 0)
+    return run.world.reduce(mine)
 
 
 def epoch_row(epoch: int, tr: EpochResult, va: EpochResult | None, te: EpochResult | None,
@@ -413,10 +471,11 @@ def save_epoch(run: Run, row: dict[str, Any], history: list[dict[str, Any]],
     if "val_acc" in row and (best is None or row["val_acc"] > best.val_acc):
         best = Best(epoch, row["val_acc"], run.model.state_dict())
         run.save_model("best.npz", epoch=epoch, val_accuracy=row["val_acc"])
-    save_training_state(checkpoint_path(run.out, epoch), run.model, run.optimizer, run.scheduler,
-                        epoch, cnnlab.get_rng_state(), {**run.meta, "history": history})
-    append_metrics(run.out, row)
-    prune_checkpoints(run.out, epoch, run.cfg.keep_checkpoints, best.epoch if best else None)
+    if run.world.is_writer:
+        save_training_state(checkpoint_path(run.out, epoch), run.model, run.optimizer, run.scheduler,
+                            epoch, cnnlab.get_rng_state(), {**run.meta, "history": history})
+        append_metrics(run.out, row)
+        prune_checkpoints(run.out, epoch, run.cfg.keep_checkpoints, best.epoch if best else None)
     return best
 
 
@@ -440,15 +499,16 @@ def finish(run: Run, history: list[dict[str, Any]], best: Best | None, report: R
             scored = False
             report(f"restored the weights of epoch {best.epoch} (best validation accuracy)")
     if not scored and history:
-        te = evaluate(model, test_loader)
+        te = evaluate_all(run, test_loader)
         final_acc, final_loss = te.accuracy, te.loss
-    if cfg.tta:
-        extra["test_accuracy_tta"] = evaluate_tta(model, test_loader,
+    if cfg.tta and run.world.is_writer:   # over the whole test set, by the rank that reports it
+        extra["test_accuracy_tta"] = evaluate_tta(model, getattr(test_loader, "whole", test_loader),
                                                   **tta_options(cfg, run.data.spec, run.data.normalize))
     run.save_model("model.npz", test_accuracy=final_acc, test_loss=final_loss, epochs=cfg.epochs,
                    history=history, **extra)
-    plot = write_curves(history, run.out / "curves.png", f"{cfg.model} on {cfg.dataset}", final_acc)
-    tta_text = f"  with TTA {extra['test_accuracy_tta']:.4f}" if cfg.tta else ""
+    plot = (write_curves(history, run.out / "curves.png", f"{cfg.model} on {cfg.dataset}", final_acc)
+            if run.world.is_writer else None)
+    tta_text = f"  with TTA {extra['test_accuracy_tta']:.4f}" if "test_accuracy_tta" in extra else ""
     report(f"test accuracy {final_acc:.4f}{tta_text}  (run folder: {run.out}"
            + (f", curves: {plot}" if plot else "") + ")")
     return RunResult(run.out, history, final_acc, model)
@@ -472,6 +532,9 @@ def report_setup(run: Run, report: Reporter) -> None:
         images += f" (of {data.full_train})"
     report(f"model {cfg.model} ({params}) on {cfg.dataset}: "
            f"{images} / {len(data.test_set)} test images of shape {data.sample_shape}{sized}")
+    if cfg.lr_scale_batch:
+        report(f"learning rate {cfg.lr:g} x {cfg.batch_size}/{cfg.lr_scale_batch} = {cfg.scaled_lr:g} "
+               "(the linear scaling rule of Goyal et al. 2017)")
     groups = run.optimizer.param_groups
     if len(groups) > 1:
         report("parameter groups: " + ", ".join(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -195,7 +195,8 @@ def occlusion_windows(H: int, W: int, size: int, stride: int) -> tuple[int, int]
 
 
 def occlusion(model: Module, x: np.ndarray | Tensor, target: Target, size: int, stride: int,
-              fill: float | str = 0.0, batch_size: int = 256) -> np.ndarray:
+              fill: float | str = 0.0, batch_size: int = 256,
+              progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Zeiler and Fergus's occlusion map: the probability of the target class when a
     ``size x size`` square of the image is replaced by ``fill``.
 
@@ -213,6 +214,8 @@ def occlusion(model: Module, x: np.ndarray | Tensor, target: Target, size: int, 
         when the input is standardised); ``'mean'`` uses each image's per-channel mean.
     batch_size : int
         Occluded copies evaluated per forward pass.
+    progress : callable, optional
+        Called after every forward pass with (occluded copies done, total).
 
     Returns
     -------
@@ -247,6 +250,8 @@ def occlusion(model: Module, x: np.ndarray | Tensor, target: Target, size: int, 
                 check_logits(out, targets[n:n + 1], "occlusion")
                 p = softmax_forward(out.data.astype(np.float64), axis=1)
                 heat[n, start:start + len(chunk)] = p[:, targets[n]]
+                if progress is not None:
+                    progress(n * len(corners) + start + len(chunk), N * len(corners))
     return heat.reshape(N, OH, OW)
 
 

@@ -15,7 +15,7 @@ and parameters' ``.grad`` as they were, and are deterministic for a given ``seed
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -142,7 +142,8 @@ def class_model(model: Module, target: int | None, input_shape: Sequence[int], s
                 lr: float = 0.1, l2: float = 0.3, jitter: int = 1, blur_every: int = 4,
                 blur_sigma: float = 0.6, seed: int = 0, layer: str | None = None,
                 channel: int | None = None, pixel_range: tuple[float, float] | None = None,
-                init_std: float = 0.01, return_history: bool = False
+                init_std: float = 0.01, return_history: bool = False,
+                progress: Callable[[int, int], None] | None = None
                 ) -> np.ndarray | tuple[np.ndarray, dict[str, np.ndarray]]:
     """The input that maximises a class score (or a unit), by regularised gradient ascent.
 
@@ -183,6 +184,8 @@ def class_model(model: Module, target: int | None, input_shape: Sequence[int], s
     return_history : bool
         Also return ``{"score": (steps,), "l2": (steps,)}``: the score at each step's
         (jittered) forward, before that step's update, and ``mean(x^2)`` there.
+    progress : callable, optional
+        Called after every step with (steps done, steps).
 
     Returns
     -------
@@ -213,6 +216,8 @@ def class_model(model: Module, target: int | None, input_shape: Sequence[int], s
             if blur_every and (k + 1) % blur_every == 0:
                 x = gaussian_blur(x, blur_sigma)
             x = _clip(x, pixel_range)
+            if progress is not None:
+                progress(k + 1, int(steps))
     if return_history:
         return x[0], {"score": scores, "l2": norms}
     return x[0]

@@ -62,6 +62,10 @@ function writeUrl() {
   if (state.sel && state.pinned) {
     q.set("layer", state.sel.layer); q.set("unit", [state.sel.c, state.sel.y, state.sel.x].join(","));
   } else { q.delete("layer"); q.delete("unit"); }
+  const method = $("m-method").value, target = $("m-target").value;
+  if (method) q.set("method", method); else q.delete("method");
+  if (method && target !== "") q.set("class", target); else q.delete("class");
+  if (method === "fgsm") q.set("eps", $("m-eps").value); else q.delete("eps");
   history.replaceState(null, "", "?" + q.toString());
 }
 
@@ -154,6 +158,7 @@ async function predict() {
   if (seq !== state.seq) return;
   state.last = out;
   render(out);
+  afterPredict();
   document.body.dataset.predictions = String(seq);   // a finished repaint, for tests and benchmarks
 }
 
@@ -225,7 +230,10 @@ function renderLayer(layer) {
       const c = el("canvas", { width: w, height: h, "data-channel": layer.channel_offset + k });
       c.style.width = w * zoom + "px"; c.style.height = h * zoom + "px";
       c.addEventListener("mousemove", (e) => hoverMap(e, layer.name, c, layer.scale));
-      c.addEventListener("click", (e) => { state.pinned = !state.pinned; hoverMap(e, layer.name, c, layer.scale, true); });
+      c.addEventListener("click", (e) => {
+        state.pinned = !state.pinned; hoverMap(e, layer.name, c, layer.scale, true);
+        if (state.pinned && $("m-method").value === "top9") runMethod();
+      });
       maps.append(c);
     }
     pager(body, layer);
@@ -331,10 +339,19 @@ function showUnit(sel, fetchNow) {
   state.unitTimer = setTimeout(() => fetchUnit(sel), fetchNow ? 60 : 0);
 }
 
+function post(path, fields) {   // the shown input plus fields: an uploaded file (fields in the query) or JSON
+  if (state.source.kind === "upload") {
+    const f = state.source.file, q = new URLSearchParams();
+    for (const [k, v] of Object.entries(fields)) q.set(k, String(v));
+    if ($("invert").checked) q.set("invert", "1");
+    return api(path + "?" + q.toString(), f, { "Content-Type": f.type || "image/png" });
+  }
+  return api(path, inputBody(fields));
+}
+
 async function fetchUnit(sel) {
-  if (state.source.kind === "upload") return;   // the arithmetic needs the pixels as JSON
   let d;
-  try { d = await api("/api/unit", inputBody({ layer: sel.layer, channel: sel.c, y: sel.y, x: sel.x })); }
+  try { d = await post("/api/unit", { layer: sel.layer, channel: sel.c, y: sel.y, x: sel.x }); }
   catch (e) { return showError(e); }
   if (state.sel !== sel) return;
   const info = $("info");
@@ -391,20 +408,327 @@ function outlineField(box) {
   g.strokeRect(box[1] * k + 1, box[0] * k + 1, (box[3] - box[1]) * k - 2, (box[2] - box[0]) * k - 2);
 }
 
+// ------------------------------------------------------------------ methods
+// POST /api/method runs a cnnlab.viz method on the shown input: a heat map over the input
+// (saliency, guided backprop, DeconvNet, occlusion), or images below (FGSM, class model,
+// first-layer filters, the top-9 test images of the selected unit).
+const ON_INPUT = ["saliency", "guided", "deconvnet", "occlusion", "fgsm"];
+const methods = { seq: 0, timer: null };
+
+function setupMethods() {
+  const again = () => { clearTimeout(methods.timer); methods.timer = setTimeout(runMethod, 120); };
+  const show = () => {
+    $("m-eps-row").hidden = $("m-method").value !== "fgsm";
+    $("m-eps-val").textContent = parseFloat($("m-eps").value).toFixed(2);
+  };
+  $("m-method").onchange = () => { show(); writeUrl(); again(); };
+  $("m-target").onchange = () => { writeUrl(); again(); };
+  $("m-eps").oninput = () => { show(); writeUrl(); again(); };
+  const q = new URLSearchParams(location.search);   // a shared view: its method, class and eps
+  if (q.get("method") && [...$("m-method").options].some((o) => o.value === q.get("method"))) $("m-method").value = q.get("method");
+  if (q.get("eps")) $("m-eps").value = q.get("eps");
+  show();
+}
+
+function fillTargets() {
+  const t = $("m-target"), keep = t.value;
+  t.textContent = "";
+  t.append(el("option", { value: "", text: "predicted" }));
+  state.model.classes.forEach((name, k) => t.append(el("option", { value: k, text: name })));
+  const wanted = keep || new URLSearchParams(location.search).get("class");
+  if (wanted && wanted < state.model.classes.length) t.value = wanted;
+}
+
+function afterPredict() {   // a new input: the input-based methods follow it (and a shared view's runs once)
+  const method = $("m-method").value;
+  if (ON_INPUT.includes(method) || (method && !methods.ran)) runMethod();
+  methods.ran = true;
+}
+
+async function runMethod() {
+  const method = $("m-method").value, seq = ++methods.seq;
+  clearOverlay(); $("m-out").textContent = ""; $("m-note").textContent = "";
+  document.body.dataset.method = "";
+  if (!method) return;
+  const fields = { method };
+  if ($("m-target").value !== "") fields.target = parseInt($("m-target").value, 10);
+  if (method === "fgsm") fields.eps = parseFloat($("m-eps").value);
+  if (method === "class_model" && fields.target === undefined) fields.target = state.last ? state.last.prediction : 0;
+  if (method === "top9") {
+    const m = state.sel && state.maps && state.maps[state.sel.layer];
+    if (!m || m.layer.shape.length !== 3) { $("m-note").textContent = "Click a unit of a conv or pool layer first."; return; }
+    fields.layer = state.sel.layer; fields.channel = state.sel.c;
+  }
+  $("m-note").textContent = "computing…";
+  $("m-progress").hidden = method !== "occlusion" && method !== "class_model"; $("m-progress").value = 0;
+  let d;
+  try { d = await (ON_INPUT.includes(method) ? post("/api/method", fields) : api("/api/method", JSON.stringify(fields))); } catch (e) { if (seq === methods.seq) $("m-note").textContent = e.message; return; }
+  finally { if (seq === methods.seq) $("m-progress").hidden = true; }
+  if (seq !== methods.seq) return;
+  showMethod(d);
+  document.body.dataset.method = method;
+}
+
+function clearOverlay() { const o = $("overlay"); o.getContext("2d").clearRect(0, 0, o.width, o.height); }
+
+function drawHeat(values, H, W, signed) {   // a map over the input, drawn on #overlay
+  const o = $("overlay"); o.width = W; o.height = H;
+  let m = 0;
+  for (const v of values) m = Math.max(m, Math.abs(v));
+  const g = o.getContext("2d"), img = g.createImageData(W, H);
+  for (let i = 0; i < H * W; i++) {
+    const v = values[i], t = m > 0 ? Math.min(1, Math.abs(v) / m) : 0;
+    const rgb = signed ? colour(v, m) : [255, 80 + 150 * t, 40];
+    img.data.set([...rgb, Math.round(230 * t)], 4 * i);
+  }
+  g.putImageData(img, 0, 0);
+}
+
+function imageCanvas(arr, px, signed = false) {   // a (C, H, W) array as a canvas, px pixels a side
+  const a = decode(arr), [C, H, W] = a.shape.length === 3 ? a.shape : [1, ...a.shape];
+  const c = el("canvas", { width: W, height: H });
+  c.style.width = px + "px"; c.style.height = Math.round(px * H / W) + "px";
+  let m = 0;
+  if (signed) for (const v of a.data) m = Math.max(m, Math.abs(v));
+  const g = c.getContext("2d"), img = g.createImageData(W, H);
+  for (let i = 0; i < H * W; i++) {
+    const rgb = signed ? colour(a.data[i], m)
+      : [0, 1, 2].map((k) => 255 * Math.min(1, Math.max(0, a.data[(C === 3 ? k : 0) * H * W + i])));
+    img.data.set([...rgb, 255], 4 * i);
+  }
+  g.putImageData(img, 0, 0);
+  return c;
+}
+
+function showMethod(d) {
+  const out = $("m-out"), names = state.model.classes, pct = (p) => (100 * p).toFixed(1) + "%";
+  const S = state.last ? state.last.input.shape[1] : 0;
+  if (d.heat) {
+    const h = decode(d.heat);
+    if (d.method === "occlusion") {   // each input pixel: the mean drop of p(target) over the squares covering it
+      const [OH, OW] = h.shape, drop = new Float32Array(S * S), n = new Float32Array(S * S);
+      for (let i = 0; i < OH; i++) for (let j = 0; j < OW; j++) {
+        for (let y = i * d.stride; y < i * d.stride + d.size; y++) for (let x = j * d.stride; x < j * d.stride + d.size; x++) {
+          drop[y * S + x] += Math.max(0, d.probability - h.data[i * OW + j]); n[y * S + x] += 1;
+        }
+      }
+      for (let k = 0; k < S * S; k++) drop[k] = n[k] ? drop[k] / n[k] : 0;
+      drawHeat(drop, S, S, false);
+      let lo = 1;
+      for (const v of h.data) lo = Math.min(lo, v);
+      $("m-note").textContent = `p(${d.target_name}) falls from ${pct(d.probability)} to as low as ${pct(lo)} when a ${d.size}×${d.size} square is grey; red: where it falls most.`;
+    } else {
+      drawHeat(h.data, h.shape[0], h.shape[1], d.signed);
+      $("m-note").textContent = `${{ saliency: "|∂ score / ∂ input|", guided: "guided backprop", deconvnet: "DeconvNet" }[d.method]} for class ${d.target_name}, over the input.`;
+    }
+    return;
+  }
+  $("m-note").textContent = "";
+  if (d.method === "fgsm") {
+    const b = d.before;
+    out.append(el("div", { class: "grid" },
+      el("figure", {}, imageCanvas(d.image, 100), el("figcaption", { text: "adversarial input" })),
+      el("figure", {}, imageCanvas(d.perturbation, 100, true), el("figcaption", { text: `perturbation (±${d.eps})` }))),
+      el("div", { id: "fgsm-result", "data-k": d.prediction, text: `${names[b.prediction]} (${pct(b.probabilities[b.prediction])}) → ` },
+         el("span", { class: "big", text: `${names[d.prediction]} (${pct(d.probabilities[d.prediction])})` })));
+  } else if (d.method === "class_model") {
+    out.append(el("figure", {}, imageCanvas(d.image, 140),
+                  el("figcaption", { text: `the input that maximises ${d.target_name}: p = ${pct(d.probability)}` })));
+  } else if (d.method === "filters") {
+    const a = decode(d.images), grid = el("div", { class: "grid" });
+    const [K, kh, kw] = a.shape, rgb = a.shape.length === 4;
+    for (let k = 0; k < K; k++) {
+      const c = el("canvas", { width: kw, height: kh, title: `${d.layer}[${k}]` });
+      c.style.width = c.style.height = "30px";
+      const g = c.getContext("2d"), img = g.createImageData(kw, kh);
+      for (let i = 0; i < kh * kw; i++) {
+        const px = rgb ? [0, 1, 2].map((ch) => 255 * a.data[(k * kh * kw + i) * 3 + ch]) : Array(3).fill(255 * a.data[k * kh * kw + i]);
+        img.data.set([...px, 255], 4 * i);
+      }
+      g.putImageData(img, 0, 0);
+      grid.append(c);
+    }
+    out.append(el("div", { class: "muted", text: `${d.layer}: ${d.shape.join("×")}` }), grid);
+  } else if (d.method === "top9") {
+    const grid = el("div", { class: "grid" });
+    for (const it of d.items) {
+      grid.append(el("figure", {}, imageCanvas(it.patch, 52), el("figcaption", { text: `#${it.index} ${it.label} ${fmt(it.value)}` })));
+    }
+    out.append(el("div", { class: "muted", text: `${d.layer} channel ${d.channel}: the 9 of ${d.searched} test images it fires on most, cropped to its receptive field` }), grid);
+  }
+}
+
+// ------------------------------------------------------------------ training live
+// GET /api/train/events is a stream of server-sent events: status, step, epoch, snapshot
+// (filters, histograms; the page's model got the new weights) and model (another model).
+const train = { out: null, steps: [], epochs: [], state: "idle", drawQueued: false };
+window.cnnlabTrain = train;   // read by the browser test
+
+async function setupTraining() {
+  let t;
+  try { t = await api("/api/train"); } catch (e) { return showError(e); }
+  const m = $("t-model"), d = $("t-dataset");
+  m.append(el("option", { value: "", text: "the dataset's default" }));
+  for (const name of t.models) m.append(el("option", { value: name, text: name }));
+  for (const name of t.datasets) d.append(el("option", { value: name, text: name }));
+  d.value = t.defaults.dataset; $("t-lr").value = t.defaults.lr;
+  $("t-batch").value = t.defaults.batch_size; $("t-epochs").value = t.defaults.epochs;
+  $("t-start").onclick = startTraining;
+  $("t-pause").onclick = () => control({ action: train.state === "paused" ? "resume" : "pause" });
+  $("t-stop").onclick = () => control({ action: "stop" });
+  $("t-setlr").onclick = () => control({ action: "lr", lr: parseFloat($("t-lr").value) });
+  setTrainState({ state: t.state, message: t.message });
+  drawCurves();
+  const es = new EventSource("/api/train/events");
+  const on = (kind, f) => es.addEventListener(kind, (msg) => f(JSON.parse(msg.data)));
+  on("status", setTrainState);
+  on("step", (e) => { train.steps.push(e); showLast(); queueCurves(); });
+  on("epoch", (e) => { train.epochs.push({ ...e, step: train.steps.length }); showLast(); queueCurves(); });
+  on("progress", (e) => { if (e.task === $("m-method").value) $("m-progress").value = e.done / e.total; });
+  on("snapshot", (e) => { drawFilters(e.filters); drawHistograms(e.layers); requestPredict(); });
+  on("model", () => loadModel().then(() => {
+    $("layers").textContent = ""; state.maps = {}; state.pages = {};
+    if (state.sel && !state.model.layers.some((la) => la.name === state.sel.layer)) { state.sel = null; state.pinned = false; }
+    requestPredict();
+  }).catch(showError));
+}
+
+async function startTraining() {
+  const num = (id) => { const v = parseFloat($(id).value); return Number.isFinite(v) ? v : null; };
+  const body = { model: $("t-model").value || null, dataset: $("t-dataset").value, lr: num("t-lr"),
+                 batch_size: num("t-batch"), epochs: num("t-epochs") };
+  try { await api("/api/train", JSON.stringify(body)); } catch (e) { $("train-msg").textContent = e.message; }
+}
+
+async function control(body) {
+  try { await api("/api/train/control", JSON.stringify(body)); } catch (e) { $("train-msg").textContent = e.message; }
+}
+
+function setTrainState(e) {
+  if (e.state === "running" && e.out && e.out !== train.out) {   // a new run: new curves
+    train.out = e.out; train.steps.length = 0; train.epochs.length = 0; queueCurves();
+  }
+  if (e.state === "following" && e.out) train.out = e.out;
+  train.state = e.state;
+  document.body.dataset.train = e.state;
+  const live = e.state === "running" || e.state === "paused";
+  $("train-state").textContent = e.state === "idle" ? "" : e.state;
+  if (e.message) $("train-msg").textContent = e.message;
+  $("t-start").disabled = live || e.state === "following";
+  $("t-pause").disabled = $("t-stop").disabled = $("t-setlr").disabled = !live;
+  $("t-pause").textContent = e.state === "paused" ? "Resume" : "Pause";
+}
+
+// An epoch's held-out score: the validation split's (the default), or the test set's
+// for a run trained with --val-split 0.
+const heldOut = (e) => (e.val_acc !== undefined ? e.val_acc : e.test_acc);
+const heldOutName = (e) => (e.val_acc !== undefined ? "validation" : "test");
+
+function showLast() {
+  const s = train.steps[train.steps.length - 1], ep = train.epochs[train.epochs.length - 1];
+  const parts = [];
+  if (s) parts.push(`step ${s.step} (epoch ${s.epoch}): loss ${fmt(s.loss)}, acc ${(100 * s.acc).toFixed(0)}%, lr ${s.lr.toPrecision(3)}`);
+  if (ep && heldOut(ep) !== undefined) parts.push(`epoch ${ep.epoch}: ${heldOutName(ep)} accuracy ${(100 * heldOut(ep)).toFixed(1)}%`);
+  $("t-last").textContent = parts.join("; ");
+  document.body.dataset.steps = String(train.steps.length);
+}
+
+function queueCurves() {
+  if (train.drawQueued) return;
+  train.drawQueued = true;
+  requestAnimationFrame(() => { train.drawQueued = false; drawCurves(); });
+}
+
+function drawCurves() {   // step loss (orange), its running mean, step accuracy (blue), held-out accuracy (green)
+  const c = $("curves"), g = c.getContext("2d"), W = c.width, H = c.height, pad = 22;
+  g.fillStyle = "#0d1014"; g.fillRect(0, 0, W, H);
+  const steps = train.steps, n = Math.max(steps.length, train.epochs.length ? train.epochs[train.epochs.length - 1].step : 0);
+  g.font = "18px system-ui, sans-serif";
+  if (!n) { g.fillStyle = "#8a94a3"; g.fillText("loss and accuracy appear here as a run trains", pad, H / 2); return; }
+  let top = 0;
+  for (const s of steps) top = Math.max(top, s.loss);
+  for (const e of train.epochs) top = Math.max(top, e.train_loss || 0);
+  top = top || 1;
+  const X = (i) => pad + (W - 2 * pad) * (n > 1 ? i / (n - 1) : 0.5);
+  const Y = (v, hi) => H - pad - (H - 2 * pad) * Math.min(1, v / hi);
+  const line = (pts, colour, width) => {
+    g.strokeStyle = colour; g.lineWidth = width; g.beginPath();
+    pts.forEach(([x, y], i) => (i ? g.lineTo(x, y) : g.moveTo(x, y))); g.stroke();
+  };
+  line(steps.map((s, i) => [X(i), Y(s.acc, 1)]), "rgba(90,134,200,.55)", 1.5);
+  line(steps.map((s, i) => [X(i), Y(s.loss, top)]), "rgba(255,184,77,.45)", 1.5);
+  let avg = null;   // an exponential running mean, so the trend reads through the noise
+  line(steps.map((s, i) => { avg = avg === null ? s.loss : 0.9 * avg + 0.1 * s.loss; return [X(i), Y(avg, top)]; }), "#ffb84d", 3);
+  g.fillStyle = "#7fc97f";
+  const held = train.epochs.filter((e) => heldOut(e) !== undefined);
+  line(held.map((e) => [X(Math.max(0, e.step - 1)), Y(heldOut(e), 1)]), "#7fc97f", 2);
+  for (const e of held) { g.beginPath(); g.arc(X(Math.max(0, e.step - 1)), Y(heldOut(e), 1), 5, 0, 2 * Math.PI); g.fill(); }
+  g.fillStyle = "#ffb84d"; g.fillText(`loss (0–${top.toPrecision(2)})`, pad, 18);
+  g.fillStyle = "#5a86c8"; g.fillText("train acc", pad + 190, 18);
+  g.fillStyle = "#7fc97f"; g.fillText(held.length ? `${heldOutName(held[0]).slice(0, 3)} acc` : "val acc", pad + 300, 18);
+}
+
+function drawFilters(f) {
+  if (!f) return;
+  $("t-filters-box").hidden = false;
+  const a = decode(f.data), [K, C, kh, kw] = a.shape, box = $("t-filters");
+  if (box.childElementCount !== K) {
+    box.textContent = "";
+    for (let k = 0; k < K; k++) box.append(el("canvas", { width: kw, height: kh, title: `${f.name}[${k}]` }));
+  }
+  let m = 0;
+  for (const v of a.data) m = Math.max(m, Math.abs(v));
+  box.querySelectorAll("canvas").forEach((cv, k) => {
+    const g = cv.getContext("2d"), img = g.createImageData(kw, kh);
+    for (let i = 0; i < kh * kw; i++) {
+      let rgb;
+      if (C === 3) rgb = [0, 1, 2].map((ch) => 127.5 + 127.5 * a.data[(k * C + ch) * kh * kw + i] / (m || 1));
+      else rgb = colour(a.data[k * C * kh * kw + i], m);
+      img.data.set([...rgb, 255], 4 * i);
+    }
+    g.putImageData(img, 0, 0);
+  });
+}
+
+function drawHistograms(layers) {
+  if (!layers || !layers.length) return;
+  $("t-hist-box").hidden = false;
+  const box = $("t-hist"); box.textContent = "";
+  for (const row of layers.slice(0, 12)) {
+    const cell = (h, colourName) => {
+      const cv = el("canvas", { width: 90, height: 22 });
+      if (!h || !h.counts.length) return cv;
+      const g = cv.getContext("2d"), top = Math.max(...h.counts), w = 90 / h.counts.length;
+      g.fillStyle = colourName;
+      h.counts.forEach((c, i) => { const hh = 22 * c / top; g.fillRect(i * w, 22 - hh, w - 0.5, hh); });
+      cv.title = `${fmt(h.lo)} … ${fmt(h.hi)}`;
+      return cv;
+    };
+    box.append(el("div", { class: "h" }, el("span", { text: row.name }), cell(row.weights, "#5a86c8"),
+                  cell(row.grads, "#7fc97f")));
+  }
+  if (layers.length > 12) box.append(el("div", { class: "muted", text: `… and ${layers.length - 12} more layers` }));
+}
+
 // ------------------------------------------------------------------ start
-async function start() {
-  readUrl();
-  setupDrawing();
-  try {
-    state.model = await api("/api/model");
-  } catch (e) { return showError(e); }
+async function loadModel() {
+  state.model = await api("/api/model");
   const m = state.model;
   $("model-name").textContent = `${m.name} · input ${m.input_shape.join("×")}` + (m.untrained ? " · untrained weights" : "");
   $("model-source").textContent = m.source;
-  if (!m.test_images) $("test-row").style.display = "none";
-  else $("test-index").max = m.test_images - 1;
+  $("test-row").style.display = m.test_images ? "" : "none";
+  if (m.test_images) $("test-index").max = m.test_images - 1;
+  fillTargets();
+}
+
+async function start() {
+  readUrl();
+  setupDrawing();
+  setupMethods();
+  try { await loadModel(); } catch (e) { return showError(e); }
   if (state.source.kind === "test") $("test-index").value = state.source.index;
   requestPredict();
+  setupTraining();
 }
 
 start();
