@@ -46,6 +46,12 @@ def test_evaluate_of_the_export_gives_the_runs_accuracy(run, capsys):
     got = capsys.readouterr().out.splitlines()
     assert got[0] == f"model digits_cnn from {run / 'model.onnx'}"
     assert got[1].startswith("test accuracy") and got[1:] == want[1:]   # accuracy, loss, confusion
+    # an .onnx file exports again, keeping the run's metadata
+    again = run.parent / "again.onnx"
+    assert main(["export", str(run / "model.onnx"), "--output", str(again)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(again)]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == want[1:]
 
 
 def test_summary_of_an_onnx_file(run, capsys):
@@ -57,6 +63,8 @@ def test_summary_of_an_onnx_file(run, capsys):
     assert f"parameters: {total:,}" in out
     assert main(["summary", str(run / "model.onnx"), "--input", "1x9x9"]) == 2
     assert "takes inputs of 1x8x8, not --input 1x9x9" in capsys.readouterr().err
+    assert main(["summary", str(run / "model.onnx"), "--num-classes", "3"]) == 2
+    assert "--num-classes does not apply" in capsys.readouterr().err
 
 
 def test_viz_and_explore_open_an_onnx_file(run, tmp_path, capsys):
