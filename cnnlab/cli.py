@@ -1,5 +1,5 @@
 """The ``cnnlab`` command line:
-``cnnlab train | evaluate | features | linear | models | summary | viz | report | explore``.
+``cnnlab train | evaluate | features | linear | models | summary | export | viz | report | explore``.
 
 Run ``cnnlab COMMAND --help`` for the options of each.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import re
 import sys
 import typing
@@ -142,10 +143,12 @@ def _parse_lr_mult(items: list[str]) -> dict[str, float]:
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="test accuracy and confusion matrix of a run",
                        description="Evaluate a run folder, model.npz or checkpoint written by "
-                                   "`cnnlab train` on its dataset's test split.")
-    p.add_argument("checkpoint", metavar="RUN", help="a run folder, its model.npz or a checkpoint")
+                                   "`cnnlab train`, or an .onnx file, on its dataset's test split.")
+    p.add_argument("checkpoint", metavar="RUN",
+                   help="a run folder, its model.npz, a checkpoint or an .onnx file")
     p.add_argument("--dataset", metavar="NAME", help=f"{', '.join(DATASET_NAMES)}, folder:PATH or "
-                   "cifar10:PATH (default: the dataset the model was trained on)")
+                   "cifar10:PATH (default: the dataset the model was trained on; needed for an "
+                   ".onnx file not exported by cnnlab)")
     p.add_argument("--data-dir")
     p.add_argument("--batch-size", type=positive_int, default=500)
     p.add_argument("--no-fold", dest="fold", action="store_false",
@@ -269,10 +272,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 def _add_summary(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("summary", help="per-layer shapes, memory, parameters, MACs, receptive fields",
                        description="Print a model's per-layer table (see cnnlab.summary).")
-    p.add_argument("model", help="a name from `cnnlab models`")
+    p.add_argument("model", help="a name from `cnnlab models`, or an .onnx file")
     p.add_argument("--input", default=None, metavar="CxHxW",
                    help="input size, e.g. 3x224x224 (default: the model's own, e.g. 3x227x227 "
-                        "for alexnet_original, 1x32x32 for lenet5_1998)")
+                        "for alexnet_original, 1x32x32 for lenet5_1998; an .onnx file's own)")
     p.add_argument("--num-classes", type=positive_int, default=None)
     p.add_argument("--batch-size", type=positive_int, default=1)
     p.set_defaults(func=cmd_summary)
@@ -292,19 +295,93 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from cnnlab.models import default_input_shape, get_model
     from cnnlab.summary import format_summary, grouped_warnings, summary
 
-    C, H, W = _parse_input(args.input) if args.input else default_input_shape(args.model)
-    if C * H * W * args.batch_size > 1 << 28:    # checked before any array is made
-        raise ValueError(f"--input {C}x{H}x{W} with --batch-size {args.batch_size} is "
-                         f"{C * H * W * args.batch_size:,} input values; at most {1 << 28:,}")
-    kwargs = {"in_channels": C, "input_size": H}
-    if args.num_classes is not None:
-        kwargs["num_classes"] = args.num_classes
-    model = get_model(args.model, **kwargs)
-    print(f"{args.model} on {C}x{H}x{W}, batch {args.batch_size}")
-    s = summary(model, (C, H, W), batch_size=args.batch_size, verbose=False)
+    if args.model.lower().endswith(".onnx"):
+        model, size = _onnx_for_summary(args)
+    else:
+        size = _parse_input(args.input) if args.input else default_input_shape(args.model)
+    values = math.prod(size) * args.batch_size
+    if values > 1 << 28:    # checked before any array is made
+        raise ValueError(f"--input {'x'.join(map(str, size))} with --batch-size {args.batch_size} is "
+                         f"{values:,} input values; at most {1 << 28:,}")
+    if not args.model.lower().endswith(".onnx"):
+        kwargs = {"in_channels": size[0], "input_size": size[1]}
+        if args.num_classes is not None:
+            kwargs["num_classes"] = args.num_classes
+        model = get_model(args.model, **kwargs)
+    print(f"{args.model} on {'x'.join(map(str, size))}, batch {args.batch_size}")
+    s = summary(model, size, batch_size=args.batch_size, verbose=False)
     print(format_summary(s, warnings=False))
     for w in grouped_warnings(s.warnings):
         print(f"cnnlab summary: warning: {w}", file=sys.stderr)
+    return 0
+
+
+def _onnx_for_summary(args: argparse.Namespace):
+    """The imported model of ``args.model`` and its own input size (--input must agree)."""
+    model = _onnx().load(args.model)
+    size = tuple(model.input_size)
+    if args.input is not None and _parse_input(args.input) != size:
+        raise ValueError(f"{args.model} takes inputs of {'x'.join(map(str, size))}, "
+                         f"not --input {args.input}")
+    if args.num_classes is not None:
+        raise ValueError(f"--num-classes does not apply to {args.model}: its classes are fixed")
+    return model, size
+
+
+def _onnx():
+    """cnnlab.onnx, after checking that the onnx package is installed."""
+    try:
+        import onnx  # noqa: F401 - fail here, clearly, without the extra
+    except ImportError as e:
+        raise ValueError(f"ONNX files need the onnx extra: pip install 'cnnlab[onnx]' ({e})") from e
+    import cnnlab.onnx
+
+    return cnnlab.onnx
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write a model as ONNX, for onnxruntime, Netron and other frameworks",
+                       description="Export a trained run, a model file or an untrained zoo model as "
+                                   "ONNX: float32, eval mode, any batch size, checked by onnx.checker. "
+                                   "A run's dataset, classes and normalisation go into the file's "
+                                   "metadata, so `cnnlab evaluate model.onnx` works as on the run.")
+    p.add_argument("target", metavar="RUN | model.npz | MODEL_NAME",
+                   help="a run folder, a model file or checkpoint, or a zoo model name (untrained)")
+    p.add_argument("--format", choices=["onnx"], default="onnx", help="file format (default onnx)")
+    p.add_argument("--output", "-o", required=True, metavar="model.onnx", help="the file to write")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, 13 to 17 (default 17)")
+    p.add_argument("--input", default=None, metavar="CxHxW",
+                   help="input size (default: the run's; a zoo model's usual input)")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    co = _onnx()
+    from cnnlab.onnx.graph import MAX_OPSET, MIN_OPSET
+    from cnnlab.onnx.meta import export_metadata
+    from cnnlab.viz.inputs import open_model
+
+    if not MIN_OPSET <= args.opset <= MAX_OPSET:
+        raise ValueError(f"--opset must be from {MIN_OPSET} to {MAX_OPSET}, got {args.opset}")
+
+    model, meta, source, _ = open_model(args.target)
+    kwargs = meta["model_spec"]["kwargs"]
+    size = (int(kwargs["in_channels"]), int(kwargs["input_size"]), int(kwargs["input_size"]))
+    if args.input is not None:
+        size = _parse_input(args.input)
+    if meta.get("untrained") and (size[0], size[1]) != (kwargs["in_channels"], kwargs["input_size"]):
+        from cnnlab.models import get_model  # a zoo model is built for its input size
+
+        model = get_model(meta["model_spec"]["name"], num_classes=kwargs["num_classes"],
+                          in_channels=size[0], input_size=size[1]).eval()
+    meta_props = {} if meta.get("untrained") else export_metadata(meta)
+    try:
+        path = co.export(model, args.output, size, opset=args.opset, metadata=meta_props)
+    except co.ExportError as e:
+        print(f"cnnlab export: {source} cannot be exported: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {path} ({path.stat().st_size:,} bytes, opset {args.opset}, input "
+          f"Nx{'x'.join(map(str, size))}) from {source}")
     return 0
 
 
@@ -372,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_linear(sub)
     _add_models(sub)
     _add_summary(sub)
+    _add_export(sub)
     from cnnlab.viz.cli import add_viz_commands  # viz and report: loaded lazily, above training
     add_viz_commands(sub)
     _add_explore(sub)

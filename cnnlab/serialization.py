@@ -200,7 +200,7 @@ def _refuse_torch_pickle(path: Path) -> None:
         head = f.read(2)
     torch_zip = False
     if head == b"PK":
-        with contextlib.suppress(zipfile.BadZipFile, OSError):
+        with contextlib.suppress(zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
             with zipfile.ZipFile(path, "r") as zf:
                 torch_zip = any(n.endswith("data.pkl") for n in zf.namelist())
     if torch_zip or head[:1] == b"\x80":

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.viz.inputs import zoo_meta
+
 __all__ = ["Explorer", "LayerInfo", "block_mean", "encode_array", "zoo_meta", "MAP_VALUES", "MAX_CHANNELS"]
 
 #: leaf modules not worth a row of their own (their output equals their input's values)
@@ -69,32 +71,6 @@ class LayerInfo:
         return d
 
 
-def zoo_meta(name: str) -> dict[str, Any]:
-    """Metadata for a zoo model shown untrained: its usual input (8x8 digits for
-    digits_cnn, 28x28 grey for LeNet-5, 32x32 for LeNet-5 (1998) and the CIFAR
-    ResNets, 224x224 RGB for the ImageNet models) and 10 classes."""
-    from cnnlab.models import get_model, list_models
-
-    key = name.lower().replace("-", "_")
-    if key not in list_models():
-        raise ValueError(f"{name!r} is not a run folder, a model file or a model name; "
-                         f"model names: {', '.join(list_models())}")
-    grey = {"digits_cnn": (8, "digits"), "lenet5": (28, "mnist"), "lenet5_1998": (32, None),
-            "bn_cnn": (28, "fashion-mnist")}
-    if key in grey:
-        size, dataset, C = *grey[key], 1
-    else:
-        C = 3
-        size = 32 if key.startswith(("resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
-                                     "densenet_bc")) else 224
-        dataset = None
-    spec = {"name": key, "kwargs": {"num_classes": 10, "in_channels": C, "input_size": size},
-            "input": {"from": size, "to": size, "how": None}}
-    get_model(key, **spec["kwargs"])   # fails early for a model that cannot take this input
-    return {"model_spec": spec, "dataset": dataset, "classes": [str(i) for i in range(10)],
-            "normalize": None, "untrained": True}
-
-
 class Explorer:
     """A model, its metadata, and the forward passes the page asks for.
 
@@ -125,13 +101,13 @@ class Explorer:
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(cls, target: str) -> Explorer:
-        """A run folder, a model file / checkpoint, or a zoo model name (untrained weights)."""
-        from cnnlab.training.run import load_for_evaluation
-        from cnnlab.viz.inputs import open_checkpoint
+        """A run folder, a model file / checkpoint / ``.onnx`` file, or a zoo model name (untrained)."""
+        from cnnlab.viz.inputs import open_model
 
         p = Path(target)
         if p.is_dir() and not (p / "model.npz").is_file():
             from cnnlab.training.folder import find_checkpoints
+            from cnnlab.training.run import load_for_evaluation
 
             found = find_checkpoints(p)
             if found:       # a run still training (or stopped): its newest checkpoint
@@ -139,17 +115,8 @@ class Explorer:
                 ex = cls(model, meta, str(found[-1][1]), p)
                 ex.in_progress = True
                 return ex
-        if p.exists():
-            ckpt, run = open_checkpoint(p)
-            model, meta = load_for_evaluation(ckpt)
-            return cls(model, meta, str(ckpt), run)
-        if "/" in target or target.endswith(".npz"):
-            raise FileNotFoundError(f"{target} does not exist (give a run folder, its model.npz, "
-                                    "or a model name from `cnnlab models`)")
-        from cnnlab.training.run import build_model
-
-        meta = zoo_meta(target)
-        return cls(build_model(meta["model_spec"]), meta, f"{target} (untrained)")
+        model, meta, source, run = open_model(target)
+        return cls(model, meta, source, run)
 
     # ------------------------------------------------------------------ layers
     def _forward(self, x: np.ndarray, names: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:

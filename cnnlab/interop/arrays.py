@@ -50,7 +50,7 @@ def sniff_format(path: str | os.PathLike) -> str:
         try:
             with zipfile.ZipFile(path) as zf:
                 names = zf.namelist()
-        except (zipfile.BadZipFile, OSError, ValueError):
+        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):   # damaged or exotic zip
             return "unknown"
         if any(n.endswith("data.pkl") for n in names):
             return "torch-zip"

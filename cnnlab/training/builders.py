@@ -128,8 +128,13 @@ def split_training_data(cfg: TrainConfig, train):
 
 def load_for_evaluation(path: str | os.PathLike) -> tuple[Module, dict[str, Any]]:
     """Rebuild the model stored in a checkpoint, a model file or a run folder
-    (its ``model.npz``); returns (model, meta)."""
+    (its ``model.npz``), or import a ``.onnx`` file (:mod:`cnnlab.onnx.meta`);
+    returns (model, meta)."""
     path = model_file(path)
+    if path.suffix.lower() == ".onnx":
+        from cnnlab.onnx.meta import load_for_evaluation as load_onnx
+
+        return load_onnx(path)
     state = load_training_state(path)
     model = build_model(stored_spec(state.meta, path))
     state.restore(model)
@@ -141,7 +146,10 @@ def evaluation_loader(meta: dict[str, Any], dataset: str | None, data_dir: str |
                       batch_size: int = 500, split: str = "test"):
     """(dataset, loader) of a split of ``dataset`` (default: the model's own), with
     the model's input pipeline (resize/pad, normalisation); no shuffling."""
-    ds_name = dataset or meta["dataset"]
+    ds_name = dataset or meta.get("dataset")
+    if not ds_name:
+        raise ValueError(f"{meta['model_spec']['name']} names no dataset it was trained on (an "
+                         "untrained export, or an ONNX file from elsewhere); pass --dataset")
     own = ds_name == meta["dataset"]
     if data_dir is None and own:
         data_dir = (meta.get("config") or {}).get("data_dir")

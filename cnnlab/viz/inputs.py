@@ -8,7 +8,9 @@ Shared by ``cnnlab viz`` (:mod:`cnnlab.viz.cli`) and ``cnnlab report``
 * :func:`image_to_model_input` -- a photo or drawing brought to the run's channels,
   made as the dataset's images were (:mod:`cnnlab.viz.rasterize`), normalised;
 * :func:`model_pipeline` -- training-size raw pixels through the run's own input pipeline;
-* :func:`open_checkpoint` -- the checkpoint file and run folder for ``RUN`` or ``RUN/model.npz``.
+* :func:`open_checkpoint` -- the checkpoint file and run folder for ``RUN`` or ``RUN/model.npz``;
+* :func:`open_model` -- the model of a run, a model file, a ``.onnx`` file or a zoo name
+  (:func:`zoo_meta`: untrained, at its usual input).
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import numpy as np
 from cnnlab._files import check_readable_file
 
 __all__ = ["PHOTOS", "MAX_PIXELS", "MAX_SIDE", "sample_photo", "shrink", "load_image_file",
-           "image_to_model_input", "model_pipeline", "open_checkpoint"]
+           "image_to_model_input", "model_pipeline", "open_checkpoint", "open_model", "zoo_meta"]
 
 PHOTOS = ("camera", "chelsea", "astronaut", "coffee", "coins", "moon")
 
@@ -189,3 +191,46 @@ def open_checkpoint(path: str | os.PathLike) -> tuple[Path, Path]:
         raise FileNotFoundError(f"{e} (pass RUN/model.npz written by `cnnlab train`)") from None
     run = p.parent.parent if p.parent.name == "checkpoints" else p.parent
     return p, run
+
+
+def zoo_meta(name: str) -> dict[str, Any]:
+    """Metadata for a zoo model shown untrained: its usual input (8x8 digits for
+    digits_cnn, 28x28 grey for LeNet-5, 32x32 for LeNet-5 (1998) and the CIFAR
+    ResNets, 224x224 RGB for the ImageNet models) and 10 classes."""
+    from cnnlab.models import get_model, list_models
+
+    key = name.lower().replace("-", "_")
+    if key not in list_models():
+        raise ValueError(f"{name!r} is not a run folder, a model file or a model name; "
+                         f"model names: {', '.join(list_models())}")
+    grey = {"digits_cnn": (8, "digits"), "lenet5": (28, "mnist"), "lenet5_1998": (32, None),
+            "bn_cnn": (28, "fashion-mnist")}
+    if key in grey:
+        size, dataset, C = *grey[key], 1
+    else:
+        C = 3
+        size = 32 if key.startswith(("resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
+                                     "densenet_bc")) else 224
+        dataset = None
+    spec = {"name": key, "kwargs": {"num_classes": 10, "in_channels": C, "input_size": size},
+            "input": {"from": size, "to": size, "how": None}}
+    get_model(key, **spec["kwargs"])   # fails early for a model that cannot take this input
+    return {"model_spec": spec, "dataset": dataset, "classes": [str(i) for i in range(10)],
+            "normalize": None, "untrained": True}
+
+
+def open_model(target: str) -> tuple[Any, dict[str, Any], str, Path | None]:
+    """(model in eval mode, metadata, what was opened, run folder or None) for a run
+    folder, a model file / checkpoint / ``.onnx`` file, or a zoo model name (untrained)."""
+    from cnnlab.training.run import build_model, load_for_evaluation
+
+    p = Path(target)
+    if p.exists():
+        ckpt, run = open_checkpoint(p)
+        model, meta = load_for_evaluation(ckpt)
+        return model, meta, str(ckpt), run
+    if "/" in target or target.endswith((".npz", ".onnx")):
+        raise FileNotFoundError(f"{target} does not exist (give a run folder, its model.npz, "
+                                "an .onnx file, or a model name from `cnnlab models`)")
+    meta = zoo_meta(target)
+    return build_model(meta["model_spec"]).eval(), meta, f"{target} (untrained)", None
