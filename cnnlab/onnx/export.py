@@ -97,5 +97,8 @@ def export(model: Module, path: str | os.PathLike, input_size: Sequence[int], op
     is untouched.  ``metadata``
     (strings) goes into the file's metadata_props, which :func:`load` reads back.
     """
+    folder = Path(path).parent
+    if not folder.is_dir():     # a mistyped folder is named, not created
+        raise FileNotFoundError(f"folder {folder} for {Path(path).name} does not exist")
     proto = to_onnx(model, input_size, opset, example, metadata)
     return write_bytes_atomic(path, proto.SerializeToString(), follow_symlinks=True)   # named by the caller
