@@ -447,8 +447,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cnnlab {args.command}: error: {_in_flags(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\ncnnlab {args.command}: interrupted; completed epochs are checkpointed "
-              "(continue with --resume)", file=sys.stderr)
+        hint = ("; completed epochs are checkpointed (continue with --resume)"
+                if args.command == "train" else "")
+        print(f"\ncnnlab {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
 
 
