@@ -474,8 +474,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"\ncnnlab {args.command}: interrupted; completed epochs are checkpointed "
-              "(continue with --resume)", file=sys.stderr)
+        hint = ("; completed epochs are checkpointed (continue with --resume)"
+                if args.command == "train" else "")
+        print(f"\ncnnlab {args.command}: interrupted{hint}", file=sys.stderr)
         return 130
 
 

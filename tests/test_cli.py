@@ -125,3 +125,21 @@ def test_any_zoo_model_trains_with_its_input_resized(tmp_path):
     _, meta = load_arrays(out / "model.npz")
     ev = run("evaluate", str(out / "model.npz"))
     assert f"test accuracy {meta['test_accuracy']:.4f}" in ev.stdout
+
+
+@pytest.mark.parametrize("command, hint", [("train", True), ("explore", False), ("viz", False)])
+def test_ctrl_c_says_interrupted_and_only_train_speaks_of_checkpoints(monkeypatch, capsys, command, hint):
+    import argparse
+
+    import cnnlab.cli as cli
+
+    def stopped(args):
+        raise KeyboardInterrupt
+
+    parser = argparse.ArgumentParser()
+    parser.set_defaults(command=command, func=stopped)
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    assert cli.main([]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"cnnlab {command}: interrupted")
+    assert ("--resume" in err) == hint
