@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import re
 import sys
 import typing
 from pathlib import Path
 
 from cnnlab import tune_memory
+from cnnlab._files import check_writable_target
+from cnnlab.argtypes import finite_float, positive_int
 from cnnlab.data import DATASET_NAMES
 from cnnlab.data.idx import IDXFormatError
 from cnnlab.serialization import CheckpointError
@@ -89,6 +92,14 @@ def _add_config_options(p: argparse.ArgumentParser, config: type) -> None:
         where.add_argument(flag, help=help_text or None, **kwargs)
 
 
+def _quiet_arithmetic():
+    """NumPy's overflow warnings off while training: a run names a non-finite loss or
+    weight itself (one line: training diverged ...), so they would only add noise."""
+    import numpy as np
+
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.training.run import fit
 
@@ -108,7 +119,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         out = None   # fit's default, runs/<dataset>-<model> (rank 0's choice when distributed)
     try:
-        fit(cfg, out, resume=args.resume, progress=args.progress, extend=args.extend)
+        with _quiet_arithmetic():
+            fit(cfg, out, resume=args.resume, progress=args.progress, extend=args.extend)
     except RunExistsError as e:
         raise RunExistsError(e.out, "pass --resume to continue it or choose another --out") from e
     return 0
@@ -138,7 +150,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    "cifar10:PATH (default: the dataset the model was trained on; needed for an "
                    ".onnx file not exported by cnnlab)")
     p.add_argument("--data-dir")
-    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--batch-size", type=positive_int, default=500)
     p.add_argument("--no-fold", dest="fold", action="store_false",
                    help="keep the batch norm layers as they are instead of folding them into "
                         "the convolutions before them (same predictions up to float rounding)")
@@ -190,7 +202,7 @@ def _add_features(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir")
     p.add_argument("--split", choices=["train", "test"], default="train")
     p.add_argument("--relu", action="store_true", help="threshold the codes at zero")
-    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--batch-size", type=positive_int, default=500)
     p.add_argument("--out", required=True, help="output .npz")
     p.set_defaults(func=cmd_features)
 
@@ -199,6 +211,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     from cnnlab.training.features import extract_features, save_codes
     from cnnlab.training.run import evaluation_loader, load_for_evaluation
 
+    check_writable_target(args.out, follow_symlinks=True)   # before the work: not a folder
     model, meta = load_for_evaluation(args.checkpoint)
     data, loader = evaluation_loader(meta, args.dataset, args.data_dir, args.batch_size, args.split)
     codes, labels = extract_features(model, args.layer, loader, relu=args.relu)
@@ -216,10 +229,10 @@ def _add_linear(sub: argparse._SubParsersAction) -> None:
     p.add_argument("train_codes", metavar="TRAIN_CODES.npz")
     p.add_argument("--test", required=True, metavar="TEST_CODES.npz")
     p.add_argument("--loss", choices=["svm", "softmax"], default="softmax")
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--weight-decay", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--epochs", type=positive_int, default=100)
+    p.add_argument("--lr", type=finite_float, default=0.01)
+    p.add_argument("--weight-decay", type=finite_float, default=1e-3)
+    p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_linear)
 
@@ -233,9 +246,10 @@ def cmd_linear(args: argparse.Namespace) -> int:
     if x_tr.shape[1] != x_te.shape[1]:
         raise ValueError(f"train codes have dimension {x_tr.shape[1]} ({layer}), test codes "
                          f"{x_te.shape[1]} ({layer_te})")
-    clf = train_linear(x_tr, y_tr, loss=args.loss, epochs=args.epochs, lr=args.lr,
-                       weight_decay=args.weight_decay, batch_size=args.batch_size, seed=args.seed,
-                       num_classes=int(max(y_tr.max(), y_te.max())) + 1)
+    with _quiet_arithmetic():
+        clf = train_linear(x_tr, y_tr, loss=args.loss, epochs=args.epochs, lr=args.lr,
+                           weight_decay=args.weight_decay, batch_size=args.batch_size, seed=args.seed,
+                           num_classes=int(max(y_tr.max(), y_te.max())) + 1)
     print(f"linear {args.loss} on {x_tr.shape[1]}-d codes of {layer or '?'}: "
           f"{len(y_tr)} train / {len(y_te)} test")
     print(f"train accuracy {clf.score(x_tr, y_tr):.4f}")
@@ -262,8 +276,8 @@ def _add_summary(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", default=None, metavar="CxHxW",
                    help="input size, e.g. 3x224x224 (default: the model's own, e.g. 3x227x227 "
                         "for alexnet_original, 1x32x32 for lenet5_1998; an .onnx file's own)")
-    p.add_argument("--num-classes", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--num-classes", type=positive_int, default=None)
+    p.add_argument("--batch-size", type=positive_int, default=1)
     p.set_defaults(func=cmd_summary)
 
 
@@ -285,6 +299,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
         model, size = _onnx_for_summary(args)
     else:
         size = _parse_input(args.input) if args.input else default_input_shape(args.model)
+    values = math.prod(size) * args.batch_size
+    if values > 1 << 28:    # checked before any array is made
+        raise ValueError(f"--input {'x'.join(map(str, size))} with --batch-size {args.batch_size} is "
+                         f"{values:,} input values; at most {1 << 28:,}")
+    if not args.model.lower().endswith(".onnx"):
         kwargs = {"in_channels": size[0], "input_size": size[1]}
         if args.num_classes is not None:
             kwargs["num_classes"] = args.num_classes
@@ -446,6 +465,14 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, IDXFormatError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"cnnlab {args.command}: error: {_in_flags(e)}", file=sys.stderr)
         return 2
+    except OSError as e:   # the machine's refusal (disk full, read-only, permissions), not a bug
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"cnnlab {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"cnnlab {args.command}: error: out of memory; use smaller inputs or batches",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         hint = ("; completed epochs are checkpointed (continue with --resume)"
                 if args.command == "train" else "")

@@ -36,17 +36,14 @@ def save_exact(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
     """Save a matplotlib figure at exactly ``figsize * dpi`` pixels.
 
     No tight bounding box, so sizes are predictable.  Parent folders are
-    created, and the file appears whole or not at all (written to a hidden
-    temporary name, then renamed); the format follows the suffix (PNG without one).
+    created, and the file appears whole or not at all (:func:`cnnlab._files.atomic_write`);
+    the format follows the suffix (PNG without one).
     """
+    from cnnlab._files import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
-        fig.savefig(tmp, dpi=dpi, format=path.suffix[1:] or "png")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(path) as f:
+        fig.savefig(f, dpi=dpi, format=path.suffix[1:] or "png")
     return path
 
 

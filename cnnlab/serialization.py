@@ -19,17 +19,24 @@ import contextlib
 import hashlib
 import io
 import json
+import math
 import os
-import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
+
+from cnnlab._files import UnsafePathError, atomic_write, check_readable_file
 
 FORMAT = "cnnlab-checkpoint"
 VERSION = 1
 META_KEY = "__meta__"
+# Limits a file is checked against, from its zip directory and .npy headers, before
+# anything large is allocated.  The total can be raised for a larger model with the
+# environment variable CNNLAB_MAX_LOAD_BYTES (bytes) or load_arrays(max_bytes=...).
+MAX_TOTAL_BYTES = 4 << 30          # 4 GiB of arrays: VGG-16 with its optimizer state is 1.1 GiB
+MAX_META_BYTES = 64 << 20          # __meta__.json: the config and metric history, a few KB in practice
 
 
 class CheckpointError(ValueError):
@@ -40,39 +47,11 @@ def _digest(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """``with atomic_write(path) as f``: write to a temporary file beside ``path``,
-    fsync it, give it a normal file's mode and rename it over ``path``.  On any
-    error the temporary file is removed and ``path`` is untouched."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)   # mkstemp made it 0600; give it a normal file's mode
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-
-
 def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
-                meta: Mapping[str, Any] | None = None) -> Path:
-    """Atomically write ``arrays`` and JSON-serialisable ``meta`` to ``path``."""
+                meta: Mapping[str, Any] | None = None, follow_symlinks: bool = False) -> Path:
+    """Atomically write ``arrays`` and JSON-serialisable ``meta`` to ``path``
+    (:func:`cnnlab._files.atomic_write`: a symlink at ``path`` is refused unless
+    ``follow_symlinks``, for a path the user named)."""
     path = Path(path)
     clean: dict[str, np.ndarray] = {}
     for name, a in arrays.items():
@@ -90,7 +69,7 @@ def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
                    for k, v in clean.items()},
     }
     blob = json.dumps(header, sort_keys=True).encode("utf-8")
-    with atomic_write(path) as f:
+    with atomic_write(path, follow_symlinks) as f:
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
             zf.writestr(META_KEY + ".json", blob)
             for name, arr in clean.items():
@@ -100,22 +79,86 @@ def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
     return path
 
 
-def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def _max_bytes(max_bytes: int | None) -> int:
+    if max_bytes is not None:
+        return int(max_bytes)
+    env = os.environ.get("CNNLAB_MAX_LOAD_BYTES", "")
+    return int(env) if env.isdigit() else MAX_TOTAL_BYTES
+
+
+def _check_sizes(zf: zipfile.ZipFile, path: Path, limit: int) -> None:
+    """Refuse, from the zip directory alone, a file whose declared sizes exceed the
+    limits (a deflate bomb declares its real size, or fails its CRC when it lies)."""
+    infos = zf.infolist()
+    meta = next((i for i in infos if i.filename == META_KEY + ".json"), None)
+    if meta is not None and meta.file_size > MAX_META_BYTES:
+        raise CheckpointError(f"{path}: {META_KEY}.json declares {meta.file_size} bytes, over the "
+                              f"{MAX_META_BYTES}-byte limit for metadata")
+    total = sum(i.file_size for i in infos)
+    if total > limit:
+        raise CheckpointError(f"{path}: its arrays declare {total} bytes uncompressed, over the "
+                              f"{limit}-byte limit (raise it with CNNLAB_MAX_LOAD_BYTES if the "
+                              "file is yours)")
+
+
+def _read_npy(zf: zipfile.ZipFile, member: str, path: Path) -> np.ndarray:
+    """One array, its .npy header checked against the member's size in the zip
+    directory before the data is allocated."""
+    size = zf.getinfo(member).file_size
+    with zf.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read_header is None:
+            raise CheckpointError(f"{path}: array {member!r} has .npy version {version}")
+        shape, fortran, dtype = read_header(f, max_header_size=10_000)
+        if dtype.hasobject:
+            raise CheckpointError(f"{path}: array {member!r} holds Python objects (refused: no pickle)")
+        count = math.prod(shape)
+        if count * dtype.itemsize != size - f.tell():
+            raise CheckpointError(f"{path}: array {member!r} declares {dtype.str}{list(shape)} = "
+                                  f"{count * dtype.itemsize} bytes, but the member holds {size - f.tell()}")
+        flat = np.empty(count, dtype=dtype)
+        view, got = memoryview(flat.view(np.uint8)), 0
+        while got < len(view):
+            n = f.readinto(view[got:])
+            if not n:
+                raise CheckpointError(f"{path}: array {member!r} is truncated")
+            got += n
+        if f.read(1):   # reading to the end makes zipfile verify the CRC
+            raise CheckpointError(f"{path}: array {member!r} is longer than its header says")
+    return flat.reshape(shape, order="F" if fortran else "C")
+
+
+def load_arrays(path: str | os.PathLike, max_bytes: int | None = None
+                ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a file written by :func:`save_arrays`; returns ``(arrays, meta)``.
+
+    Only a regular file is read (a FIFO or a device is refused before it is
+    opened), and its declared sizes are checked before anything large is
+    allocated: at most ``max_bytes`` of arrays (default :data:`MAX_TOTAL_BYTES`,
+    4 GiB, or the environment's ``CNNLAB_MAX_LOAD_BYTES``) and
+    :data:`MAX_META_BYTES` of metadata; each array's .npy header must match the
+    size of its zip member.
 
     Raises :class:`CheckpointError` for anything that is not an intact
     checkpoint, and ``FileNotFoundError`` if the file does not exist.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        check_readable_file(path, "checkpoint")
+    except UnsafePathError as e:
+        raise CheckpointError(str(e)) from None
     _refuse_torch_pickle(path)
     try:
         with zipfile.ZipFile(path, "r") as zf:
             names = zf.namelist()
             if META_KEY + ".json" not in names:
                 raise CheckpointError(f"{path}: not a cnnlab checkpoint (no {META_KEY}.json entry)")
+            _check_sizes(zf, path, _max_bytes(max_bytes))
             header = json.loads(zf.read(META_KEY + ".json").decode("utf-8"))
+            if not isinstance(header, dict):
+                raise CheckpointError(f"{path}: not a cnnlab checkpoint (header is not an object)")
             if header.get("format") != FORMAT:
                 raise CheckpointError(f"{path}: not a cnnlab checkpoint (format {header.get('format')!r})")
             if header.get("version") != VERSION:
@@ -127,9 +170,9 @@ def load_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
                 member = name + ".npy"
                 if member not in names:
                     raise CheckpointError(f"{path}: array {name!r} is listed but missing")
-                with zf.open(member) as f:
-                    data = f.read()   # zipfile verifies the CRC here
-                arr = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+                if not isinstance(info, dict):
+                    raise CheckpointError(f"{path}: array {name!r}: corrupt entry in the header")
+                arr = _read_npy(zf, member, path)
                 if list(arr.shape) != info["shape"] or arr.dtype.str != info["dtype"]:
                     raise CheckpointError(
                         f"{path}: array {name!r} is {arr.dtype.str}{list(arr.shape)}, "
@@ -157,7 +200,7 @@ def _refuse_torch_pickle(path: Path) -> None:
         head = f.read(2)
     torch_zip = False
     if head == b"PK":
-        with contextlib.suppress(zipfile.BadZipFile, OSError):
+        with contextlib.suppress(zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
             with zipfile.ZipFile(path, "r") as zf:
                 torch_zip = any(n.endswith("data.pkl") for n in zf.namelist())
     if torch_zip or head[:1] == b"\x80":
@@ -192,10 +235,10 @@ def save(obj: Any, path: str | os.PathLike, meta: Mapping[str, Any] | None = Non
     if isinstance(obj, Mapping) and all(isinstance(k, str) for k in obj):
         leaves = {k: _array_leaf(v) for k, v in obj.items()}
         if all(a is not None for a in leaves.values()):
-            return save_arrays(path, leaves, meta)
+            return save_arrays(path, leaves, meta, follow_symlinks=True)   # the caller named the path
     arrays: dict[str, np.ndarray] = {}
     tree = pack_tree(obj, arrays, "obj")
-    return save_arrays(path, arrays, {**dict(meta or {}), TREE_KEY: tree})
+    return save_arrays(path, arrays, {**dict(meta or {}), TREE_KEY: tree}, follow_symlinks=True)
 
 
 def load(path: str | os.PathLike, map_location: Any = None, weights_only: bool | None = None

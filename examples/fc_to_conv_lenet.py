@@ -28,6 +28,7 @@ from cnnlab.convert import fc_to_conv, total_stride
 from cnnlab.data import FASHION_MNIST_CLASSES, get_dataset, load_fashion_mnist
 from cnnlab.models import get_model
 from cnnlab.optim import SGD
+from cnnlab.plots import save_exact
 
 SHORT = {"T-shirt/top": "top", "Ankle boot": "boot"}
 
@@ -205,7 +206,7 @@ def main() -> None:
                   fontsize=10)
     ax1.set_xlim(0, W)
     fig.tight_layout()
-    fig.savefig(args.out, dpi=90)
+    save_exact(fig, args.out, dpi=90)      # atomic: the picture appears whole or not at all
     print(f"\nsaved {args.out}")
 
 

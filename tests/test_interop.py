@@ -694,6 +694,7 @@ def test_pth_with_arbitrary_objects_is_refused(tmp_path):
 
 def test_pth_without_torch_is_a_clear_import_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)   # makes `import torch` fail
+    (tmp_path / "m.pth").write_bytes(b"\x80\x02 a legacy torch.save pickle")
     with pytest.raises(ImportError, match="needs PyTorch"):
         load_weights(lenet5(), tmp_path / "m.pth")
 
@@ -718,5 +719,6 @@ def test_load_weights_from_cnnlab_npz_files(tmp_path):
         for key, value in m.state_dict().items():
             np.testing.assert_array_equal(value, src.state_dict()[key], err_msg=f"{name}: {key}")
 
+    (tmp_path / "weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n")
     with pytest.raises(ValueError, match="extension"):
         load_weights(lenet5(), tmp_path / "weights.h5")

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab._files import UnsafePathError, check_readable_file, write_bytes_atomic
+
 StrPath = str | os.PathLike[str]
 
 __all__ = ["IDX_DTYPES", "IDXFormatError", "read_idx", "write_idx"]
@@ -66,13 +68,27 @@ class IDXFormatError(ValueError):
         super().__init__(msg)
 
 
+MAX_IDX_BYTES = 1 << 30
+
+
 def _read_bytes(path: StrPath) -> bytes:
     """Return the (decompressed) content of ``path``."""
+    try:
+        check_readable_file(path, "IDX file")
+    except UnsafePathError as e:
+        raise IDXFormatError(path, str(e)) from None
     raw = Path(path).read_bytes()
     if raw[:2] != _GZIP_MAGIC:
         return raw
     try:
-        return gzip.decompress(raw)
+        d = zlib.decompressobj(wbits=31)       # gzip, at most MAX_IDX_BYTES: a bomb stops here
+        out = d.decompress(raw, MAX_IDX_BYTES)
+        if d.unconsumed_tail:
+            raise IDXFormatError(path, f"decompresses to more than {MAX_IDX_BYTES} bytes (the "
+                                 "limit for an IDX file; MNIST's largest is 47 MB)")
+        if not d.eof:
+            raise EOFError("compressed file ended before the end-of-stream marker")
+        return out
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
         raise IDXFormatError(
             path, f"corrupt or truncated gzip stream ({type(exc).__name__}: {exc})"
@@ -174,4 +190,4 @@ def write_idx(path: StrPath, array: np.ndarray) -> None:
     data = header + payload
     if os.fspath(path).endswith(".gz"):
         data = gzip.compress(data, mtime=0)
-    Path(path).write_bytes(data)
+    write_bytes_atomic(path, data, follow_symlinks=True)

@@ -31,6 +31,7 @@ import hmac
 import ipaddress
 import json
 import secrets
+import socket
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ from cnnlab.explore.api import (
     read_body,
 )
 
-__all__ = ["create_app", "serve", "is_loopback", "STATIC_FILES"]
+__all__ = ["create_app", "serve", "bind", "is_loopback", "STATIC_FILES"]
 
 #: the only files served under /static/ (name -> content type)
 STATIC_FILES = {"explore.js": "text/javascript; charset=utf-8", "explore.css": "text/css; charset=utf-8"}
@@ -309,12 +310,29 @@ def serve(explorer, host: str = "127.0.0.1", port: int = 8000, announce=print) -
     import uvicorn
 
     token = None if is_loopback(host) else secrets.token_urlsafe(24)
+    sock = bind(host, port)      # before the URL is announced: a taken port is an OSError here
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{port}/"
     if token:
         url += f"?token={token}"
     announce(f"cnnlab explore: {explorer.source} at {url}  (Ctrl-C stops)")
     server = uvicorn.Server(uvicorn.Config(
-        create_app(explorer, token, stopping=lambda: server.should_exit), host=host, port=port,
+        create_app(explorer, token, stopping=lambda: server.should_exit),
         log_level="warning", timeout_graceful_shutdown=2))
-    server.run()
+    with sock:
+        server.run(sockets=[sock])
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on (host, port); OSError naming the address when it is
+    taken or not this machine's."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as e:
+        sock.close()
+        raise OSError(e.errno, e.strerror, f"{host}:{port}") from e
+    return sock

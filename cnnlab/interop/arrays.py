@@ -5,6 +5,7 @@ torch is never imported here: a torch tensor is recognised by its
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -34,3 +35,28 @@ def _torch_to_numpy(t: Any) -> np.ndarray:
         if not t.is_floating_point():
             raise
         return t.float().numpy()
+
+
+def sniff_format(path: str | os.PathLike) -> str:
+    """A weights file's format by its first bytes, not its name: 'safetensors'
+    (an 8-byte header length, then '{'), 'npz' (a zip of .npy members, cnnlab's
+    own), 'torch-zip' (torch.save's zip, holding data.pkl), 'pickle' (torch's
+    legacy format, protocol 2+), else 'unknown'."""
+    import zipfile
+
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if head[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):   # damaged or exotic zip
+            return "unknown"
+        if any(n.endswith("data.pkl") for n in names):
+            return "torch-zip"
+        return "npz" if any(n.endswith(".npy") for n in names) else "unknown"
+    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") > 1:
+        return "safetensors"
+    if len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "pickle"
+    return "unknown"

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cnnlab.interop.arrays import _torch_to_numpy
+from cnnlab._files import UnsafePathError, check_readable_file
+from cnnlab.interop.arrays import _torch_to_numpy, sniff_format
 
 __all__ = ["TorchCheckpointError", "load_pth"]
 
@@ -58,8 +59,14 @@ def load_pth(path: str | os.PathLike) -> dict[str, Any]:
         raise ImportError(f"reading {path} needs PyTorch, which is not installed ({e}); "
                           f"install torch, or convert the file to .safetensors where torch is "
                           f"available and load that") from e
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        check_readable_file(path, "PyTorch checkpoint")
+    except UnsafePathError as e:
+        raise TorchCheckpointError(str(e)) from None
+    kind = sniff_format(path)
+    if kind in ("safetensors", "npz"):    # a misnamed file: say what it is, not "unsafe pickle"
+        raise TorchCheckpointError(f"{path}: by its first bytes a {kind} file, not one written by "
+                                   "torch.save; cnnlab.interop.load_weights reads it by its content")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -73,7 +80,10 @@ def load_pth(path: str | os.PathLike) -> dict[str, Any]:
                                    f"({type(e).__name__}: {e})") from e
     if not isinstance(obj, Mapping):
         raise TorchCheckpointError(f"{path}: holds a {type(obj).__name__}, not a mapping of weights")
-    return _tree_to_numpy(obj, torch)
+    try:
+        return _tree_to_numpy(obj, torch)
+    except TorchCheckpointError as e:
+        raise TorchCheckpointError(f"{path}: {e}") from None
 
 
 def _unpickler_reason(e: BaseException) -> str:
@@ -85,11 +95,16 @@ def _unpickler_reason(e: BaseException) -> str:
     return lines[0][:300] if lines else type(e).__name__
 
 
-def _tree_to_numpy(obj: Any, torch: Any) -> Any:
+def _tree_to_numpy(obj: Any, torch: Any, where: str = "") -> Any:
     if isinstance(obj, torch.Tensor):
+        if obj.layout != torch.strided or obj.is_quantized:
+            kind = "quantized" if obj.is_quantized else f"{obj.layout} (sparse)".replace("torch.", "")
+            raise TorchCheckpointError(f"tensor {where or '(top level)'!r} is {kind}; only dense "
+                                       "tensors can be loaded (call .dequantize() or .to_dense() "
+                                       "before saving)")
         return _torch_to_numpy(obj)
     if isinstance(obj, Mapping):
-        return {k: _tree_to_numpy(v, torch) for k, v in obj.items()}
+        return {k: _tree_to_numpy(v, torch, f"{where}.{k}" if where else str(k)) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_tree_to_numpy(v, torch) for v in obj]
+        return [_tree_to_numpy(v, torch, f"{where}[{i}]") for i, v in enumerate(obj)]
     return obj

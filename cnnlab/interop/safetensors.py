@@ -20,8 +20,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from cnnlab._files import UnsafePathError, atomic_write, check_readable_file
 from cnnlab.interop.arrays import _as_array
-from cnnlab.serialization import atomic_write
 
 __all__ = ["SafetensorsError", "load_safetensors", "safetensors_metadata", "save_safetensors"]
 
@@ -48,6 +48,7 @@ _NP_TO_ST: dict[tuple[str, int], str] = {
 }
 METADATA_KEY = "__metadata__"
 MAX_HEADER_BYTES = 100_000_000   # the reference implementation's limit
+MAX_DIMS = 64                    # NumPy's limit on an array's dimensions
 
 
 class _Entry(NamedTuple):
@@ -84,7 +85,7 @@ def load_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
         ``prod(shape) * itemsize`` bytes, ranges that overlap, leave gaps or do
         not end at the end of the file, or BOOL bytes other than 0 and 1.
     """
-    path = Path(path)
+    path = _regular_file(path)
     with open(path, "rb") as f:
         entries, _, buffer_len = _read_header(f, path)
         buffer = bytearray(buffer_len)
@@ -120,7 +121,7 @@ def safetensors_metadata(path: str | os.PathLike) -> dict[str, str]:
     FileNotFoundError, SafetensorsError
         As :func:`load_safetensors`.
     """
-    path = Path(path)
+    path = _regular_file(path)
     with open(path, "rb") as f:
         _, metadata, _ = _read_header(f, path)
     return metadata
@@ -148,6 +149,8 @@ def _read_header(f: Any, path: Path) -> tuple[list[_Entry], dict[str, str], int]
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
     except (UnicodeDecodeError, ValueError) as e:
         raise SafetensorsError(f"{path}: header is not valid UTF-8 JSON ({e})") from e
+    except RecursionError as e:
+        raise SafetensorsError(f"{path}: header is nested too deeply to be a safetensors header") from e
     if not isinstance(header, dict):
         raise SafetensorsError(f"{path}: header must be a JSON object, got {type(header).__name__}")
     buffer_len = size - 8 - n
@@ -173,6 +176,9 @@ def _read_header(f: Any, path: Path) -> tuple[list[_Entry], dict[str, str], int]
                                    f"(expected one of {', '.join(_ST_DTYPES)})")
         if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
             raise SafetensorsError(f"{what}: shape must be a list of non-negative integers, got {shape!r}")
+        if len(shape) > MAX_DIMS or any(d >= 2**63 for d in shape):
+            raise SafetensorsError(f"{what}: shape of {len(shape)} dimensions up to {max(shape)} cannot be "
+                                   f"an array (at most {MAX_DIMS} dimensions, each < 2**63)")
         if (not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_count(o) for o in offsets)
                 or offsets[0] > offsets[1]):
             raise SafetensorsError(f"{what}: data_offsets must be [begin, end] with 0 <= begin <= end, "
@@ -201,6 +207,13 @@ def _read_header(f: Any, path: Path) -> tuple[list[_Entry], dict[str, str], int]
         raise SafetensorsError(f"{path}: the tensors cover {position} bytes of the data buffer but "
                                f"it has {buffer_len} (trailing bytes belong to no tensor)")
     return entries, dict(metadata), buffer_len
+
+
+def _regular_file(path: str | os.PathLike) -> Path:
+    try:
+        return check_readable_file(path, "safetensors file")
+    except UnsafePathError as e:
+        raise SafetensorsError(str(e)) from None
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -272,7 +285,7 @@ def save_safetensors(path: str | os.PathLike, tensors: Mapping[str, Any],
         offset += arr.nbytes
     blob = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     blob += b" " * (-len(blob) % 8)
-    with atomic_write(path) as f:
+    with atomic_write(path, follow_symlinks=True) as f:   # the caller named the path
         f.write(len(blob).to_bytes(8, "little"))
         f.write(blob)
         for _, _, arr in prepared:

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
+from cnnlab._files import check_readable_file
+from cnnlab.interop.arrays import sniff_format
 from cnnlab.interop.pth import load_pth
 from cnnlab.interop.safetensors import load_safetensors
 from cnnlab.interop.state_dict import IncompatibleKeys, _load_state
@@ -19,7 +20,9 @@ CNNLAB_MODEL_PREFIX = "model/"
 
 
 def load_weights(model: Module, path: str | os.PathLike, strict: bool = True) -> IncompatibleKeys:
-    """Load the weights in ``path`` into ``model``, choosing the reader by extension.
+    """Load the weights in ``path`` into ``model``, choosing the reader by the file's
+    first bytes (:func:`~cnnlab.interop.arrays.sniff_format`), the extension only
+    when those say nothing.
 
     Parameters
     ----------
@@ -46,18 +49,20 @@ def load_weights(model: Module, path: str | os.PathLike, strict: bool = True) ->
     StateDictError
         From :func:`load_torch_state_dict`, naming the file.
     """
-    path = Path(path)
+    path = check_readable_file(path, "weights file")
     suffix = path.suffix.lower()
-    if suffix == ".safetensors":
+    kind = sniff_format(path)     # by content: a .pth that is really safetensors is read as such
+    if kind == "safetensors" or (kind == "unknown" and suffix == ".safetensors"):
         state: Mapping[str, Any] = load_safetensors(path)
-    elif suffix in (".pth", ".pt"):
+    elif kind in ("torch-zip", "pickle") or (kind == "unknown" and suffix in (".pth", ".pt")):
         state = load_pth(path)
-    elif suffix == ".npz":
+    elif kind == "npz" or suffix == ".npz":
         arrays, _ = load_arrays(path)
         n = len(CNNLAB_MODEL_PREFIX)
         model_arrays = {k[n:]: v for k, v in arrays.items() if k.startswith(CNNLAB_MODEL_PREFIX)}
         state = model_arrays if model_arrays else arrays
     else:
-        raise ValueError(f"load_weights: cannot tell the format of {path} from its extension "
-                         f"{suffix or '(none)'!r}; expected .safetensors, .pth, .pt or .npz")
+        raise ValueError(f"load_weights: cannot tell the format of {path} from its first bytes or "
+                         f"its extension {suffix or '(none)'!r}; expected safetensors, a torch.save "
+                         "file (.pth, .pt) or cnnlab's .npz")
     return _load_state(model, state, strict, source=str(path))

@@ -19,9 +19,13 @@ def pair(v: IntPair, name: str) -> tuple[int, int]:
     if isinstance(v, (int, np.integer)):
         out = (int(v), int(v))
     else:
-        t = tuple(int(a) for a in v)
-        if len(t) != 2:
+        ok = isinstance(v, (tuple, list)) and all(isinstance(a, (int, np.integer))
+                                                  and not isinstance(a, bool) for a in v)
+        if not ok:
+            raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}")
+        if len(v) != 2:
             raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+        t = tuple(int(a) for a in v)
         out = (t[0], t[1])
     return out
 

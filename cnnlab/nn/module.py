@@ -333,6 +333,9 @@ class Module:
                 continue
             value = _to_numpy(state_dict[key])
             current = m._parameters[name].data if is_param else m._buffers[name]
+            if getattr(value, "dtype", np.dtype(object)).kind not in "biuf":
+                raise TypeError(f"load_state_dict: {key} holds {getattr(value, 'dtype', type(value))} "
+                                f"values; expected numbers ({current.dtype})")
             if value.shape != current.shape:
                 raise ValueError(f"load_state_dict: {key} has shape {value.shape} in the state "
                                  f"dict but {current.shape} in the model")

@@ -9,7 +9,8 @@ Files: ``graph.py`` (the graph under construction), ``trace.py`` (running the mo
 and walking what it did), ``export_conv.py`` / ``export_pool.py`` /
 ``export_layers.py`` (one converter per layer, by family), ``export.py``,
 ``checks.py`` (untrusted files), ``layers.py`` (the modules an import builds),
-``importer.py``, ``fileio.py`` (atomic writes).  Needs the ``onnx`` package
+``importer.py``; files are written by cnnlab's one atomic writer (``cnnlab/_files.py``).
+Needs the ``onnx`` package
 (``pip install 'cnnlab[onnx]'``), imported when a function runs.
 """
 from cnnlab.onnx import layers  # noqa: F401  (the imported layers' export converters)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab._files import UnsafePathError, check_readable_file
 from cnnlab.onnx.graph import onnx_module
 
 MAX_FILE_BYTES = 2**31          # protobuf's own limit for one message
@@ -37,9 +38,10 @@ def _dtypes() -> dict[int, np.dtype]:
 def read_model(path: str | os.PathLike, max_bytes: int = MAX_FILE_BYTES):
     """Parse ``path`` as an ONNX ModelProto without loading external data."""
     onnx = onnx_module()
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"ONNX file {path} does not exist")
+    try:
+        path = check_readable_file(path, "ONNX file")   # a FIFO or device would never end
+    except UnsafePathError as e:
+        raise OnnxFileError(str(e)) from None
     size = path.stat().st_size
     if size > max_bytes:
         raise OnnxFileError(f"{path}: {size:,} bytes is over the limit of {max_bytes:,}")

@@ -13,10 +13,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from cnnlab._files import write_bytes_atomic
 from cnnlab.autograd.tensor import Tensor
 from cnnlab.nn.module import Module
 from cnnlab.onnx import export_conv, export_layers, export_pool  # noqa: F401  (converters)
-from cnnlab.onnx.fileio import write_atomic
 from cnnlab.onnx.graph import MAX_OPSET, MIN_OPSET, ExportError, GraphBuilder
 from cnnlab.onnx.trace import build_graph, trace
 
@@ -93,8 +93,12 @@ def export(model: Module, path: str | os.PathLike, input_size: Sequence[int], op
     The model is run once in eval mode (its train/eval flags are restored).  Layers
     with no ONNX operator become small subgraphs of standard ones; a layer that
     cannot be written raises :class:`ExportError` naming it.  The file is written
-    atomically: on any error an existing ``path`` is untouched.  ``metadata``
+    atomically (:func:`cnnlab._files.atomic_write`): on any error an existing ``path``
+    is untouched.  ``metadata``
     (strings) goes into the file's metadata_props, which :func:`load` reads back.
     """
+    folder = Path(path).parent
+    if not folder.is_dir():     # a mistyped folder is named, not created
+        raise FileNotFoundError(f"folder {folder} for {Path(path).name} does not exist")
     proto = to_onnx(model, input_size, opset, example, metadata)
-    return write_atomic(path, proto.SerializeToString())
+    return write_bytes_atomic(path, proto.SerializeToString(), follow_symlinks=True)   # named by the caller

@@ -137,7 +137,7 @@ def load_for_evaluation(path: str | os.PathLike) -> tuple[Module, dict[str, Any]
         return load_onnx(path)
     state = load_training_state(path)
     model = build_model(stored_spec(state.meta, path))
-    model.load_state_dict(state.model_state)
+    state.restore(model)
     model.eval()
     return model, state.meta
 

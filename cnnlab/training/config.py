@@ -7,13 +7,16 @@ builds its options from this class instead of declaring them again.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from cnnlab.data import AUGMENTATION_NAMES, DATASET_NAMES
 from cnnlab.serialization import CheckpointError
-from cnnlab.training.checkpoint import load_training_state
+from cnnlab.training.checkpoint import MAX_INPUT_SIZE, load_training_state
 
 DEFAULT_MODEL = {"digits": "digits_cnn", "fashion-mnist": "lenet5", "mnist": "lenet5",
                  "folder": "lenet5", "cifar10": "lenet5"}
@@ -31,6 +34,9 @@ USER_DATA = ("folder", "cifar10")      # datasets named KIND:PATH
 MODEL_LR = {"lenet5_1998": 0.003}
 ADAM_LR = 1e-3     # Kingma & Ba's default, and torch.optim.Adam's
 OPTIMIZERS = ("sgd", "adam")
+# What a stored model_spec may ask get_model for, checked before the model is built
+# (num_classes=2e6 would allocate a 30 GiB classifier before any weight is read).
+SPEC_LIMITS = {"num_classes": 100_000, "in_channels": 4096, "input_size": MAX_INPUT_SIZE}
 SCHEDULERS = ("none", "step", "cosine", "warmup-cosine", "plateau")
 OPTIMISATION = "optimisation"          # the argument groups of `cnnlab train --help`
 TRANSFER = "transfer learning"
@@ -227,6 +233,26 @@ class TrainConfig:
         cfg._validate()
         return cfg
 
+    @classmethod
+    def from_stored(cls, stored: Any, path: str | os.PathLike) -> TrainConfig:
+        """The config a checkpoint's metadata holds, checked against the fields'
+        types: :class:`CheckpointError` naming ``path`` and the key for an
+        unknown, missing-type or mistyped entry (the file's checksums only prove
+        it is what was written, not that it was written by cnnlab)."""
+        if not isinstance(stored, dict):
+            raise CheckpointError(f"{path}: its config is {type(stored).__name__}, not an object")
+        types = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        for key, value in stored.items():
+            if key not in names:
+                raise CheckpointError(f"{path}: its config has an unknown key {key!r} (not a "
+                                      "TrainConfig field; written by another version?)")
+            if not _fits(value, types[key]):
+                shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+                raise CheckpointError(f"{path}: its config key {key!r} is {shown}, not of type "
+                                      f"{types[key]}")
+        return cls(**stored)
+
     def default_lr(self, model: str, dataset_lr: float) -> float:
         """The learning rate when none is given: Adam's customary 1e-3, else the
         model's (``MODEL_LR``) or the dataset's SGD rate."""
@@ -235,6 +261,14 @@ class TrainConfig:
         return MODEL_LR.get(model, dataset_lr)
 
     def _validate(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name} must be a finite number, got {value}", f.name)
+        for name, factor in self.lr_mult.items():
+            if not (math.isfinite(factor) and factor >= 0):
+                raise ConfigError(f"lr_mult {name}={factor}: the factor must be a finite number >= 0",
+                                  "lr_mult")
         if self.epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {self.epochs}", "epochs")
         if self.batch_size < 1:
@@ -272,8 +306,9 @@ class TrainConfig:
         if self.plateau_patience < 0:
             raise ConfigError(f"plateau_patience must be >= 0, got {self.plateau_patience}",
                               "plateau_patience")
-        if self.input_size is not None and self.input_size < 1:
-            raise ConfigError(f"input_size must be >= 1, got {self.input_size}", "input_size")
+        if self.input_size is not None and not 1 <= self.input_size <= MAX_INPUT_SIZE:
+            raise ConfigError(f"input_size must be in [1, {MAX_INPUT_SIZE}], got {self.input_size}",
+                              "input_size")
         if self.keep_checkpoints < 0:
             raise ConfigError(f"keep_checkpoints must be >= 0 (0 keeps all), got {self.keep_checkpoints}",
                               "keep_checkpoints")
@@ -289,6 +324,26 @@ class TrainConfig:
         """The learning rate trained with: ``lr``, times ``batch_size / lr_scale_batch``
         under Goyal et al.'s linear scaling rule."""
         return self.lr * self.batch_size / self.lr_scale_batch if self.lr_scale_batch else self.lr
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a JSON value has the type a TrainConfig field declares."""
+    if hint is type(None):
+        return value is None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_fits(v, item) for v in value)
+    if origin is dict:
+        k, v = typing.get_args(hint)
+        return isinstance(value, dict) and all(_fits(a, k) and _fits(b, v) for a, b in value.items())
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
 
 
 def dataset_kind(name: str) -> str:
@@ -326,4 +381,15 @@ def stored_spec(meta: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]
     if not spec:
         raise CheckpointError(f"{path}: has no model_spec (how to rebuild the model); only files "
                               "written by cnnlab train have one")
+    kwargs = spec.get("kwargs") if isinstance(spec, dict) else None
+    if not isinstance(spec.get("name") if isinstance(spec, dict) else None, str) \
+            or not isinstance(kwargs, dict):
+        raise CheckpointError(f"{path}: its model_spec is not a name with kwargs: {str(spec)[:200]}")
+    for key, value in kwargs.items():
+        limit = SPEC_LIMITS.get(key)
+        if limit is None:
+            raise CheckpointError(f"{path}: its model_spec has an unknown argument {key!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
+            raise CheckpointError(f"{path}: its model_spec {key}={value!r} is not a whole number "
+                                  f"in [1, {limit}] (refused before building the model)")
     return spec

@@ -14,10 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab._files import atomic_write, check_readable_file
 from cnnlab.autograd.tensor import Tensor, no_grad
 from cnnlab.nn.capture import capture_outputs, layer_names
 from cnnlab.nn.module import Module
-from cnnlab.serialization import atomic_write
+from cnnlab.serialization import MAX_TOTAL_BYTES
+
+MAX_CLASSES = 100_000
 
 __all__ = ["extract_features", "load_codes", "save_codes"]
 
@@ -88,16 +91,45 @@ def save_codes(path: str | os.PathLike, codes: np.ndarray, labels: np.ndarray, l
     if arrays["codes"].ndim != 2 or len(arrays["codes"]) != len(arrays["labels"]):
         raise ValueError(f"save_codes: expected codes (N, D) and labels (N,), got "
                          f"{arrays['codes'].shape} and {arrays['labels'].shape}")
-    with atomic_write(path) as f:
+    with atomic_write(path, follow_symlinks=True) as f:   # the caller named the path
         np.savez(f, **arrays)
     return path
 
 
 def load_codes(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, str]:
     """Read a file written by :func:`save_codes`: ``(codes, labels, layer)``."""
+    check_readable_file(path, "codes file")
+    try:
+        arrays = _load_npz(path)
+    except ValueError as e:
+        raise ValueError(f"{path}: not a readable codes file ({e})") from e
+    missing = {"codes", "labels"} - set(arrays)
+    if missing:
+        raise ValueError(f"{path}: not a codes file (missing {sorted(missing)}; has {sorted(arrays)})")
+    codes, labels = arrays["codes"], arrays["labels"]
+    layer = str(arrays["layer"]) if "layer" in arrays else ""
+    if codes.ndim != 2 or codes.dtype.kind not in "fiu" or len(codes) == 0:
+        raise ValueError(f"{path}: codes must be a non-empty (N, D) array of numbers, got "
+                         f"{codes.dtype}{list(codes.shape)}")
+    if labels.shape != (len(codes),) or labels.dtype.kind not in "iu":
+        raise ValueError(f"{path}: labels must be ({len(codes)},) integers, got "
+                         f"{labels.dtype}{list(labels.shape)}")
+    if labels.min() < 0 or labels.max() >= MAX_CLASSES:
+        raise ValueError(f"{path}: labels must lie in [0, {MAX_CLASSES}), got {labels.min()}..{labels.max()}")
+    bad = ~np.isfinite(codes).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{path}: code {int(np.argmax(bad))} (and {int(bad.sum()) - 1} more) holds NaN "
+                         "or infinity")
+    return codes, labels, layer
+
+
+def _load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The arrays of an ``np.savez`` file, without pickle, sizes checked before reading."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        total = sum(i.file_size for i in zf.infolist())
+        if total > MAX_TOTAL_BYTES:
+            raise ValueError(f"its arrays declare {total} bytes, over the {MAX_TOTAL_BYTES}-byte limit")
     with np.load(path, allow_pickle=False) as z:
-        missing = {"codes", "labels"} - set(z.files)
-        if missing:
-            raise ValueError(f"{path}: not a codes file (missing {sorted(missing)}; has {z.files})")
-        layer = str(z["layer"]) if "layer" in z.files else ""
-        return z["codes"], z["labels"], layer
+        return {k: z[k] for k in z.files}

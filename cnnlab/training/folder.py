@@ -12,14 +12,15 @@
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from cnnlab._files import LockHeldError, append_text, exclusive_lock, write_text_atomic
 from cnnlab.plots import plot_history
-from cnnlab.serialization import atomic_write
 from cnnlab.training.config import TrainConfig
 
 CHECKPOINT_RE = re.compile(r"^epoch-(\d+)\.npz$")
@@ -31,6 +32,44 @@ class RunExistsError(FileExistsError):
     def __init__(self, out: Path, advice: str = "resume it or choose another folder") -> None:
         super().__init__(f"{out} already holds a run; {advice}")
         self.out = out
+
+
+class RunLockedError(ValueError):
+    """Another process is running in the same run folder."""
+
+
+RUN_FILES = ("model.npz", "config.json", "metrics.jsonl", "checkpoints")
+LOCK_NAME = ".lock"
+
+
+def run_folder_taken(out: Path) -> bool:
+    """True when ``out`` holds a run: any of model.npz, config.json, metrics.jsonl, checkpoints/."""
+    return any(os.path.lexists(out / name) for name in RUN_FILES)
+
+
+@contextlib.contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``out/.lock`` for the life of a run.
+
+    A second process that tries to run in ``out`` meanwhile gets
+    :class:`RunLockedError` naming the holder's PID at once (it does not wait).
+    The lock dies with its process, so a killed run never leaves ``out``
+    locked.  The folder is created; if it was created here and holds nothing
+    but the lock when the run ends (a run refused before its first file),
+    it is removed again."""
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with exclusive_lock(out / LOCK_NAME):
+            yield
+    except LockHeldError as e:
+        raise RunLockedError(f"{out} is in use by another cnnlab run (PID {e.holder}); wait for it "
+                             "to finish or choose another folder") from None
+    finally:
+        if created:
+            for folder in (out / "checkpoints", out):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()   # only when empty
 
 
 def checkpoint_path(out: Path, epoch: int) -> Path:
@@ -97,11 +136,6 @@ def default_out_dir(cfg: TrainConfig, root: str | os.PathLike = "runs") -> Path:
     return out
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    with atomic_write(path) as f:
-        f.write(text.encode("utf-8"))
-
-
 def open_run_folder(out: Path, config: dict[str, Any], history: list[dict[str, Any]]) -> None:
     """Create ``out`` and its checkpoint folder; write ``config.json`` and the
     ``metrics.jsonl`` rows of the epochs done so far (none for a new run)."""
@@ -111,9 +145,22 @@ def open_run_folder(out: Path, config: dict[str, Any], history: list[dict[str, A
     write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
 
 
+def abandon_new_run(out: Path) -> None:
+    """After a new run in ``out`` failed before its first checkpoint: remove the
+    config.json and metrics.jsonl it wrote (the folder held no run when it began,
+    and its lock kept others out), so that ``out`` is free for the next attempt.
+    A run with a checkpoint is left as it is, for ``--resume``."""
+    if find_checkpoints(out):
+        return
+    for name in ("config.json", "metrics.jsonl"):
+        with contextlib.suppress(FileNotFoundError):
+            (out / name).unlink()
+    with contextlib.suppress(OSError):
+        (out / "checkpoints").rmdir()   # only when empty
+
+
 def append_metrics(out: Path, row: dict[str, Any]) -> None:
-    with open(out / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(row) + "\n")
+    append_text(out / "metrics.jsonl", json.dumps(row) + "\n")
 
 
 def write_curves(history: list[dict[str, Any]], path: Path, title: str = "",

@@ -20,6 +20,7 @@ from cnnlab.data import ArrayDataset, DataLoader
 from cnnlab.nn import Linear
 from cnnlab.optim import SGD
 from cnnlab.optim.lr_scheduler import CosineAnnealingLR
+from cnnlab.training.checkpoint import TrainingDivergedError
 
 __all__ = ["LOSSES", "LinearClassifier", "train_linear"]
 
@@ -129,11 +130,14 @@ def train_linear(codes: np.ndarray, labels: np.ndarray, loss: str = "softmax", e
                {"params": [linear.bias], "weight_decay": 0.0}], lr=lr, momentum=0.9)
     sched = CosineAnnealingLR(opt, T_max=epochs)
     criterion = F.cross_entropy if loss == "softmax" else F.multi_margin_loss
-    for _ in range(epochs):
+    for epoch in range(1, epochs + 1):
         total = 0.0
         for x, y in loader:
             opt.zero_grad()
             out = criterion(linear(x), y)
+            if not np.isfinite(out.item()):     # before the step: the weights stay finite
+                raise TrainingDivergedError(f"train_linear: diverged in epoch {epoch}: the loss is "
+                                            f"{out.item()}; lower the learning rate (lr={lr})")
             out.backward()
             opt.step()
             total += float(out.item()) * len(y)

@@ -17,6 +17,7 @@ from cnnlab.autograd.tensor import Tensor, no_grad
 from cnnlab.models.googlenet import googlenet_loss
 from cnnlab.nn.module import Module
 from cnnlab.nn.utils import FoldError, clip_grad_norm_, fold_batchnorm, has_batchnorm
+from cnnlab.training.checkpoint import TrainingDivergedError
 
 ProgressHook = Callable[[int, float, float], None]   # (batch size, loss, accuracy so far)
 
@@ -70,13 +71,17 @@ def train_one_epoch(model: Module, loader: Iterable[tuple[Tensor, Tensor]], opti
     params = [p for p in model.parameters() if p.requires_grad] if clip_grad_norm else []
     total_loss, correct, seen = 0.0, 0, 0
     for x, y in loader:
+        if len(y) == 0:
+            raise ValueError(f"train_one_epoch: an empty batch after {seen} samples (the loader "
+                             "yielded a batch of 0 samples)")
         optimizer.zero_grad()
         outputs = model(x)
         loss = loss_fn(outputs, y)
         logits = main_logits(outputs)
         batch_loss = float(loss.item())
         if not np.isfinite(batch_loss):   # before the step, so the weights stay finite
-            raise FloatingPointError(
+            _refuse_bad_input(x, loader, seen)
+            raise TrainingDivergedError(
                 f"training diverged: loss is {batch_loss} after {seen} samples; lower the learning rate")
         loss.backward()
         if reduce_gradients is not None:
@@ -93,6 +98,23 @@ def train_one_epoch(model: Module, loader: Iterable[tuple[Tensor, Tensor]], opti
     if seen == 0:
         raise ValueError("train_one_epoch: the loader produced no batches")
     return EpochResult(total_loss / seen, correct / seen, seen)
+
+
+def _refuse_bad_input(x: Tensor, loader, seen: int) -> None:
+    """ValueError naming the first sample of the batch ``x`` with a NaN or infinite
+    value (its dataset index when ``loader`` is a DataLoader): the real cause of a
+    non-finite loss, not the learning rate."""
+    data = np.asarray(x.data)
+    bad = ~np.isfinite(data.reshape(len(data), -1)).all(axis=1)
+    if not bad.any():
+        return
+    i = int(np.argmax(bad))
+    where = f"sample {seen + i} of the epoch"
+    order, epoch = getattr(loader, "order", None), getattr(loader, "epoch", None)
+    if callable(order) and isinstance(epoch, int):
+        where += f" (dataset index {int(order(epoch - 1)[seen + i])})"
+    raise ValueError(f"non-finite input: {where} holds NaN or infinity after the input pipeline; "
+                     "fix or drop it (this is not a learning-rate problem)")
 
 
 def inference_model(model: Module, example: Tensor | np.ndarray, fold_bn: bool = True) -> Module:

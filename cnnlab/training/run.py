@@ -24,6 +24,7 @@ small-training-set splits in :mod:`cnnlab.training.splits`.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -70,6 +71,7 @@ from cnnlab.training.distributed import LocalWorld, join_world
 from cnnlab.training.folder import (
     CHECKPOINT_RE,
     RunExistsError,
+    abandon_new_run,
     append_metrics,
     checkpoint_path,
     default_out_dir,
@@ -77,6 +79,8 @@ from cnnlab.training.folder import (
     newest_checkpoint,
     open_run_folder,
     prune_checkpoints,
+    run_folder_taken,
+    run_lock,
     write_curves,
 )
 from cnnlab.training.loop import EpochResult, best_epoch, evaluate, should_stop, train_one_epoch
@@ -181,7 +185,9 @@ class Best:
 def fit(cfg: TrainConfig, out: str | os.PathLike | None, resume: bool | str | os.PathLike = False,
         progress: bool | None = None, report: Reporter = print, extend: int | None = None,
         monitor: Monitor | None = None) -> RunResult:
-    """Train ``cfg`` into the folder ``out``.
+    """Train ``cfg`` into the folder ``out``, holding its lock (:func:`run_lock`)
+    for the whole run: a second process gets :class:`~cnnlab.training.folder.RunLockedError`
+    naming this one's PID.
 
     ``resume=True`` continues from the newest checkpoint in ``out``; a path
     continues from that checkpoint.  The stored config is used, except that
@@ -199,6 +205,8 @@ def fit(cfg: TrainConfig, out: str | os.PathLike | None, resume: bool | str | os
     Raises :class:`ConfigError` (a ValueError) for an option that cannot be
     used, :class:`RunExistsError` when a new run's ``out`` already holds one,
     and CheckpointError for a checkpoint that cannot be resumed from.
+    A new run refuses a folder that holds model.npz, config.json,
+    metrics.jsonl or checkpoints/ (:func:`run_folder_taken`).
 
     With ``cfg.distributed`` the run is one model trained data-parallel by
     every process of the MPI job (:mod:`cnnlab.training.distributed`).
@@ -217,6 +225,15 @@ def _fit(world: LocalWorld, cfg: TrainConfig, out: Path | None, resume: bool | s
     cfg, state = (resume_config(cfg, out, resume, report, extend) if resume
                   else (new_run_config(cfg, out), None))
     out = world.agree_path(default_out_dir(cfg) if out is None else out)
+    with run_lock(out) if world.is_writer else contextlib.nullcontext():
+        if state is None and world.is_writer and run_folder_taken(out):   # filled while setting up
+            raise RunExistsError(out)
+        return _train(world, cfg, state, out, progress, report, monitor)
+
+
+def _train(world: LocalWorld, cfg: TrainConfig, state: TrainingState | None, out: Path,
+           progress: bool | None, report: Reporter, monitor: Monitor | None) -> RunResult:
+    """The run itself, in ``out`` (its lock held by the writing process)."""
     world.seed(cfg.seed)
     data = load_run_data(cfg)
     model, frozen_bn = make_model(cfg, data, state, report)
@@ -228,36 +245,41 @@ def _fit(world: LocalWorld, cfg: TrainConfig, out: Path | None, resume: bool | s
     config = dataclasses.asdict(cfg)
     if world.is_writer:
         open_run_folder(out, config, history)
-    world.setup_done()
-    run = Run(cfg, out, data, model, optimizer, scheduler, frozen_bn,
-              meta={"config": config, "model_spec": data.spec, "classes": data.classes,
-                    "normalize": data.normalize, "dataset": cfg.dataset}, world=world)
-    report_setup(run, report)
-    world.prepare(run, report)
-    best = (Best.of_history(out, history, bool(cfg.early_stopping))
-            if data.val_loader is not None else None)
-    use_bar = (sys.stderr.isatty() if progress is None else progress) and world.is_writer
-    for epoch in range(start_epoch + 1, cfg.epochs + 1):
-        begun = segment_start(cfg, epoch)
-        if begun == epoch - 1 and begun > 0:
-            run.scheduler = start_segment(run, begun)
-        recent = [h for h in history if h["epoch"] > begun]
-        if cfg.early_stopping and recent and should_stop(recent, cfg.early_stopping):
-            break   # a resumed run that had already stopped
-        row, elapsed = train_epoch(run, epoch, use_bar, monitor)
-        history.append(row)
-        best = save_epoch(run, row, history, best)
-        if monitor is not None:
-            monitor.epoch(run, row)
-        report(epoch_line(row, cfg.epochs, elapsed))
-    return finish(run, history, best, report)
+    try:
+        world.setup_done()
+        run = Run(cfg, out, data, model, optimizer, scheduler, frozen_bn,
+                  meta={"config": config, "model_spec": data.spec, "classes": data.classes,
+                        "normalize": data.normalize, "dataset": cfg.dataset}, world=world)
+        report_setup(run, report)
+        world.prepare(run, report)
+        best = (Best.of_history(out, history, bool(cfg.early_stopping))
+                if data.val_loader is not None else None)
+        use_bar = (sys.stderr.isatty() if progress is None else progress) and world.is_writer
+        for epoch in range(start_epoch + 1, cfg.epochs + 1):
+            begun = segment_start(cfg, epoch)
+            if begun == epoch - 1 and begun > 0:
+                run.scheduler = start_segment(run, begun)
+            recent = [h for h in history if h["epoch"] > begun]
+            if cfg.early_stopping and recent and should_stop(recent, cfg.early_stopping):
+                break   # a resumed run that had already stopped
+            row, elapsed = train_epoch(run, epoch, use_bar, monitor)
+            history.append(row)
+            best = save_epoch(run, row, history, best)
+            if monitor is not None:
+                monitor.epoch(run, row)
+            report(epoch_line(row, cfg.epochs, elapsed))
+        return finish(run, history, best, report)
+    except BaseException:
+        if state is None and world.is_writer:
+            abandon_new_run(out)   # stopped before its first checkpoint: the folder is free again
+        raise
 
 
 # -------------------------------------------------------------- the steps
 def new_run_config(cfg: TrainConfig, out: Path | None) -> TrainConfig:
     """``cfg`` resolved, for a new run into ``out`` (which must hold no run yet)."""
     cfg = cfg.resolved()
-    if out is not None and out.exists() and find_checkpoints(out):
+    if out is not None and run_folder_taken(out):
         raise RunExistsError(out)
     return cfg
 
@@ -271,9 +293,11 @@ def resume_config(cfg: TrainConfig, out: Path, resume: bool | str | os.PathLike,
     state = load_training_state(ckpt)
     if state.meta.get("kind") != "training-state":
         raise CheckpointError(f"{ckpt}: a final model file, not a resumable checkpoint")
-    stored = TrainConfig(**state.meta["config"])
+    stored = TrainConfig.from_stored(state.meta.get("config"), ckpt)
     if extend is not None:
-        return extended_config(cfg, stored, state, extend, ckpt, report), state
+        extended = extended_config(cfg, stored, state, extend, ckpt, report)
+        check_resumable(state, extended, ckpt)
+        return extended, state
     if cfg.epochs and cfg.epochs != stored.epochs and stored.scheduler in ("cosine", "warmup-cosine"):
         raise ConfigError(
             f"this run's cosine schedule was planned for {stored.epochs} epochs and its "
@@ -283,8 +307,23 @@ def resume_config(cfg: TrainConfig, out: Path, resume: bool | str | os.PathLike,
             "or resume it with its planned length", "epochs")
     cfg = dataclasses.replace(stored, epochs=cfg.epochs or stored.epochs,
                               **{k: getattr(cfg, k) for k in RUNTIME_FIELDS}).resolved()
+    check_resumable(state, cfg, ckpt)
     report(f"resuming from {ckpt} (epoch {state.epoch} of {cfg.epochs})")
     return cfg, state
+
+
+def check_resumable(state: TrainingState, cfg: TrainConfig, ckpt: Path) -> None:
+    """A checkpoint's epoch must lie within the run and match its history
+    (rows for epochs 1..epoch), else resuming would write a model that was
+    never trained: CheckpointError naming the file."""
+    history = state.meta.get("history", [])
+    if state.epoch > cfg.epochs:
+        raise CheckpointError(f"{ckpt}: claims epoch {state.epoch}, past the run's {cfg.epochs} "
+                              "epochs; nothing would be trained (pass a larger --epochs to extend it)")
+    epochs = [row.get("epoch") for row in history]
+    if epochs != list(range(1, len(epochs) + 1)) or len(epochs) != state.epoch:
+        raise CheckpointError(f"{ckpt}: claims epoch {state.epoch} but its history has rows for "
+                              f"epochs {epochs[:5]}{'...' if len(epochs) > 5 else ''}: corrupt")
 
 
 def extended_config(cfg: TrainConfig, stored: TrainConfig, state: TrainingState, extend: int,
@@ -388,13 +427,12 @@ def restore_state(state: TrainingState | None, model: Module, optimizer, schedul
     returns its metric history and the epochs it completed (nothing for a new run)."""
     if state is None:
         return [], 0
-    model.load_state_dict(state.model_state)
-    if state.optimizer_state is not None:
-        optimizer.load_state_dict(state.optimizer_state)
-    if scheduler is not None and state.scheduler_state is not None:
-        scheduler.load_state_dict(state.scheduler_state)
+    state.restore(model, optimizer, scheduler)
     if state.rng_state is not None:
-        cnnlab.set_rng_state(state.rng_state)
+        try:
+            cnnlab.set_rng_state(state.rng_state)
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{state.path}: its rng_state cannot be restored: {e}") from e
     return list(state.meta.get("history", [])), state.epoch
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from cnnlab.argtypes import finite_float, positive_int
 from cnnlab.data.datasets import DATASET_NAMES
 from cnnlab.viz.commands.attribution import run_deconvnet, run_guided, run_occlusion, run_saliency
 from cnnlab.viz.commands.context import VizContext
@@ -87,7 +88,7 @@ VIZ_METHODS: tuple[VizMethod, ...] = (
               run_kernels, needs_input=True, needs_checkpoint=False, options=(
                   option("--photo", choices=PHOTOS, default="camera",
                          help="without --image: scikit-image's sample photo to filter (default camera)"),
-                  option("--max-side", type=int, default=256,
+                  option("--max-side", type=positive_int, default=256,
                          help="shrink the photo so its longer side is at most this (default 256)"))),
     VizMethod("activations", "feature maps of every conv / pool / ReLU layer (or --layer) for the image",
               run_activations, needs_input=True, options=(
@@ -95,21 +96,23 @@ VIZ_METHODS: tuple[VizMethod, ...] = (
                          help="grey levels shared by the layer's maps (default) or per map"),)),
     VizMethod("dead-filters", "channels that are zero for (almost) all test images, per ReLU layer",
               run_dead_filters, options=(
-                  option("--threshold", type=float, default=0.99,
+                  option("--threshold", type=finite_float, default=0.99,
                          help="dead when zero on at least this fraction of test images"),)),
     VizMethod("filters", "a conv layer's filters as images (default: the first) with smoothness scores",
               run_filters),
     VizMethod("top-k", "test images that most activate --channel of --layer, with its receptive field",
-              run_top_k, options=(option("--k", type=int, default=9),)),
+              run_top_k, options=(option("--k", type=positive_int, default=9),)),
     VizMethod("tsne", "t-SNE map of the CNN codes of the test set: scatter and image mosaic", run_tsne,
-              options=(option("--perplexity", type=float, default=30.0),
-                       option("--max-images", type=int, default=2000, help="first N test images"),
-                       option("--thumb", type=int, default=24, help="mosaic thumbnail side in pixels"))),
+              options=(option("--perplexity", type=finite_float, default=30.0),
+                       option("--max-images", type=positive_int, default=2000, help="first N test images"),
+                       option("--thumb", type=positive_int, default=24,
+                              help="mosaic thumbnail side in pixels"))),
     VizMethod("occlusion", "class probability as a grey square slides over the image (Zeiler & Fergus)",
               run_occlusion, needs_input=True, options=(
-                  option("--size", type=int, help="occluder side in pixels (default: input side / 4)"),
-                  option("--stride", type=int, help="occluder step (default: size / 2)"),
-                  option("--fill", type=float, default=0.0,
+                  option("--size", type=positive_int,
+                         help="occluder side in pixels (default: input side / 4)"),
+                  option("--stride", type=positive_int, help="occluder step (default: size / 2)"),
+                  option("--fill", type=finite_float, default=0.0,
                          help="occluder value in model units (0 = the training mean)"))),
     VizMethod("saliency", "|d score / d pixel|, the data gradient (Simonyan et al.)", run_saliency,
               needs_input=True),
@@ -118,28 +121,29 @@ VIZ_METHODS: tuple[VizMethod, ...] = (
     # the defaults of cnnlab.viz.synthesis.class_model (tuned on digits_cnn)
     VizMethod("class-model", "the image that maximises a class score (all classes, or --target) or a unit",
               run_class_model, options=(
-                  option("--steps", type=int, default=200),
-                  option("--lr", type=float, default=0.1),
-                  option("--l2", type=float, default=0.3, help="L2 decay weight (default 0.3)"),
+                  option("--steps", type=positive_int, default=200),
+                  option("--lr", type=finite_float, default=0.1),
+                  option("--l2", type=finite_float, default=0.3, help="L2 decay weight (default 0.3)"),
                   option("--jitter", type=int, default=1, help="random shift in pixels (default 1)"),
-                  option("--blur-every", type=int, default=4,
+                  option("--blur-every", type=positive_int, default=4,
                          help="Gaussian blur every N steps, 0 = never (default 4)"))),
     VizMethod("invert", "reconstruct the image from its code at --layer (Mahendran & Vedaldi)", run_invert,
               needs_input=True, options=(
-                  option("--steps", type=int, default=200),
-                  option("--lr", type=float, default=0.05),
-                  option("--tv", type=float, default=0.0, help="total-variation weight"))),
+                  option("--steps", type=positive_int, default=200),
+                  option("--lr", type=finite_float, default=0.05),
+                  option("--tv", type=finite_float, default=0.0, help="total-variation weight"))),
     VizMethod("fgsm", "fool the network: fast gradient sign adversarial example", run_fgsm,
               needs_input=True, options=(
-                  option("--eps", type=float, default=0.1, help="budget in raw pixel units ([0, 1] images)"),
-                  option("--steps", type=int, default=1, help="> 1: iterative FGSM"),
+                  option("--eps", type=finite_float, default=0.1,
+                         help="budget in raw pixel units ([0, 1] images)"),
+                  option("--steps", type=positive_int, default=1, help="> 1: iterative FGSM"),
                   option("--sweep", metavar="EPS", nargs="+",
                          help="also the test accuracy under attack for these eps, separated by "
                               "commas or spaces (0,0.01,0.05 or 0 0.01 0.05)"))),
     VizMethod("curves", "loss and accuracy per epoch", run_curves),
     VizMethod("confusion", "test confusion matrix with counts", run_confusion),
     VizMethod("misclassified", "the test images the model gets wrong", run_misclassified,
-              options=(option("--max-n", type=int, default=32),)),
+              options=(option("--max-n", type=positive_int, default=32),)),
 )
 METHODS = tuple(m.name for m in VIZ_METHODS)
 _BY_NAME = {m.name: m for m in VIZ_METHODS}
@@ -212,8 +216,9 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
                                    "map and mistakes.")
     p.add_argument("run", metavar="RUN_DIR", help="run folder written by `cnnlab train` (or its model.npz)")
     p.add_argument("--out", metavar="FILE", help="HTML file (default RUN_DIR/report.html)")
-    p.add_argument("--examples", type=int, default=4, help="test images shown with occlusion / saliency")
-    p.add_argument("--max-tsne", type=int, default=2000, help="first N test images in the t-SNE map")
+    p.add_argument("--examples", type=positive_int, default=4,
+                   help="test images shown with occlusion / saliency")
+    p.add_argument("--max-tsne", type=positive_int, default=2000, help="first N test images in the t-SNE map")
     p.add_argument("--seed", type=int, default=0, help="t-SNE seed")
     p.set_defaults(func=cmd_report)
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab._files import atomic_write
+
 __all__ = ["to_unit", "to_uint8", "tile", "tile_color", "save_png", "save_figure", "as_hwc", "display_image",
            "auto_scale", "save_titled_png"]
 
@@ -103,11 +105,11 @@ def save_png(img: np.ndarray, path: str | os.PathLike, scale: int = 1, cmap: str
     if scale > 1:
         a = np.repeat(np.repeat(a, scale, axis=0), scale, axis=1)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if a.ndim == 2:
-        imsave(path, a, cmap=cmap, vmin=0.0, vmax=1.0)
-    else:
-        imsave(path, a)
+    with atomic_write(path) as f:
+        if a.ndim == 2:
+            imsave(f, a, cmap=cmap, vmin=0.0, vmax=1.0, format="png")
+        else:
+            imsave(f, a, format="png")
     return path
 
 
@@ -115,8 +117,8 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
     """Save a matplotlib figure to ``path`` (parents created).  A figure of pyplot's
     (one a caller made with ``plt.subplots``) is closed, as pyplot would otherwise keep it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    with atomic_write(path) as f:
+        fig.savefig(f, dpi=dpi, bbox_inches="tight", format=path.suffix[1:] or "png")
     pyplot = sys.modules.get("matplotlib.pyplot")
     if pyplot is not None and pyplot.fignum_exists(fig.number if hasattr(fig, "number") else -1):
         pyplot.close(fig)
@@ -175,6 +177,6 @@ def save_titled_png(img: np.ndarray, path: str | os.PathLike, title: str | None 
     fig.text(0.5, 1.0 - 0.5 * title_px / (H + title_px), title, ha="center", va="center",
              fontsize=max(6.0, 0.45 * title_px), clip_on=True)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    with atomic_write(path) as f:
+        fig.savefig(f, dpi=dpi, format=path.suffix[1:] or "png")
     return path

@@ -15,13 +15,16 @@ Shared by ``cnnlab viz`` (:mod:`cnnlab.viz.cli`) and ``cnnlab report``
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["PHOTOS", "sample_photo", "shrink", "load_image_file", "image_to_model_input", "model_pipeline",
-           "open_checkpoint", "open_model", "zoo_meta"]
+from cnnlab._files import check_readable_file
+
+__all__ = ["PHOTOS", "MAX_PIXELS", "MAX_SIDE", "sample_photo", "shrink", "load_image_file",
+           "image_to_model_input", "model_pipeline", "open_checkpoint", "open_model", "zoo_meta"]
 
 PHOTOS = ("camera", "chelsea", "astronaut", "coffee", "coins", "moon")
 
@@ -47,20 +50,65 @@ def shrink(img: np.ndarray, max_side: int | None) -> np.ndarray:
     return resize(img, shape, anti_aliasing=True)
 
 
-def load_image_file(path: str | os.PathLike) -> np.ndarray:
+MAX_PIXELS = 50_000_000     # a 50-megapixel photo; a decompression bomb declares far more
+
+
+def check_pixel_count(path: Path) -> None:
+    """Refuse an image whose header declares more than :data:`MAX_PIXELS`, before decoding."""
+    try:
+        from PIL import Image
+    except ImportError:   # pragma: no cover - Pillow comes with matplotlib
+        return
+    try:
+        with warnings.catch_warnings():     # the header is all that is read: no bomb yet
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+    except Image.DecompressionBombError as e:   # Pillow's own refusal, far over ours
+        raise ValueError(f"--image: {path} is over the limit of {MAX_PIXELS:,} pixels ({e})") from e
+    except Exception:    # noqa: BLE001 -- not an image Pillow knows: the decoder will say so
+        return
+    if w * h > MAX_PIXELS:
+        raise ValueError(f"--image: {path} is {w}x{h} = {w * h:,} pixels, over the limit of "
+                         f"{MAX_PIXELS:,}; downscale it first")
+
+
+MAX_SIDE = 2048     # a photo is decoded at most this long (longer side): the models see far less
+
+
+def decode_downscaled(path: Path, max_side: int) -> np.ndarray | None:
+    """A photo whose longer side passes ``max_side`` as 8-bit pixels of at most
+    ``max_side``, never whole in floating point (a JPEG is decoded straight at
+    1/2 to 1/8 scale); None for a smaller image or one Pillow cannot shrink in 8 bit."""
+    try:
+        from PIL import Image
+    except ImportError:   # pragma: no cover - Pillow comes with matplotlib
+        return None
+    with Image.open(path) as im:
+        if max(im.size) <= max_side or im.mode not in ("1", "L", "P", "LA", "PA", "RGB", "RGBA",
+                                                       "CMYK", "YCbCr"):
+            return None
+        im.draft("RGB" if im.mode in ("RGB", "YCbCr", "CMYK") else None, (max_side, max_side))
+        alpha = im.mode in ("LA", "PA", "RGBA") or "transparency" in im.info
+        im = im.convert("RGBA" if alpha else "L" if im.mode in ("1", "L") else "RGB")
+        im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        return np.asarray(im)
+
+
+def load_image_file(path: str | os.PathLike, max_side: int = MAX_SIDE) -> np.ndarray:
     """Read a PNG / JPG as float64 in [0, 1]: (H, W) grey or (H, W, 3) colour
-    (an alpha channel is dropped).  Uses scikit-image, else matplotlib."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"--image: {path} is a folder; give one image file (PNG or JPG)")
-    if not path.is_file():
-        raise FileNotFoundError(f"--image: {path} does not exist")
+    (an alpha channel is dropped).  Refused above :data:`MAX_PIXELS` from the
+    header, before decoding; a photo longer than ``max_side`` is downscaled while
+    it is decoded (:func:`decode_downscaled`).  Uses scikit-image, else matplotlib."""
+    path = check_readable_file(path, "--image")
+    check_pixel_count(path)
     try:
         from skimage.io import imread
     except ImportError:   # pragma: no cover - scikit-image is installed with the viz extra
         from matplotlib.image import imread
     try:
-        a = np.asarray(imread(str(path)))
+        a = decode_downscaled(path, max_side)
+        a = np.asarray(imread(str(path))) if a is None else a
     except Exception as e:   # any decoder error, reported with the file name
         raise ValueError(f"--image: cannot read {path} as an image: {e}") from e
     if np.issubdtype(a.dtype, np.integer):
@@ -137,9 +185,10 @@ def open_checkpoint(path: str | os.PathLike) -> tuple[Path, Path]:
     p = Path(path)
     if p.is_dir():
         p = p / "model.npz"
-    if not p.is_file():
-        raise FileNotFoundError(f"checkpoint {p} does not exist (pass RUN/model.npz written by "
-                                "`cnnlab train`)")
+    try:
+        p = check_readable_file(p, "checkpoint")
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{e} (pass RUN/model.npz written by `cnnlab train`)") from None
     run = p.parent.parent if p.parent.name == "checkpoints" else p.parent
     return p, run
 

@@ -16,6 +16,7 @@ Each section is a function in :data:`SECTIONS` that fills a :class:`Section` fro
 from __future__ import annotations
 
 import datetime
+import errno
 import html
 import json
 import os
@@ -29,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab._files import check_writable_target, write_text_atomic
 from cnnlab.kernels.activation import softmax_forward
 from cnnlab.viz.inputs import model_pipeline, open_checkpoint
 from cnnlab.viz.page import Figure, Section, html_table, png_data_uri, render_html
@@ -324,6 +326,10 @@ SECTIONS: tuple[ReportSection, ...] = (
 )
 
 
+# Refusals of the machine, not of a section: no section can be written after them.
+MACHINE_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO)
+
+
 def build_section(part: ReportSection, ctx: ReportContext, log: Callable[[str], None]) -> Section:
     """Run one section's ``build``, timed; a failure becomes the section's error message."""
     s = Section(part.title, part.intro.format(c=ctx), columns=part.columns)
@@ -331,6 +337,8 @@ def build_section(part: ReportSection, ctx: ReportContext, log: Callable[[str], 
     try:
         part.build(ctx, s)
     except Exception as e:   # one broken method must not sink the page
+        if isinstance(e, OSError) and e.errno in MACHINE_ERRNOS:   # but a full disk sinks them all
+            raise
         s.error = f"{type(e).__name__}: {e}"
         log(f"report: section {part.title!r} failed: {s.error}")
     log(f"report: {part.title} ({time.perf_counter() - t0:.1f}s)")
@@ -397,7 +405,9 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     if n_examples < 1:
         raise ValueError(f"write_report: n_examples must be >= 1, got {n_examples}")
     ckpt, run = open_checkpoint(run_dir)
-    out = Path(out) if out is not None else run / "report.html"
+    out_named = out is not None          # a symlink the user named is followed, a planted one refused
+    out = Path(out) if out_named else run / "report.html"
+    check_writable_target(out, follow_symlinks=out_named)   # before the work, not after it
     with tempfile.TemporaryDirectory(prefix="cnnlab-report-") as tmp:
         ctx = ReportContext.load(ckpt, run, Path(tmp), n_examples=n_examples, seed=seed, max_tsne=max_tsne)
         sections = [build_section(part, ctx, log) for part in SECTIONS]
@@ -410,8 +420,4 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
             header_stats(ctx), sections,
             footer="Made by `cnnlab report`. Each picture can be made on its own with `cnnlab viz METHOD "
                    "--checkpoint RUN/model.npz`.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_name(f".{out.name}.tmp")
-    tmp_out.write_text(page, encoding="utf-8")
-    os.replace(tmp_out, out)
-    return out
+    return write_text_atomic(out, page, follow_symlinks=out_named)

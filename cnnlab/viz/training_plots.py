@@ -23,6 +23,7 @@ import numpy as np
 from cnnlab.autograd.tensor import Tensor
 from cnnlab.nn.module import Module
 from cnnlab.plots import plot_history, save_exact, subplots
+from cnnlab.training.checkpoint import check_history
 from cnnlab.training.loop import confusion_matrix, evaluate
 from cnnlab.viz.image import as_hwc, to_unit
 
@@ -35,7 +36,8 @@ def read_history(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     in file order; blank lines are skipped.
 
     Raises FileNotFoundError when the run folder has no ``metrics.jsonl`` and
-    ValueError naming the line that is not valid JSON.
+    ValueError naming the line that is not valid JSON or not a metrics row
+    (:func:`cnnlab.training.checkpoint.check_history`).
     """
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
@@ -48,6 +50,7 @@ def read_history(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as e:
                 raise ValueError(f"read_history: {path} line {k} is not JSON: {e}") from e
+    check_history(rows, f"read_history: {path}")
     return rows
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from cnnlab.autograd.tensor import DEFAULT_DTYPE, Tensor
 from cnnlab.nn import functional as F
-from cnnlab.nn._args import errors_naming, single
+from cnnlab.nn._args import check_sizes, errors_naming, single
 from cnnlab.nn.functional_pool import _check_norm_type
 from cnnlab.nn.module import Module
 from cnnlab.nn.parameter import Parameter
@@ -38,6 +38,8 @@ class _Pool2d(Module):
         self.stride = self.kernel_size if stride is None else F.pair(stride, "stride")
         self.padding = F.pair(padding, "padding")
         self.ceil_mode = ceil_mode
+        check_sizes(type(self).__name__, 1, kernel_size=self.kernel_size, stride=self.stride)
+        check_sizes(type(self).__name__, 0, padding=self.padding)
 
     def _call(self, fn, x: Tensor, *args, **kwargs):
         """Run the functional op; shape errors are re-raised naming this layer."""
@@ -95,9 +97,8 @@ class _Pool1d(Module):
         self.stride = self.kernel_size if stride is None else single(stride, "stride", name)
         self.padding = single(padding, "padding", name)
         self.ceil_mode = ceil_mode
-        if self.kernel_size < 1 or self.stride < 1:
-            raise ValueError(f"{name}: kernel_size and stride must be >= 1, got "
-                             f"{self.kernel_size}, {self.stride}")
+        check_sizes(name, 1, kernel_size=(self.kernel_size,), stride=(self.stride,))
+        check_sizes(name, 0, padding=(self.padding,))
 
     def _call(self, fn, x: Tensor, *args, **kwargs):
         return _run(self, fn, x, (2, 3), "(N, C, L)", *args, **kwargs)
@@ -154,6 +155,7 @@ class LPPool2d(Module):
         self.kernel_size = F.pair(kernel_size, "kernel_size")
         self.stride = self.kernel_size if stride is None else F.pair(stride, "stride")
         self.ceil_mode = ceil_mode
+        check_sizes("LPPool2d", 1, kernel_size=self.kernel_size, stride=self.stride)
 
     def forward(self, x: Tensor) -> Tensor:
         return _run(self, F.lp_pool2d, x, (3, 4), "(N, C, H, W)", self.norm_type,

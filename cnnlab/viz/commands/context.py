@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.viz.inputs import (
+    MAX_SIDE,
     image_to_model_input,
     load_image_file,
     model_pipeline,
@@ -45,7 +46,8 @@ class VizContext:
     @classmethod
     def for_photo(cls, args: argparse.Namespace) -> VizContext:
         """No model: ``--image`` or scikit-image's sample ``--photo``, shrunk to ``--max-side``."""
-        img = load_image_file(args.image) if args.image is not None else sample_photo(args.photo)
+        img = (load_image_file(args.image, max(MAX_SIDE, args.max_side or 0)) if args.image is not None
+               else sample_photo(args.photo))
         img = shrink(img, args.max_side)
         out_dir = Path(args.out or "viz")
         tag = Path(args.image).stem if args.image is not None else args.photo

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 
+from cnnlab._files import write_text_atomic
 from cnnlab.viz.commands.context import ACTIVATIONS, VizContext, activation_after, last_conv, leaf_layers
 from cnnlab.viz.inputs import model_pipeline
 
@@ -47,9 +48,7 @@ def run_dead_filters(ctx: VizContext) -> str:
                         "zero_fraction": [round(float(v), 4) for v in rep.zero_fraction],
                         "threshold": rep.threshold, "n_inputs": rep.n_inputs})
         parts.append(f"{name} {len(rep.dead)}/{len(rep.zero_fraction)}")
-    ctx.out_dir.mkdir(parents=True, exist_ok=True)
-    p = ctx.out_dir / "dead_filters.json"
-    p.write_text(json.dumps(reports, indent=1) + "\n")
+    p = write_text_atomic(ctx.out_dir / "dead_filters.json", json.dumps(reports, indent=1) + "\n")
     ctx.written.append(p)
     return "dead filters: " + ", ".join(parts)
 

@@ -23,7 +23,7 @@ def run_curves(ctx: VizContext) -> str:
     key = f"{held}_acc"
     best = max(hist, key=lambda h: h.get(key, -1))
     nan = float("nan")
-    text = (f"{len(hist)} epochs; final train loss {hist[-1]['train_loss']:.4f}, {held} acc "
+    text = (f"{len(hist)} epochs; final train loss {hist[-1].get('train_loss', nan):.4f}, {held} acc "
             f"{hist[-1].get(key, nan):.4f}; best {held} acc {best.get(key, nan):.4f} "
             f"at epoch {best['epoch']}")
     if held == "val" and final_test is not None:
