@@ -220,6 +220,27 @@ def test_max_pool2d_ties_match_torch(k, s):
     assert xt.grad[0, 0].tolist() == [[1, 0, 1, 0], [0, 0, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]]
 
 
+@pytest.mark.parametrize("shape,k,s,p,ceil", [((2, 3, 8, 8), 2, 2, 0, False),
+                                               ((2, 3, 7, 9), 2, 2, 0, True),
+                                               ((2, 2, 7, 7), 3, 2, 1, False)])
+def test_max_pool_buffers_left_unset_are_written_in_full(monkeypatch, shape, k, s, p, ceil):
+    # buffers the kernels take unzeroed (outputs, and the gradient when 2x2 windows tile the
+    # input) come here filled with NaN: every element must still be written
+    from cnnlab.kernels import pool as pool_k
+
+    def poisoned(shape, like, dtype=None, fill=True):
+        a = zeros_like_layout(shape, like, dtype, fill)
+        if not fill:
+            a[...] = np.nan if np.issubdtype(a.dtype, np.floating) else 99
+        return a
+
+    zeros_like_layout = pool_k.zeros_like_layout
+    monkeypatch.setattr(pool_k, "zeros_like_layout", poisoned)
+    x = np.random.default_rng(14).standard_normal(shape)
+    check_op(lambda x: F.max_pool2d(x, k, s, p, ceil_mode=ceil),
+             lambda x: TF.max_pool2d(x, k, s, p, ceil_mode=ceil), [x])
+
+
 def test_max_pool_backward_routes_to_argmax_as_in_the_notes():
     # the notes' window [1, 2, 3, 2]: backward gives [0, 0, g, 0]
     x = cnnlab.Tensor(np.array([[[[1.0, 2.0], [3.0, 2.0]]]]), requires_grad=True)
