@@ -310,8 +310,10 @@ def test_blocked_products_equal_plain_products(monkeypatch, m, k, groups):
     out = np.full((groups, m, n), np.nan)
     np.testing.assert_allclose(conv_gemm.matmul_columns(a, b, out), a @ b, atol=1e-12, rtol=0)
     d, c = rng.standard_normal((groups, m, n)), rng.standard_normal((groups, k, n))
-    np.testing.assert_allclose(conv_gemm.matmul_nt_blocks(d, c), d @ c.transpose(0, 2, 1),
-                               atol=1e-12, rtol=0)
+    for swap_max in (0, 1 << 20):          # both orders of the product when k >= m
+        monkeypatch.setattr(conv_gemm, "DW_SWAP_MAX", swap_max)
+        np.testing.assert_allclose(conv_gemm.matmul_nt_blocks(d, c), d @ c.transpose(0, 2, 1),
+                                   atol=1e-12, rtol=0)
 
 
 @pytest.mark.parametrize("case", CONV_CASES[:6])

@@ -62,6 +62,11 @@ SPLIT_BYTES = 256 << 10
 SMALL_GEMM_MACS = 1_000_000
 MIN_BLOCK_OUT = 256
 MIN_BLOCK_SUM = 768
+# dW = delta @ X_col^T is multiplied with X_col on the left, (X_col @ delta^T)^T, up to
+# this many weights: forward + backward of a conv layer, in place, took 0.82x the time
+# at 16@32x32 (batch 128), 0.89x at 64@56x56 (batch 8), 0.99x at 256@28x28, but 1.1x
+# at 512@14x14 (2.4M weights)
+DW_SWAP_MAX = 1 << 20
 
 
 class GemmCache(NamedTuple):
@@ -172,15 +177,16 @@ def matmul_nt_blocks(d: np.ndarray, c: np.ndarray) -> np.ndarray:
     """d @ c^T, (G, m, n) by (G, k, n) -> (G, m, k): the weight gradient delta @ X_col^T.
 
     The long shared axis n is cut into blocks (see SMALL_GEMM_MACS) whose products
-    are added in order.  Each block is multiplied with the larger operand on the
-    left (c_blk @ d_blk^T, transposed back, when k >= m), which OpenBLAS runs up
-    to twice as fast as the other order (LeNet's conv2, (16 x 6400) by
-    (150 x 6400): 0.38 ms as d @ c^T, 0.22 ms as (c @ d^T)^T)."""
+    are added in order.  Up to DW_SWAP_MAX weights, each block is multiplied with the
+    larger operand on the left (c_blk @ d_blk^T, transposed back, when k >= m),
+    which OpenBLAS runs up to twice as fast as the other order (LeNet's conv2,
+    (16 x 6400) by (150 x 6400): 0.38 ms as d @ c^T, 0.22 ms as (c @ d^T)^T)."""
     m, k = d.shape[1], c.shape[1]
+    swap = k >= m and m * k <= DW_SWAP_MAX
     total = None
     for c0, c1 in column_blocks(d.shape[2], m * k, MIN_BLOCK_SUM):
         db, cb = d[:, :, c0:c1], c[:, :, c0:c1]
-        if k >= m:
+        if swap:
             part = matmul_per_group(cb, db.transpose(0, 2, 1)).transpose(0, 2, 1)
         else:
             part = matmul_per_group(db, cb.transpose(0, 2, 1))
@@ -311,7 +317,7 @@ def gemm_backward(dy: np.ndarray, cache: GemmCache, need_dx: bool = True,
     return dx, dw, db
 
 
-__all__ = ["CHUNK_BYTES", "KEEP_BYTES", "SPLIT_BYTES", "GemmCache", "batch_chunk", "col2im_cols",
-           "column_blocks", "gemm_backward", "gemm_backward_chunk", "gemm_forward",
+__all__ = ["CHUNK_BYTES", "DW_SWAP_MAX", "KEEP_BYTES", "SPLIT_BYTES", "GemmCache", "batch_chunk",
+           "col2im_cols", "column_blocks", "gemm_backward", "gemm_backward_chunk", "gemm_forward",
            "gemm_forward_chunk", "im2col", "im2col_cols", "matmul_columns", "matmul_nt_blocks",
            "matmul_per_group"]
