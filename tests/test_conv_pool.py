@@ -7,6 +7,7 @@ import cnnlab
 import cnnlab.nn.functional as F
 from cnnlab.kernels import conv as conv_k
 from cnnlab.kernels import conv_gemm
+from cnnlab.kernels import pool as pool_k
 from cnnlab.kernels import reference as ref
 
 torch = _torch()
@@ -226,8 +227,6 @@ def test_max_pool2d_ties_match_torch(k, s):
 def test_max_pool_buffers_left_unset_are_written_in_full(monkeypatch, shape, k, s, p, ceil):
     # buffers the kernels take unzeroed (outputs, and the gradient when 2x2 windows tile the
     # input) come here filled with NaN: every element must still be written
-    from cnnlab.kernels import pool as pool_k
-
     def poisoned(shape, like, dtype=None, fill=True):
         a = zeros_like_layout(shape, like, dtype, fill)
         if not fill:
