@@ -7,6 +7,7 @@ import cnnlab
 import cnnlab.nn.functional as F
 from cnnlab.kernels import conv as conv_k
 from cnnlab.kernels import conv_gemm
+from cnnlab.kernels import pool as pool_k
 from cnnlab.kernels import reference as ref
 
 torch = _torch()
@@ -220,6 +221,25 @@ def test_max_pool2d_ties_match_torch(k, s):
     assert xt.grad[0, 0].tolist() == [[1, 0, 1, 0], [0, 0, 0, 0], [1, 0, 1, 0], [0, 0, 0, 0]]
 
 
+@pytest.mark.parametrize("shape,k,s,p,ceil", [((2, 3, 8, 8), 2, 2, 0, False),
+                                               ((2, 3, 7, 9), 2, 2, 0, True),
+                                               ((2, 2, 7, 7), 3, 2, 1, False)])
+def test_max_pool_buffers_left_unset_are_written_in_full(monkeypatch, shape, k, s, p, ceil):
+    # buffers the kernels take unzeroed (outputs, and the gradient when 2x2 windows tile the
+    # input) come here filled with NaN: every element must still be written
+    def poisoned(shape, like, dtype=None, fill=True):
+        a = zeros_like_layout(shape, like, dtype, fill)
+        if not fill:
+            a[...] = np.nan if np.issubdtype(a.dtype, np.floating) else 99
+        return a
+
+    zeros_like_layout = pool_k.zeros_like_layout
+    monkeypatch.setattr(pool_k, "zeros_like_layout", poisoned)
+    x = np.random.default_rng(14).standard_normal(shape)
+    check_op(lambda x: F.max_pool2d(x, k, s, p, ceil_mode=ceil),
+             lambda x: TF.max_pool2d(x, k, s, p, ceil_mode=ceil), [x])
+
+
 def test_max_pool_backward_routes_to_argmax_as_in_the_notes():
     # the notes' window [1, 2, 3, 2]: backward gives [0, 0, g, 0]
     x = cnnlab.Tensor(np.array([[[[1.0, 2.0], [3.0, 2.0]]]]), requires_grad=True)
@@ -271,6 +291,51 @@ def test_pooling_keeps_the_memory_layout_and_values(order):
         ty.backward(torch.tensor(g))
         np.testing.assert_allclose(xt.grad, tx.grad.numpy(), atol=1e-12, rtol=0)
         assert np.argsort(y.data.strides)[::-1].tolist() == list(order)
+
+
+@pytest.mark.parametrize("m,k", [(6, 25), (16, 3), (4, 4)])
+@pytest.mark.parametrize("groups", [1, 3])
+def test_blocked_products_equal_plain_products(monkeypatch, m, k, groups):
+    # the GEMMs cut into column blocks (OpenBLAS's small-matrix sizes) are the plain
+    # products: force narrow, uneven blocks; the weight gradient takes both orders (k >= m, k < m)
+    monkeypatch.setattr(conv_gemm, "SMALL_GEMM_MACS", m * k * 7)
+    monkeypatch.setattr(conv_gemm, "MIN_BLOCK_OUT", 1)
+    monkeypatch.setattr(conv_gemm, "MIN_BLOCK_SUM", 1)
+    n = 45
+    assert len(conv_gemm.column_blocks(n, m * k, 1)) == 7
+    assert conv_gemm.column_blocks(n, m * k, 8) == [(0, n)]       # blocks too narrow: one
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((groups, m, k)), rng.standard_normal((groups, k, n))
+    out = np.full((groups, m, n), np.nan)
+    np.testing.assert_allclose(conv_gemm.matmul_columns(a, b, out), a @ b, atol=1e-12, rtol=0)
+    d, c = rng.standard_normal((groups, m, n)), rng.standard_normal((groups, k, n))
+    for swap_max in (0, 1 << 20):          # both orders of the product when k >= m
+        monkeypatch.setattr(conv_gemm, "DW_SWAP_MAX", swap_max)
+        np.testing.assert_allclose(conv_gemm.matmul_nt_blocks(d, c), d @ c.transpose(0, 2, 1),
+                                   atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("case", CONV_CASES[:6])
+def test_conv_in_column_blocks_matches_torch(monkeypatch, case):
+    # every GEMM of forward and backward cut into blocks of a few columns
+    monkeypatch.setattr(conv_gemm, "SMALL_GEMM_MACS", 1)
+    monkeypatch.setattr(conv_gemm, "MIN_BLOCK_OUT", 1)
+    monkeypatch.setattr(conv_gemm, "MIN_BLOCK_SUM", 1)
+    N, C, H, W, O, KH, KW, s, p, d, g = case
+    rng = np.random.default_rng(22)
+    x = rng.standard_normal((N, C, H, W))
+    w = rng.standard_normal((O, C // g, KH, KW))
+    b = rng.standard_normal(O)
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    yt = TF.conv2d(xt, wt, bt, stride=s, padding=p, dilation=d, groups=g)
+    xc, wc, bc = (cnnlab.Tensor(a, requires_grad=True) for a in (x, w, b))
+    y = F.conv2d(xc, wc, bc, stride=s, padding=p, dilation=d, groups=g)
+    np.testing.assert_allclose(y.data, yt.detach().numpy(), atol=1e-9, rtol=0)
+    dy = rng.standard_normal(y.shape)
+    yt.backward(torch.tensor(dy))
+    y.backward(dy)
+    for mine, theirs in ((xc, xt), (wc, wt), (bc, bt)):
+        np.testing.assert_allclose(mine.grad, theirs.grad.numpy(), atol=1e-9, rtol=0)
 
 
 @pytest.mark.parametrize("layout,keep", [("cols", False), ("cols", True)])

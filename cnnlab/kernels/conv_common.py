@@ -64,11 +64,13 @@ def out_size(size: int, k: int, s: int, p0: int, p1: int, d: int) -> int:
     return (size + p0 + p1 - d * (k - 1) - 1) // s + 1
 
 
-def zeros_like_layout(shape: tuple[int, ...], like: np.ndarray, dtype=None) -> np.ndarray:
+def zeros_like_layout(shape: tuple[int, ...], like: np.ndarray, dtype=None,
+                      fill: bool = True) -> np.ndarray:
     """Zeros of ``shape`` whose axes are laid out in memory in the same order as
-    ``like``'s (so a channel-major input gets a channel-major gradient)."""
+    ``like``'s (so a channel-major input gets a channel-major gradient).  With
+    ``fill=False`` the array is left unset, for a caller that writes every element."""
     order = sorted(range(like.ndim), key=lambda a: -like.strides[a])
-    phys = np.zeros([shape[a] for a in order], dtype=dtype or like.dtype)
+    phys = (np.zeros if fill else np.empty)([shape[a] for a in order], dtype=dtype or like.dtype)
     return phys.transpose(np.argsort(order))
 
 

@@ -99,9 +99,11 @@ def max_pool2d_forward(x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair 
     xp = _pad(x, padding, (Hp, Wp), -np.inf)
     arg_dtype = np.int8 if KH * KW < 128 else np.int32
     cache_args = ((N, C, H, W), kernel, stride, padding, dilation, (Hp, Wp))
-    y = zeros_like_layout((N, C, OH, OW), xp)          # keeps x's memory layout
-    argmax = zeros_like_layout((N, C, OH, OW), xp, arg_dtype)
-    if _nb.AVAILABLE:
+    compiled = _nb.AVAILABLE
+    # keeps x's memory layout; every output written (the compiled loops write every winner)
+    y = zeros_like_layout((N, C, OH, OW), xp, fill=False)
+    argmax = zeros_like_layout((N, C, OH, OW), xp, arg_dtype, fill=not compiled)
+    if compiled:
         order = _nb.outer_order(xp)
         xo, yo, ao = xp.transpose(order), y.transpose(order), argmax.transpose(order)
         _threads.parallel([partial(_nb.max_pool_fwd, xo, KH, KW, stride[0], stride[1],
@@ -129,7 +131,11 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPoolCache) -> np.ndarray:
     ph, pw = cache.padding
     dh, dw = cache.dilation
     OH, OW = dy.shape[2:]
-    dxp = zeros_like_layout((N, C, *cache.padded_hw), cache.argmax, dy.dtype)
+    # 2x2 windows at stride 2 that tile the padded input: the compiled loop writes every
+    # element (zero or the gradient), so the buffer need not be zeroed first
+    tiles = (_nb.AVAILABLE and cache.kernel == (2, 2) and cache.stride == (2, 2)
+             and cache.dilation == (1, 1) and cache.padded_hw == (2 * OH, 2 * OW))
+    dxp = zeros_like_layout((N, C, *cache.padded_hw), cache.argmax, dy.dtype, fill=not tiles)
     if _nb.AVAILABLE:
         order = _nb.outer_order(cache.argmax)
         do, ao, dxo = dy.transpose(order), cache.argmax.transpose(order), dxp.transpose(order)
