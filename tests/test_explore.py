@@ -471,6 +471,7 @@ def test_cli_with_no_target_trains_digits_then_serves_it(tmp_path, monkeypatch, 
     assert m["name"] == "digits_cnn" and m["test_images"] == 360 and not m["untrained"]
     hits = [ex.predict(ex.test_image(i)[0])["prediction"] == ex.test_image(i)[1] for i in range(40)]
     assert sum(hits) >= 34                                   # a trained model, not a fresh one
+    assert ex.predict(a_seven())["prediction"] == 7           # and a drawn digit is read right
     assert "training the default digits model" in capsys.readouterr().out
     assert main(["explore"]) == 0                             # the second time: no training
     assert "using the digits model trained before" in capsys.readouterr().out
