@@ -214,14 +214,10 @@ def main() -> None:
     ap.add_argument("--node-speedup", type=float, default=1.0,
                     help="assume nodes that compute this many times faster than this machine (default 1)")
     ap.add_argument("--timeout", type=float, default=600, help="seconds allowed per launch")
-    ap.add_argument("--unset-openblas-env", action="store_true",
-                    help="remove OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE from the environment "
-                         "of the child processes (never set, never removed otherwise)")
-    ap.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
+    harness.add_options(ap)
     ap.add_argument("--worker", choices=["local", "mpi"], help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.probe:
-        print(json.dumps(harness.probe()))
+    if harness.answer_probe(args):
         return
     if args.worker:
         worker(args)

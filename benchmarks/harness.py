@@ -30,6 +30,7 @@ asserted.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -66,6 +67,22 @@ def openblas_env_line(unset_openblas: bool, environ: Mapping[str, str] = os.envi
     if present:
         return f"{shown}: set in the environment and inherited by the child processes"
     return "OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE: not set (OpenBLAS chose its kernel itself)"
+
+
+def add_options(ap) -> None:
+    """The options every benchmark takes: ``--unset-openblas-env`` and the hidden
+    ``--probe`` that :func:`describe` starts the child with."""
+    ap.add_argument("--unset-openblas-env", action="store_true",
+                    help="remove OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE from the environment "
+                         "of the child processes (never set, never removed otherwise)")
+    ap.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
+
+
+def answer_probe(args) -> bool:
+    """In the ``--probe`` child: print :func:`probe` as JSON and return True."""
+    if args.probe:
+        print(json.dumps(probe()))
+    return args.probe
 
 
 # ---------------------------------------------------------------------- machine

@@ -95,15 +95,11 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3,
                     help="fresh processes per framework, taken in turns (default 3)")
-    ap.add_argument("--unset-openblas-env", action="store_true",
-                    help="remove OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE from the environment "
-                         "of the child processes (never set, never removed otherwise)")
-    ap.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
+    harness.add_options(ap)
     ap.add_argument("--only", choices=["cnnlab", "torch"], help=argparse.SUPPRESS)
     args = ap.parse_args()
 
-    if args.probe:
-        print(json.dumps(harness.probe()))
+    if harness.answer_probe(args):
         return
     if args.only:   # child process: one measurement, printed as JSON
         if args.only == "torch":

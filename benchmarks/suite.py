@@ -307,15 +307,11 @@ def main() -> None:
     ap.add_argument("--sections", default="conv,layers,lenet,resnet20,infer,memory")
     ap.add_argument("--lenet-steps", type=int, default=300,
                     help="training steps timed for the LeNet-5 epoch (scaled to the epoch)")
-    ap.add_argument("--unset-openblas-env", action="store_true",
-                    help="remove OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE from the environment "
-                         "of the child processes (never set, never removed otherwise)")
-    ap.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
+    harness.add_options(ap)
     ap.add_argument("--child", choices=["cnnlab", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--section", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.probe:
-        print(json.dumps(harness.probe()))
+    if harness.answer_probe(args):
         return
     if args.child:
         print(json.dumps(child(args.child, args.section, args.repeats, args.lenet_steps)))

@@ -108,6 +108,14 @@ def test_viz_misclassified_and_class_model_and_sweep(run_dir, tmp_path, monkeypa
         return real(fig, path, dpi)
 
     monkeypatch.setattr(plots, "save_exact", save_exact)
+    drawn = []                                           # the command draws through the library's plot
+    real_plot = synthesis.plot_class_models
+
+    def plot_class_models(images, labels, *args, **kwargs):
+        drawn.append(list(labels))
+        return real_plot(images, labels, *args, **kwargs)
+
+    monkeypatch.setattr(synthesis, "plot_class_models", plot_class_models)
     assert main(["viz", "class-model", "--checkpoint", str(run_dir), "--out", str(out),
                  "--steps", "3"]) == 0
     assert sum(t.startswith(f"{k} (p=") for t in texts for k in range(10)) == 10   # a label per tile
@@ -116,7 +124,7 @@ def test_viz_misclassified_and_class_model_and_sweep(run_dir, tmp_path, monkeypa
     assert main(["viz", "fgsm", "--checkpoint", str(run_dir), "--index", "0", "--out", str(out),
                  "--sweep", "0", "0.05,0.1"]) == 0
     assert "eps 0 " in capsys.readouterr().out
-    assert synthesis.plot_class_models is not None
+    assert len(drawn) == 1 and len(drawn[0]) == 10
 
 
 def test_sweep_parsing():
