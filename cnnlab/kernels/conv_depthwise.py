@@ -90,8 +90,8 @@ def depthwise_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
                       spec: ConvSpec) -> tuple[np.ndarray, DepthwiseCache]:
     """x (N, C, H, W) * w (O, 1, KH, KW) with groups == C, + b -> y (N, O, OH, OW),
     a view of a channel-major buffer."""
-    N, C, H, W = x.shape
-    O, Cg, KH, KW = w.shape
+    N, C = x.shape[:2]
+    O, _, KH, KW = w.shape
     OH, OW = out_hw = spec.out_hw
     stride, dilation = spec.stride, spec.dilation
     per_group = O // spec.groups
@@ -128,11 +128,11 @@ def depthwise_backward(dy: np.ndarray, cache: DepthwiseCache, need_dx: bool = Tr
     xp = cache.x_padded
     per_group = O // spec.groups
     spans = _threads.split(C, d.size * KH * KW)
-    dw_maps = np.zeros(cache.w_maps.shape, dtype=xp.dtype)
     if not _nb.AVAILABLE:
         dxp, dw_maps = depthwise_maps_backward(xp, cache.w_maps, d, spec.stride, spec.dilation,
                                                per_group, need_dx)
     elif is_3x3_unit(spec.w_shape, spec.stride, spec.dilation) and per_group == 1:
+        dw_maps = np.zeros(cache.w_maps.shape, dtype=xp.dtype)
         if need_dw:
             _threads.parallel([partial(_nb.depthwise3x3_dw, xp, d, 1, dw_maps, c0, c1)
                                for c0, c1 in spans], blas=False)
@@ -144,6 +144,7 @@ def depthwise_backward(dy: np.ndarray, cache: DepthwiseCache, need_dx: bool = Tr
             _threads.parallel([partial(_nb.depthwise3x3_fwd, dyp, w_rot, OH + 2, OW + 2, 1, dxp,
                                        c0, c1) for c0, c1 in spans], blas=False)
     else:
+        dw_maps = np.zeros(cache.w_maps.shape, dtype=xp.dtype)
         dxp = np.zeros(xp.shape if need_dx else (0, 0, 0, 0), dtype=xp.dtype)
         _threads.parallel([partial(_nb.depthwise_bwd, xp, cache.w_maps, d, spec.stride[0],
                                    spec.stride[1], spec.dilation[0], spec.dilation[1],

@@ -210,22 +210,9 @@ class Adam(Optimizer):
         loss = self._evaluate_closure(closure)
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
-            for p in self._params_to_update(group):
-                new_param, new_state = adam_update(
-                    p.data,
-                    p.grad,
-                    self.state.get(p, {}),
-                    lr=group["lr"],
-                    beta1=beta1,
-                    beta2=beta2,
-                    eps=group["eps"],
-                    weight_decay=group["weight_decay"],
-                    amsgrad=group["amsgrad"],
-                    maximize=group["maximize"],
-                    decoupled_weight_decay=group["decoupled_weight_decay"],
-                )
-                p.data[...] = new_param
-                self.state[p].update(new_state)
+            hyper = {k: group[k] for k in ("lr", "eps", "weight_decay", "amsgrad", "maximize",
+                                           "decoupled_weight_decay")}
+            self._update_group(group, adam_update, dict(hyper, beta1=beta1, beta2=beta2))
         return loss
 
 

@@ -341,11 +341,13 @@ class Optimizer:
     def _update_group(self, group: dict[str, Any], update: Callable[..., Any],
                       hyper: dict[str, Any]) -> None:
         """Apply a pure ``update(param, grad, state, **hyper) -> (new_param, new_state)``
-        to every parameter of ``group`` that has a gradient, in place."""
+        to every parameter of ``group`` that has a gradient, in place (an empty
+        ``new_state`` leaves the parameter without a state entry)."""
         for p in self._params_to_update(group):
             new_param, new_state = update(p.data, p.grad, self.state.get(p, {}), **hyper)
             p.data[...] = new_param
-            self.state[p].update(new_state)
+            if new_state:
+                self.state[p].update(new_state)
 
     # ------------------------------------------------------------ state dicts
     def state_dict(self) -> StateDict:

@@ -169,19 +169,7 @@ class SGD(Optimizer):
         """
         loss = self._evaluate_closure(closure)
         for group in self.param_groups:
-            for p in self._params_to_update(group):
-                new_param, new_state = sgd_update(
-                    p.data,
-                    p.grad,
-                    self.state.get(p, {}),
-                    lr=group["lr"],
-                    momentum=group["momentum"],
-                    dampening=group["dampening"],
-                    weight_decay=group["weight_decay"],
-                    nesterov=group["nesterov"],
-                    maximize=group["maximize"],
-                )
-                p.data[...] = new_param
-                if new_state:
-                    self.state[p].update(new_state)
+            hyper = {k: group[k] for k in ("lr", "momentum", "dampening", "weight_decay",
+                                           "nesterov", "maximize")}
+            self._update_group(group, sgd_update, hyper)
         return loss

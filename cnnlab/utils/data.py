@@ -192,14 +192,17 @@ class DataLoader:
             yield order[start:start + bs]
 
     def __iter__(self) -> Iterator[Any]:
+        single = self.batch_size is None and self.batch_sampler is None
         fast = self.collate_fn is None and self.batch_size is not None
+        tensors = fast and isinstance(self.dataset, TensorDataset)
+        arrays = fast and not tensors and _is_array_dataset(self.dataset)
         for idx in self._index_batches():
-            if self.batch_size is None and self.batch_sampler is None:
+            if single:
                 yield self.dataset[int(idx)]
-            elif fast and isinstance(self.dataset, TensorDataset):
+            elif tensors:
                 rows = np.asarray(idx, dtype=np.int64)
                 yield [Tensor(t.data[rows]) for t in self.dataset.tensors]
-            elif fast and _is_array_dataset(self.dataset):
+            elif arrays:
                 rows = np.asarray(idx, dtype=np.int64)
                 yield [Tensor(self.dataset.x[rows]), Tensor(self.dataset.y[rows])]
             else:

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.autograd.device import check_device
 from cnnlab.autograd.tensor import DEFAULT_DTYPE, Tensor
 from cnnlab.kernels.conv import conv_output_size
 from cnnlab.kernels.conv_transpose import conv_transpose_output_size
@@ -23,6 +22,7 @@ from cnnlab.nn import functional as F
 from cnnlab.nn import init
 from cnnlab.nn._args import (
     as_tensor,
+    check_cpu,
     check_output_padding,
     check_padding,
     check_sizes,
@@ -110,8 +110,7 @@ class _ConvNd(Module):
                  device: Any = None) -> None:
         super().__init__()
         name = type(self).__name__
-        if device is not None:
-            check_device(device)
+        check_cpu(device)
         modes = ("zeros",) if transposed else _PADDING_MODES
         if padding_mode not in modes:
             raise ValueError(f"{name}: padding_mode must be one of {list(modes)}, "
