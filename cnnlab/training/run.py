@@ -507,7 +507,8 @@ def save_epoch(run: Run, row: dict[str, Any], history: list[dict[str, Any]],
     far, its checkpoint, its ``metrics.jsonl`` row; returns the best epoch."""
     epoch = row["epoch"]
     if "val_acc" in row and (best is None or row["val_acc"] > best.val_acc):
-        best = Best(epoch, row["val_acc"], run.model.state_dict())
+        # its weights are kept only when early stopping may restore them (as in Best.of_history)
+        best = Best(epoch, row["val_acc"], run.model.state_dict() if run.cfg.early_stopping else None)
         run.save_model("best.npz", epoch=epoch, val_accuracy=row["val_acc"])
     if run.world.is_writer:
         save_training_state(checkpoint_path(run.out, epoch), run.model, run.optimizer, run.scheduler,
