@@ -84,7 +84,7 @@ from cnnlab.training.folder import (
     write_curves,
 )
 from cnnlab.training.loop import EpochResult, best_epoch, evaluate, should_stop, train_one_epoch
-from cnnlab.training.transfer import batchnorms_under, initialise_from
+from cnnlab.training.transfer import batchnorms_under, initialise_from, trained_batchnorms
 from cnnlab.training.tta import FLIP_SAFE, evaluate_tta, tta_options
 
 # Names of the run's building blocks, importable from here as well as from their modules.
@@ -411,8 +411,7 @@ def fit_batches_to_batchnorm(cfg: TrainConfig, model: Module, frozen_bn: list[Mo
                              data: RunData) -> None:
     """BatchNorm in training mode needs more than one sample a batch: refuse
     batch size 1 for BatchNorm1d, and drop a last training batch of one sample."""
-    trained_bn = [m for m in model.modules()
-                  if m._buffers.get("running_mean") is not None and m not in frozen_bn]
+    trained_bn = trained_batchnorms(model, frozen_bn)
     if trained_bn and cfg.batch_size == 1 and any(isinstance(m, BatchNorm1d) for m in trained_bn):
         raise ConfigError(f"batch size 1 cannot train {cfg.model}: its BatchNorm1d layers need more "
                           "than one sample per batch in training mode; use batch_size 2 or more",
@@ -507,7 +506,8 @@ def save_epoch(run: Run, row: dict[str, Any], history: list[dict[str, Any]],
     far, its checkpoint, its ``metrics.jsonl`` row; returns the best epoch."""
     epoch = row["epoch"]
     if "val_acc" in row and (best is None or row["val_acc"] > best.val_acc):
-        best = Best(epoch, row["val_acc"], run.model.state_dict())
+        # its weights are kept only when early stopping may restore them (as in Best.of_history)
+        best = Best(epoch, row["val_acc"], run.model.state_dict() if run.cfg.early_stopping else None)
         run.save_model("best.npz", epoch=epoch, val_accuracy=row["val_acc"])
     if run.world.is_writer:
         save_training_state(checkpoint_path(run.out, epoch), run.model, run.optimizer, run.scheduler,

@@ -31,7 +31,7 @@ from cnnlab.training.checkpoint import load_training_state
 from cnnlab.training.config import stored_spec
 
 __all__ = ["TransferReport", "batchnorms_under", "copy_matching", "initialise_from", "name_matches",
-           "parameter_groups"]
+           "parameter_groups", "trained_batchnorms"]
 
 
 def name_matches(name: str, prefix: str) -> bool:
@@ -102,6 +102,13 @@ def batchnorms_under(model: Module, prefixes: Sequence[str]) -> list[Module]:
     return [m for name, m in model.named_modules()
             if name and any(name_matches(name, p) for p in prefixes)
             and m._buffers.get("running_mean") is not None]
+
+
+def trained_batchnorms(model: Module, frozen: Sequence[Module]) -> list[Module]:
+    """The modules with running statistics (BatchNorm) that train: all but ``frozen``
+    (:func:`batchnorms_under` the frozen prefixes)."""
+    return [m for m in model.modules()
+            if m._buffers.get("running_mean") is not None and not any(m is f for f in frozen)]
 
 
 # ------------------------------------------------------------------ init from

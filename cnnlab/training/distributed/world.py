@@ -201,6 +201,7 @@ class MPIWorld(LocalWorld):
         from cnnlab.training.distributed.buckets import GradientBuckets
         from cnnlab.training.distributed.data import ShardedLoader
         from cnnlab.training.distributed.sync_bn import convert_sync_batchnorm
+        from cnnlab.training.transfer import trained_batchnorms
 
         data, cfg, model = run.data, run.cfg, run.model
         data.train_loader = ShardedLoader(data.train_loader, self.rank, self.size)
@@ -208,9 +209,7 @@ class MPIWorld(LocalWorld):
         if data.val_loader is not None:
             data.val_loader = ShardedLoader(data.val_loader, self.rank, self.size, training=False)
         synced = convert_sync_batchnorm(model, self.comm, run.frozen_bn) if cfg.sync_bn else 0
-        self.local_bn = [] if cfg.sync_bn else [
-            m for m in model.modules()
-            if m._buffers.get("running_mean") is not None and not any(m is f for f in run.frozen_bn)]
+        self.local_bn = [] if cfg.sync_bn else trained_batchnorms(model, run.frozen_bn)
         self.broadcast(model)
         self.buckets = GradientBuckets([p for p in model.parameters() if p.requires_grad],
                                        self.bucket_bytes, self.comm)
