@@ -27,6 +27,7 @@ on loopback the Host header must name a loopback host (no DNS rebinding).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import ipaddress
 import json
@@ -67,7 +68,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+@functools.cache
 def _static(name: str) -> bytes:
+    """A file of ``static/``, read once (only names in :data:`STATIC_FILES` and index.html reach here)."""
     return resources.files("cnnlab.explore").joinpath("static", name).read_bytes()
 
 
