@@ -148,6 +148,30 @@ def test_unit_writes_out_the_arithmetic(client, explorer):
     assert d["dot"]["sum"] + d["bias"] == pytest.approx(float(seen["classifier.0"][0, 7]), abs=1e-5)
 
 
+def test_hovering_units_of_one_input_runs_one_forward_until_the_weights_change():
+    from cnnlab.explore.session import Explorer
+    from cnnlab.explore.units import unit_info
+    from cnnlab.training.run import build_model
+
+    ex = Explorer.open("digits_cnn")
+    forwards = []
+    ex.model.register_forward_hook(lambda m, i, o: forwards.append(1))
+    _, x, _, _ = ex.to_input(a_seven())
+    first = unit_info(ex, x, "features.0", 3, 2, 5)
+    unit_info(ex, x, "features.0", 1, 0, 0)
+    assert len(forwards) == 1                           # another unit of that layer: no new forward
+    assert unit_info(ex, x, "features.0", 3, 2, 5) == first
+    _, other, _, _ = ex.to_input(a_seven()[::-1])
+    unit_info(ex, other, "features.0", 3, 2, 5)
+    assert len(forwards) == 2                           # another input: a forward
+    ex.copy_weights(build_model(ex.meta["model_spec"]))   # fresh random weights
+    again = unit_info(ex, x, "features.0", 3, 2, 5)
+    assert len(forwards) == 3 and again["value"] != first["value"]
+    with no_grad(), capture_outputs(ex.model, ["features.0"]) as seen:
+        ex.model(Tensor(x))
+    assert again["value"] == pytest.approx(float(seen["features.0"][0, 3, 2, 5]), abs=1e-6)
+
+
 def test_an_uploaded_file_gets_the_unit_arithmetic_and_the_methods(client):
     from PIL import Image
 

@@ -94,10 +94,6 @@ def snapshot(model, with_grads: bool) -> dict[str, Any]:
     return {"filters": filters, "layers": layers}
 
 
-def _copy_weights(src, dst) -> None:
-    dst.load_state_dict({k: np.array(v, copy=True) for k, v in src.state_dict().items()})
-
-
 class LiveTraining(Monitor):
     """One training run at a time, started from the page (``POST /api/train``).
 
@@ -263,9 +259,9 @@ class LiveTraining(Monitor):
         from cnnlab.explore.session import Explorer
         from cnnlab.training.run import build_model
 
-        model = build_model(run.meta["model_spec"])
-        _copy_weights(run.model, model)
-        self._live = (run, Explorer(model, dict(run.meta), f"{self.out} (training)", self.out))
+        ex = Explorer(build_model(run.meta["model_spec"]), dict(run.meta), f"{self.out} (training)", self.out)
+        ex.copy_weights(run.model)
+        self._live = (run, ex)
         self.holder.explorer = self._live[1]
         self.events.add("model", source=self._live[1].source)
 
@@ -275,9 +271,7 @@ class LiveTraining(Monitor):
             return
         self._last_snap = now
         run, ex = self._live
-        with ex.lock:
-            _copy_weights(run.model, ex.model)
-            ex.model.eval()
+        ex.copy_weights(run.model)
         self.events.add("snapshot", step=self._step, **snapshot(run.model, with_grads=True))
 
 
