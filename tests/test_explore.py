@@ -461,6 +461,8 @@ def test_following_a_run_that_is_being_written(tmp_path):
     epochs = lambda: [e["epoch"] for e in sse(c.get("/api/train/events?once=1").text)   # noqa: E731
                       if e["_event"] == "epoch"]
     wait_for(lambda: epochs() == [1, 2], 10)
+    kinds = [e["_event"] for e in sse(c.get("/api/train/events?once=1").text)]
+    assert "snapshot" in kinds and "model" not in kinds   # the checkpoint shown is not loaded again
     fit(TrainConfig(dataset="digits", epochs=4), run, resume=True, progress=False, report=lambda m: None)
     wait_for(lambda: sse(c.get("/api/train/events?once=1").text)[-1].get("state") == "done", 10)
     assert epochs() == [1, 2, 3, 4]

@@ -294,12 +294,16 @@ class RunFollower:
 
     def __init__(self, holder, run_dir: Path, events: EventLog, poll: float = 0.5) -> None:
         self.holder, self.run_dir, self.events, self.poll = holder, Path(run_dir), events, poll
-        self.state, self.rows, self.checkpoint = "following", 0, None
+        self.state, self.rows = "following", 0
+        #: the checkpoint shown: the one the explorer was opened from is not loaded again
+        self.checkpoint = Path(holder.explorer.source) if holder.explorer.in_progress else None
         self.thread = threading.Thread(target=self._loop, name="cnnlab-explore-follow", daemon=True)
 
     def start(self) -> RunFollower:
         self.events.add("status", state="following", message=f"following {self.run_dir} as it trains",
                         out=str(self.run_dir))
+        if self.checkpoint is not None:
+            self.events.add("snapshot", step=None, **snapshot(self.holder.explorer.model, with_grads=False))
         self.thread.start()
         return self
 
