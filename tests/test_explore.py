@@ -148,6 +148,30 @@ def test_unit_writes_out_the_arithmetic(client, explorer):
     assert d["dot"]["sum"] + d["bias"] == pytest.approx(float(seen["classifier.0"][0, 7]), abs=1e-5)
 
 
+def test_hovering_units_of_one_input_runs_one_forward_until_the_weights_change():
+    from cnnlab.explore.session import Explorer
+    from cnnlab.explore.units import unit_info
+    from cnnlab.training.run import build_model
+
+    ex = Explorer.open("digits_cnn")
+    forwards = []
+    ex.model.register_forward_hook(lambda m, i, o: forwards.append(1))
+    _, x, _, _ = ex.to_input(a_seven())
+    first = unit_info(ex, x, "features.0", 3, 2, 5)
+    unit_info(ex, x, "features.0", 1, 0, 0)
+    assert len(forwards) == 1                           # another unit of that layer: no new forward
+    assert unit_info(ex, x, "features.0", 3, 2, 5) == first
+    _, other, _, _ = ex.to_input(a_seven()[::-1])
+    unit_info(ex, other, "features.0", 3, 2, 5)
+    assert len(forwards) == 2                           # another input: a forward
+    ex.copy_weights(build_model(ex.meta["model_spec"]))   # fresh random weights
+    again = unit_info(ex, x, "features.0", 3, 2, 5)
+    assert len(forwards) == 3 and again["value"] != first["value"]
+    with no_grad(), capture_outputs(ex.model, ["features.0"]) as seen:
+        ex.model(Tensor(x))
+    assert again["value"] == pytest.approx(float(seen["features.0"][0, 3, 2, 5]), abs=1e-6)
+
+
 def test_an_uploaded_file_gets_the_unit_arithmetic_and_the_methods(client):
     from PIL import Image
 
@@ -437,6 +461,8 @@ def test_following_a_run_that_is_being_written(tmp_path):
     epochs = lambda: [e["epoch"] for e in sse(c.get("/api/train/events?once=1").text)   # noqa: E731
                       if e["_event"] == "epoch"]
     wait_for(lambda: epochs() == [1, 2], 10)
+    kinds = [e["_event"] for e in sse(c.get("/api/train/events?once=1").text)]
+    assert "snapshot" in kinds and "model" not in kinds   # the checkpoint shown is not loaded again
     fit(TrainConfig(dataset="digits", epochs=4), run, resume=True, progress=False, report=lambda m: None)
     wait_for(lambda: sse(c.get("/api/train/events?once=1").text)[-1].get("state") == "done", 10)
     assert epochs() == [1, 2, 3, 4]

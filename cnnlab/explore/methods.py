@@ -73,9 +73,7 @@ def run_method(explorer, fields: dict[str, Any], x: np.ndarray | None, raw: np.n
             heat = g if g.ndim == 2 else g.sum(axis=0)
             return {**out, "heat": encode_array(heat), "signed": method != "saliency"}
         if method == "occlusion":
-            S = x.shape[-1]
-            size = max(1, round(S / 4))
-            stride = max(1, size // 2)
+            size, stride = A.occlusion_size(x.shape[-1])
             heat = np.asarray(A.occlusion(model, x, target, size, stride, progress=progress))[0]
             return {**out, "heat": encode_array(heat), "signed": False, "size": size, "stride": stride,
                     "probability": p[target]}

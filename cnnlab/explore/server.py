@@ -27,6 +27,7 @@ on loopback the Host header must name a loopback host (no DNS rebinding).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import ipaddress
 import json
@@ -67,7 +68,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+@functools.cache
 def _static(name: str) -> bytes:
+    """A file of ``static/``, read once (only names in :data:`STATIC_FILES` and index.html reach here)."""
     return resources.files("cnnlab.explore").joinpath("static", name).read_bytes()
 
 
@@ -185,14 +188,14 @@ def create_app(explorer, token: str | None = None, runs_root: str | Path = "runs
     async def method(request: Request) -> Response:
         ex = shown.explorer
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        x = raw = None
+        image = x = raw = None
         if ctype in IMAGE_TYPES:          # an uploaded file, the method's fields in the query
             image, fields, _ = await input_of(request)
-            raw, x, _, _ = await asyncio.to_thread(ex.to_input, image, fields["invert"])
-        else:
+        else:                             # filters, class_model and top9 need no input
             fields = parse_json(await read_body(request, MAX_JSON_BYTES))
-        if x is None and ("image" in fields or "test_index" in fields):
-            image, fields, _ = await input_of(request, fields)
+            if "image" in fields or "test_index" in fields:
+                image, fields, _ = await input_of(request, fields)
+        if image is not None:
             raw, x, _, _ = await asyncio.to_thread(ex.to_input, image, flag(fields, "invert"))
         name = fields.get("method")
 

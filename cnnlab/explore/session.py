@@ -97,6 +97,9 @@ class Explorer:
         self._by_name = {layer.name: layer for layer in self.layers}
         self._test = None
         self.in_progress = False          # a run folder with checkpoints but no model.npz yet
+        #: (model input, {(layer, after): (layer input, output, output of after)}) of the last
+        #: unit requests (cnnlab.explore.units): hovering over one input runs one forward a layer
+        self.unit_io: tuple[np.ndarray, dict] | None = None
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -149,6 +152,14 @@ class Explorer:
             layers.append(LayerInfo(name, kind, tuple(seen[name].shape[1:]),
                                     None if rf is None or rf is UNKNOWN else rf))
         return layers
+
+    def copy_weights(self, model) -> None:
+        """Load ``model``'s weights (a copy) into the shown model, in eval mode."""
+        state = {k: np.array(v, copy=True) for k, v in model.state_dict().items()}
+        with self.lock:
+            self.model.load_state_dict(state)
+            self.model.eval()
+            self.unit_io = None
 
     def layer(self, name: str) -> LayerInfo:
         if name not in self._by_name:

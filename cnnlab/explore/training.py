@@ -94,10 +94,6 @@ def snapshot(model, with_grads: bool) -> dict[str, Any]:
     return {"filters": filters, "layers": layers}
 
 
-def _copy_weights(src, dst) -> None:
-    dst.load_state_dict({k: np.array(v, copy=True) for k, v in src.state_dict().items()})
-
-
 class LiveTraining(Monitor):
     """One training run at a time, started from the page (``POST /api/train``).
 
@@ -263,9 +259,9 @@ class LiveTraining(Monitor):
         from cnnlab.explore.session import Explorer
         from cnnlab.training.run import build_model
 
-        model = build_model(run.meta["model_spec"])
-        _copy_weights(run.model, model)
-        self._live = (run, Explorer(model, dict(run.meta), f"{self.out} (training)", self.out))
+        ex = Explorer(build_model(run.meta["model_spec"]), dict(run.meta), f"{self.out} (training)", self.out)
+        ex.copy_weights(run.model)
+        self._live = (run, ex)
         self.holder.explorer = self._live[1]
         self.events.add("model", source=self._live[1].source)
 
@@ -275,9 +271,7 @@ class LiveTraining(Monitor):
             return
         self._last_snap = now
         run, ex = self._live
-        with ex.lock:
-            _copy_weights(run.model, ex.model)
-            ex.model.eval()
+        ex.copy_weights(run.model)
         self.events.add("snapshot", step=self._step, **snapshot(run.model, with_grads=True))
 
 
@@ -300,12 +294,16 @@ class RunFollower:
 
     def __init__(self, holder, run_dir: Path, events: EventLog, poll: float = 0.5) -> None:
         self.holder, self.run_dir, self.events, self.poll = holder, Path(run_dir), events, poll
-        self.state, self.rows, self.checkpoint = "following", 0, None
+        self.state, self.rows = "following", 0
+        #: the checkpoint shown: the one the explorer was opened from is not loaded again
+        self.checkpoint = Path(holder.explorer.source) if holder.explorer.in_progress else None
         self.thread = threading.Thread(target=self._loop, name="cnnlab-explore-follow", daemon=True)
 
     def start(self) -> RunFollower:
         self.events.add("status", state="following", message=f"following {self.run_dir} as it trains",
                         out=str(self.run_dir))
+        if self.checkpoint is not None:
+            self.events.add("snapshot", step=None, **snapshot(self.holder.explorer.model, with_grads=False))
         self.thread.start()
         return self
 

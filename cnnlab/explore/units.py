@@ -22,7 +22,8 @@ TOP_TERMS = 12
 
 
 def _layer_io(explorer, x: np.ndarray, name: str, after: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(layer input, layer output, output of ``after``) for the batch ``x``."""
+    """(layer input, layer output, output of ``after``) for the batch ``x``; kept in
+    ``explorer.unit_io`` while ``x`` and the weights stay the same."""
     from cnnlab.autograd.tensor import Tensor, no_grad
 
     seen: dict[str, np.ndarray] = {}
@@ -34,16 +35,24 @@ def _layer_io(explorer, x: np.ndarray, name: str, after: str) -> tuple[np.ndarra
         return hook
 
     model = explorer.model
-    handles = [model.get_submodule(name).register_forward_hook(keep("layer"))]
-    if after != name:
-        handles.append(model.get_submodule(after).register_forward_hook(keep("after")))
-    try:
-        with explorer.lock, no_grad():
-            model(Tensor(x))
-    finally:
-        for h in handles:
-            h.remove()
-    return seen["layer.in"][0], seen["layer"][0], seen.get("after", seen["layer"])[0]
+    with explorer.lock:
+        cached = explorer.unit_io
+        if cached is None or cached[0].shape != x.shape or not np.array_equal(cached[0], x):
+            cached = explorer.unit_io = (np.array(x, copy=True), {})
+        if (name, after) in cached[1]:
+            return cached[1][name, after]
+        handles = [model.get_submodule(name).register_forward_hook(keep("layer"))]
+        if after != name:
+            handles.append(model.get_submodule(after).register_forward_hook(keep("after")))
+        try:
+            with no_grad():
+                model(Tensor(x))
+        finally:
+            for h in handles:
+                h.remove()
+        io = seen["layer.in"][0], seen["layer"][0], seen.get("after", seen["layer"])[0]
+        cached[1][name, after] = io
+        return io
 
 
 def _terms(products: np.ndarray, inputs: np.ndarray, weights: np.ndarray, labels: list[str]

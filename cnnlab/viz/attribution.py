@@ -35,7 +35,7 @@ from cnnlab.plots import subplots
 from cnnlab.training.loop import main_logits
 from cnnlab.viz.image import as_hwc, display_image, save_figure, to_unit
 
-__all__ = ["input_gradient", "saliency", "guided_backprop", "deconvnet", "occlusion",
+__all__ = ["input_gradient", "saliency", "guided_backprop", "deconvnet", "occlusion", "occlusion_size",
            "plot_saliency", "plot_guided", "plot_occlusion"]
 
 Target = int | Sequence[int] | np.ndarray
@@ -189,6 +189,13 @@ def deconvnet(model: Module, x: np.ndarray | Tensor, target: Target) -> np.ndarr
 
 
 # ---------------------------------------------------------------- occlusion
+def occlusion_size(side: int, size: int | None = None, stride: int | None = None) -> tuple[int, int]:
+    """(size, stride) of the occluding square on an input ``side`` pixels wide: the given
+    ones, else a quarter of the side, moved by half the size."""
+    size = size or max(1, round(side / 4))
+    return size, stride or max(1, size // 2)
+
+
 def occlusion_windows(H: int, W: int, size: int, stride: int) -> tuple[int, int]:
     """Number of patch positions ``((H - size) // stride + 1, (W - size) // stride + 1)``."""
     return (H - size) // stride + 1, (W - size) // stride + 1

@@ -32,6 +32,12 @@ function fmt(v) {
   return a !== 0 && (a < 1e-3 || a >= 1e4) ? v.toExponential(2) : v.toFixed(3);
 }
 
+function maxAbs(values) {
+  let m = 0;
+  for (const v of values) m = Math.max(m, Math.abs(v));
+  return m;
+}
+
 function colour(v, m) {     // signed value -> rgb: warm for positive, blue for negative, black at 0
   const t = m > 0 ? Math.min(1, Math.abs(v) / m) : 0;
   return v >= 0 ? [255 * t, 200 * t, 90 * t] : [70 * t, 140 * t, 255 * t];
@@ -176,13 +182,7 @@ function render(out) {
 function renderInput(out) {
   const inp = decode(out.input);
   const [C, H, W] = inp.shape;
-  const c = $("input"); c.width = W; c.height = H;
-  const img = c.getContext("2d").createImageData(W, H);
-  for (let i = 0; i < H * W; i++) {
-    for (let k = 0; k < 3; k++) img.data[4 * i + k] = 255 * Math.min(1, Math.max(0, inp.data[(C === 3 ? k : 0) * H * W + i]));
-    img.data[4 * i + 3] = 255;
-  }
-  c.getContext("2d").putImageData(img, 0, 0);
+  paint($("input"), inp);
   const f = $("field"); f.width = W * 8; f.height = H * 8;
   const style = { digits: "32×32 bitmap counted in 4×4 blocks (scikit-learn's digits)",
                   mnist: "fitted in 20×20, centred by mass in 28×28 (MNIST)",
@@ -281,8 +281,7 @@ function renderVector(body, layer, a) {
     c.addEventListener("click", (e) => { state.pinned = !state.pinned; hoverVector(e, layer.name, c, per, n, true); });
     body.append(c);
   }
-  let m = 0;
-  for (const v of a.data) m = Math.max(m, Math.abs(v));
+  const m = maxAbs(a.data);
   const g = c.getContext("2d");
   const img = g.createImageData(per, rows);
   for (let i = 0; i < per * rows; i++) {
@@ -473,8 +472,7 @@ function clearOverlay() { const o = $("overlay"); o.getContext("2d").clearRect(0
 
 function drawHeat(values, H, W, signed) {   // a map over the input, drawn on #overlay
   const o = $("overlay"); o.width = W; o.height = H;
-  let m = 0;
-  for (const v of values) m = Math.max(m, Math.abs(v));
+  const m = maxAbs(values);
   const g = o.getContext("2d"), img = g.createImageData(W, H);
   for (let i = 0; i < H * W; i++) {
     const v = values[i], t = m > 0 ? Math.min(1, Math.abs(v) / m) : 0;
@@ -485,11 +483,15 @@ function drawHeat(values, H, W, signed) {   // a map over the input, drawn on #o
 }
 
 function imageCanvas(arr, px, signed = false) {   // a (C, H, W) array as a canvas, px pixels a side
-  const a = decode(arr), [C, H, W] = a.shape.length === 3 ? a.shape : [1, ...a.shape];
-  const c = el("canvas", { width: W, height: H });
+  const c = el("canvas"), [H, W] = paint(c, decode(arr), signed);
   c.style.width = px + "px"; c.style.height = Math.round(px * H / W) + "px";
-  let m = 0;
-  if (signed) for (const v of a.data) m = Math.max(m, Math.abs(v));
+  return c;
+}
+
+function paint(c, a, signed = false) {   // a decoded (C, H, W) or (H, W) array on canvas c, sized to it: raw pixels in [0, 1], or signed colours
+  const [C, H, W] = a.shape.length === 3 ? a.shape : [1, ...a.shape];
+  c.width = W; c.height = H;
+  const m = signed ? maxAbs(a.data) : 0;
   const g = c.getContext("2d"), img = g.createImageData(W, H);
   for (let i = 0; i < H * W; i++) {
     const rgb = signed ? colour(a.data[i], m)
@@ -497,7 +499,7 @@ function imageCanvas(arr, px, signed = false) {   // a (C, H, W) array as a canv
     img.data.set([...rgb, 255], 4 * i);
   }
   g.putImageData(img, 0, 0);
-  return c;
+  return [H, W];
 }
 
 function showMethod(d) {
@@ -676,8 +678,7 @@ function drawFilters(f) {
     box.textContent = "";
     for (let k = 0; k < K; k++) box.append(el("canvas", { width: kw, height: kh, title: `${f.name}[${k}]` }));
   }
-  let m = 0;
-  for (const v of a.data) m = Math.max(m, Math.abs(v));
+  const m = maxAbs(a.data);
   box.querySelectorAll("canvas").forEach((cv, k) => {
     const g = cv.getContext("2d"), img = g.createImageData(kw, kh);
     for (let i = 0; i < kh * kw; i++) {

@@ -6,19 +6,12 @@ import numpy as np
 from cnnlab.viz.commands.context import VizContext
 
 
-def _occlusion_defaults(ctx: VizContext) -> tuple[int, int]:
-    S = ctx.x.shape[-1]
-    size = ctx.args.size or max(1, round(S / 4))
-    stride = ctx.args.stride or max(1, size // 2)
-    return size, stride
-
-
 def run_occlusion(ctx: VizContext) -> str:
-    from cnnlab.viz.attribution import occlusion, plot_occlusion
+    from cnnlab.viz.attribution import occlusion, occlusion_size, plot_occlusion
 
     # Zeiler and Fergus plot p(true class): the label of a test image unless --target is given
     t = ctx.label if ctx.args.target is None and ctx.label is not None else ctx.target()
-    size, stride = _occlusion_defaults(ctx)
+    size, stride = occlusion_size(ctx.x.shape[-1], ctx.args.size, ctx.args.stride)
     heat = np.asarray(occlusion(ctx.model, ctx.x, t, size, stride, fill=ctx.args.fill))
     h = heat.reshape(heat.shape[-2:])
     plot_occlusion(ctx.raw[0], h, ctx.path("occlusion"), size=size, stride=stride,
