@@ -2,6 +2,11 @@
 :mod:`cnnlab.kernels.conv` and :mod:`cnnlab.kernels.linear`)."""
 from __future__ import annotations
 
+from functools import partial
+
+import numpy as np
+
+from cnnlab.autograd import relu_modes
 from cnnlab.autograd.tensor import Function
 from cnnlab.kernels import combination as comb_k
 from cnnlab.kernels import conv as conv_k
@@ -21,6 +26,31 @@ class Conv2d(Function):
         return dx, dw, db
 
 
+def _relu_grad(y):
+    """How a fused ReLU's gradient is taken under the current backward mode
+    (:mod:`cnnlab.autograd.relu_modes`: guided backprop and DeconvNet change it)."""
+    mode = relu_modes.MODE
+    if mode == "normal":
+        return conv_k.relu_delta
+    return partial(relu_modes.relu_backward_by_mode, mode=mode)
+
+
+class Conv2dReLU(Function):
+    """relu(conv2d(x, w, b)) as one node: the ReLU is taken in the convolution's
+    output pass and its gradient in the backward's, batch chunk by chunk."""
+
+    def forward(self, x, w, b, stride, padding, dilation, groups):
+        y, self.cache = conv_k.conv2d_forward(x, w, b, stride, padding, dilation, groups,
+                                              relu=True)
+        self.y = y
+        return y
+
+    def backward(self, g):
+        return conv_k.conv2d_backward(
+            g, self.cache, need_dx=self.needs_input_grad[0], need_dw=self.needs_input_grad[1],
+            relu_y=self.y, relu_grad=_relu_grad(self.y))
+
+
 class Linear(Function):
     def forward(self, x, w, b):
         self.x, self.w, self.has_bias = x, w, b is not None
@@ -30,6 +60,22 @@ class Linear(Function):
         return linear_k.linear_backward(
             g, self.x, self.w, need_dx=self.needs_input_grad[0],
             need_dw=self.needs_input_grad[1], has_bias=self.has_bias)
+
+
+class LinearReLU(Function):
+    """relu(x W^T + b) as one node."""
+
+    def forward(self, x, w, b):
+        self.x, self.w, self.has_bias = x, w, b is not None
+        y = linear_k.linear_forward(x, w, b)
+        self.y = np.maximum(y, 0, out=y)
+        return y
+
+    def backward(self, g):
+        return linear_k.linear_backward(
+            _relu_grad(self.y)(g, self.y), self.x, self.w, need_dx=self.needs_input_grad[0],
+            need_dw=self.needs_input_grad[1], has_bias=self.has_bias)
+
 
 class ConvTranspose2d(Function):
     def forward(self, x, w, b, stride, padding, output_padding, dilation, groups):
@@ -74,5 +120,5 @@ class CombinationWeights(Function):
         return (comb_k.softmax_columns_backward(g, self.alpha),)
 
 
-__all__ = ["CombinationWeights", "Conv2d", "ConvTranspose2d", "LearnedCombination", "Linear",
-           "Local2d"]
+__all__ = ["CombinationWeights", "Conv2d", "Conv2dReLU", "ConvTranspose2d", "LearnedCombination",
+           "Linear", "LinearReLU", "Local2d"]

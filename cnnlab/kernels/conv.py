@@ -38,7 +38,15 @@ from cnnlab.kernels.conv_common import (
     zeros_like_layout,
 )
 from cnnlab.kernels.conv_depthwise import DepthwiseCache, depthwise_backward, depthwise_forward
-from cnnlab.kernels.conv_gemm import GemmCache, col2im_cols, gemm_backward, gemm_forward, im2col_cols
+from cnnlab.kernels.conv_gemm import (
+    GemmCache,
+    ReluGrad,
+    col2im_cols,
+    gemm_backward,
+    gemm_forward,
+    im2col_cols,
+    relu_delta,
+)
 from cnnlab.kernels.winograd import WinogradCache, winograd_backward, winograd_forward
 
 Layout = Literal["cols", "depthwise", "winograd"]
@@ -77,8 +85,10 @@ def choose_layout(w_shape: tuple[int, int, int, int], groups: int,
 
 def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: Pair = (1, 1),
                    padding: Padding4 = (0, 0, 0, 0), dilation: Pair = (1, 1), groups: int = 1,
-                   layout: Layout | None = None) -> tuple[np.ndarray, ConvCache]:
-    """Convolution (cross-correlation, as every library implements it).
+                   layout: Layout | None = None, relu: bool = False) -> tuple[np.ndarray, ConvCache]:
+    """Convolution (cross-correlation, as every library implements it), with ``relu``
+    followed by max(y, 0) (a ReLU fused into the output pass for "cols", in place
+    after the others).
 
     Parameters
     ----------
@@ -89,6 +99,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: P
     padding : (top, bottom, left, right) zero padding
     groups : int, dividing both C and O
     layout : "cols", "depthwise", "winograd" or None (:func:`choose_layout`)
+    relu : bool
 
     Returns
     -------
@@ -107,17 +118,21 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: P
         if layout == "winograd" and not (_winograd.all_finite(x) and _winograd.all_finite(w)):
             layout = "cols"      # Winograd's transforms would turn inf into inf - inf = NaN
     if layout == "cols":
-        return gemm_forward(x, w, b, spec)
+        return gemm_forward(x, w, b, spec, relu=relu)
     if layout == "winograd":
         if not _winograd.applies(w.shape, stride, padding, dilation, groups):
             raise ValueError("the 'winograd' layout needs a 3x3 kernel, stride 1, no dilation, "
                              "one group and padding 0 to 2")
-        return winograd_forward(x, w, b, spec)
-    if layout != "depthwise":
+        y, cache = winograd_forward(x, w, b, spec)
+    elif layout != "depthwise":
         raise ValueError(f"layout must be 'cols', 'depthwise' or 'winograd', got {layout!r}")
-    if Cg != 1:
+    elif Cg != 1:
         raise ValueError("the 'depthwise' layout needs one input channel per group")
-    return depthwise_forward(x, w, b, spec)
+    else:
+        y, cache = depthwise_forward(x, w, b, spec)
+    if relu:
+        np.maximum(y, 0, out=y)
+    return y, cache
 
 
 _BACKWARD = {GemmCache: gemm_backward, DepthwiseCache: depthwise_backward,
@@ -125,20 +140,28 @@ _BACKWARD = {GemmCache: gemm_backward, DepthwiseCache: depthwise_backward,
 
 
 def conv2d_backward(dy: np.ndarray, cache: ConvCache, need_dx: bool = True,
-                    need_dw: bool = True) -> tuple[np.ndarray | None, np.ndarray | None,
-                                                   np.ndarray | None]:
+                    need_dw: bool = True, relu_y: np.ndarray | None = None,
+                    relu_grad: ReluGrad = relu_delta) -> tuple[np.ndarray | None,
+                                                               np.ndarray | None,
+                                                               np.ndarray | None]:
     """Gradients of :func:`conv2d_forward`, by the algorithm that made ``cache``.
 
     dy (N, O, OH, OW) -> dx (N, C, H, W), dw (O, C // G, KH, KW), db (O,) or None.
+    After a fused ReLU, ``relu_y`` is the forward's output and dy is first taken
+    through the ReLU by ``relu_grad(dy, y)`` (per batch chunk for "cols").
     """
     spec = cache.spec
     if spec.x_shape[0] == 0:                    # an empty batch: zero gradients
         return (np.zeros(spec.x_shape, dy.dtype) if need_dx else None,
                 np.zeros(spec.w_shape, dy.dtype) if need_dw else None,
                 np.zeros(spec.w_shape[0], dy.dtype) if spec.has_bias else None)
+    if isinstance(cache, GemmCache):
+        return gemm_backward(dy, cache, need_dx, need_dw, relu_y, relu_grad)
+    if relu_y is not None:
+        dy = relu_grad(dy, relu_y)
     return _BACKWARD[type(cache)](dy, cache, need_dx, need_dw)
 
 
 __all__ = ["ConvCache", "ConvSpec", "DepthwiseCache", "GemmCache", "WINOGRAD_MIN_CHANNELS", "WinogradCache",
            "choose_layout", "col2im_cols", "conv2d_backward", "conv2d_forward", "conv_output_size",
-           "im2col_cols", "out_size", "pad_channel_major", "pad_cnhw", "zeros_like_layout"]
+           "im2col_cols", "out_size", "pad_channel_major", "pad_cnhw", "relu_delta", "zeros_like_layout"]

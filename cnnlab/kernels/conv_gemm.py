@@ -32,7 +32,7 @@ thread each).
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -67,6 +67,10 @@ MIN_BLOCK_SUM = 768
 # at 16@32x32 (batch 128), 0.89x at 64@56x56 (batch 8), 0.99x at 256@28x28, but 1.1x
 # at 512@14x14 (2.4M weights)
 DW_SWAP_MAX = 1 << 20
+
+
+# how a fused ReLU's gradient is taken: (dL/dy, y) -> dL/d(pre-activation), same shape
+ReluGrad = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 class GemmCache(NamedTuple):
@@ -199,8 +203,9 @@ def matmul_nt_blocks(d: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 def gemm_forward_chunk(x: np.ndarray, w_rows: np.ndarray, b: np.ndarray | None, kernel: Pair,
                        stride: Pair, padding: Padding4, dilation: Pair, out_hw: Pair,
-                       out: np.ndarray) -> np.ndarray:
-    """y = W_row @ X_col + b for the n samples of one batch chunk.
+                       out: np.ndarray, relu: bool = False) -> np.ndarray:
+    """y = W_row @ X_col + b for the n samples of one batch chunk; with ``relu``,
+    y = max(W_row @ X_col + b, 0), taken while the chunk's output is in cache.
 
     Parameters
     ----------
@@ -209,6 +214,7 @@ def gemm_forward_chunk(x: np.ndarray, w_rows: np.ndarray, b: np.ndarray | None, 
     b : ndarray (O,) or None
     kernel, stride, dilation, out_hw : (int, int); padding : (top, bottom, left, right)
     out : ndarray (O, n*OH*OW), written: the chunk's columns of the channel-major output
+    relu : bool, a ReLU fused into the output pass (see :func:`relu_delta`)
 
     Returns
     -------
@@ -219,7 +225,16 @@ def gemm_forward_chunk(x: np.ndarray, w_rows: np.ndarray, b: np.ndarray | None, 
     matmul_columns(w_rows, cols, out.reshape(G, Og, -1))
     if b is not None:
         out += b[:, None]
+    if relu:
+        np.maximum(out, 0, out=out)
     return cols
+
+
+def relu_delta(delta: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The gradient through a fused ReLU for one chunk: dL/dy where y > 0, else 0
+    (also where dL/dy is inf or NaN), as :func:`cnnlab.kernels.activation.relu_backward`
+    gives on the whole output."""
+    return np.where(y > 0, delta, 0)
 
 
 def gemm_backward_chunk(delta: np.ndarray, cols: np.ndarray | None, w_rows: np.ndarray,
@@ -253,10 +268,11 @@ def gemm_backward_chunk(delta: np.ndarray, cols: np.ndarray | None, w_rows: np.n
     return dx, dw, db
 
 
-def gemm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
-                 spec: ConvSpec) -> tuple[np.ndarray, GemmCache]:
+def gemm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec,
+                 relu: bool = False) -> tuple[np.ndarray, GemmCache]:
     """x (N, C, H, W) * w (O, C // groups, KH, KW) + b -> y (N, O, OH, OW), a view of
-    a channel-major buffer; one :func:`gemm_forward_chunk` per batch chunk."""
+    a channel-major buffer; one :func:`gemm_forward_chunk` per batch chunk (with
+    ``relu``, max(y, 0) in each chunk's output pass)."""
     N, C, H, W = x.shape
     O, Cg, KH, KW = w.shape
     G = spec.groups
@@ -269,7 +285,8 @@ def gemm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
 
     def piece(n0: int, n1: int) -> np.ndarray | None:
         cols = gemm_forward_chunk(x[n0:n1], w_rows, b, (KH, KW), spec.stride, spec.padding,
-                                  spec.dilation, spec.out_hw, out=out[:, n0 * pixels:n1 * pixels])
+                                  spec.dilation, spec.out_hw, out=out[:, n0 * pixels:n1 * pixels],
+                                  relu=relu)
         return cols if keep else None      # dropped at once when not kept: memory stays low
 
     cols = _threads.map_chunks(N, chunk, piece)
@@ -279,10 +296,15 @@ def gemm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
 
 
 def gemm_backward(dy: np.ndarray, cache: GemmCache, need_dx: bool = True,
-                  need_dw: bool = True) -> tuple[np.ndarray | None, np.ndarray | None,
-                                                 np.ndarray | None]:
+                  need_dw: bool = True, relu_y: np.ndarray | None = None,
+                  relu_grad: ReluGrad = relu_delta) -> tuple[np.ndarray | None, np.ndarray | None,
+                                                             np.ndarray | None]:
     """Gradients of :func:`gemm_forward`: dy (N, O, OH, OW) -> dx (N, C, H, W),
     dw (O, C // G, KH, KW), db (O,) or None.
+
+    With a fused ReLU, ``relu_y`` is the forward's output y and each chunk's dL/dy is
+    first taken through the ReLU by ``relu_grad(delta_chunk, y_chunk)`` (default
+    :func:`relu_delta`), while in cache.
 
     The batch chunks of the forward pass are the pieces again: each writes its
     samples of dx and returns its share of dW and db, summed in chunk order.  X_col
@@ -294,6 +316,7 @@ def gemm_backward(dy: np.ndarray, cache: GemmCache, need_dx: bool = True,
     pixels = spec.out_hw[0] * spec.out_hw[1]
     # delta as (G, Og, N*OH*OW): free when dy is channel-major, as the forward made it
     delta = dy.transpose(1, 0, 2, 3).reshape(G, O // G, N * pixels)
+    y_cm = None if relu_y is None else relu_y.transpose(1, 0, 2, 3).reshape(G, O // G, N * pixels)
     dx = np.empty((C, N, H, W), dtype=delta.dtype).transpose(1, 0, 2, 3) if need_dx else None
 
     def piece(n0: int, n1: int):
@@ -303,8 +326,11 @@ def gemm_backward(dy: np.ndarray, cache: GemmCache, need_dx: bool = True,
         elif need_dw:
             cols = im2col(cache.x[n0:n1], spec.padding, (KH, KW), spec.stride, spec.dilation,
                           spec.out_hw, G)
+        d = delta[:, :, n0 * pixels:n1 * pixels]
+        if y_cm is not None:
+            d = relu_grad(d, y_cm[:, :, n0 * pixels:n1 * pixels])
         dx_chunk, dw, db = gemm_backward_chunk(
-            delta[:, :, n0 * pixels:n1 * pixels], cols, cache.w_rows, (n1 - n0, C, H, W),
+            d, cols, cache.w_rows, (n1 - n0, C, H, W),
             (KH, KW), spec.stride, spec.padding, spec.dilation, spec.out_hw, need_dx,
             need_db=spec.has_bias)
         if need_dx:
@@ -320,4 +346,4 @@ def gemm_backward(dy: np.ndarray, cache: GemmCache, need_dx: bool = True,
 __all__ = ["CHUNK_BYTES", "DW_SWAP_MAX", "KEEP_BYTES", "SPLIT_BYTES", "GemmCache", "batch_chunk",
            "col2im_cols", "column_blocks", "gemm_backward", "gemm_backward_chunk", "gemm_forward",
            "gemm_forward_chunk", "im2col", "im2col_cols", "matmul_columns", "matmul_nt_blocks",
-           "matmul_per_group"]
+           "matmul_per_group", "relu_delta"]

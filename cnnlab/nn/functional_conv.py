@@ -120,13 +120,15 @@ def _check_conv_call(op: str, x: Tensor, weight: Tensor, bias: Tensor | None, st
 
 
 def _conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Sizes, padding: Sizes | str,
-          dilation: Sizes, groups: int, op: str) -> Tensor:
+          dilation: Sizes, groups: int, op: str, relu: bool = False) -> Tensor:
     """The convolution of checked arguments, 1-D or 2-D (``len(stride)`` spatial axes).
 
     x (N, C, *spatial) or unbatched (C, *spatial), weight (O, C // groups, *kernel),
     bias (O,) -> (N, O, *spatial_out).  Checks only what the input decides: one dtype
     and an input that holds the kernel.  1-D runs the 2-D kernels with H = 1.
+    ``relu`` gives relu(conv(x)) as one node (:class:`~cnnlab.autograd.conv_ops.Conv2dReLU`).
     """
+    fn = ops.Conv2dReLU if relu else ops.Conv2d
     nd = len(stride)
     x, unbatched = _batched(x, nd)
     check_same_dtype(op, x, weight, bias)
@@ -136,12 +138,12 @@ def _conv(x: Tensor, weight: Tensor, bias: Tensor | None, stride: Sizes, padding
     if nd == 1:
         N, C, L = x.shape
         s2, p2, d2 = _as_2d(stride, pad, dilation)
-        y = ops.Conv2d.apply(x.reshape(N, C, 1, L), weight.reshape(*weight.shape[:2], 1, kernel[0]),
-                             bias, stride=s2, padding=p2, dilation=d2, groups=groups)
+        y = fn.apply(x.reshape(N, C, 1, L), weight.reshape(*weight.shape[:2], 1, kernel[0]),
+                     bias, stride=s2, padding=p2, dilation=d2, groups=groups)
         y = y.reshape(N, y.shape[1], y.shape[3])
     else:
-        y = ops.Conv2d.apply(x, weight, bias, stride=stride, padding=pad, dilation=dilation,
-                             groups=groups)
+        y = fn.apply(x, weight, bias, stride=stride, padding=pad, dilation=dilation,
+                     groups=groups)
     return y.reshape(y.shape[1:]) if unbatched else y
 
 
@@ -183,6 +185,13 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
                          f"got {x.shape}")
     check_same_dtype("linear", x, weight, bias)
     return ops.Linear.apply(x, weight, bias)
+
+
+def _linear_relu(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """relu(linear(x, weight, bias)) as one node, for arguments :func:`linear` accepts."""
+    x = as_tensor(x)
+    check_same_dtype("linear", x, weight, bias)
+    return ops.LinearReLU.apply(x, weight, bias)
 
 
 # --------------------------------------------------------- conv_transpose2d

@@ -2,9 +2,29 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Iterable, Iterator, Mapping
+from functools import partial
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from cnnlab.nn.module import Module
+from cnnlab.nn.modules.activation import ReLU
+
+
+def _relu_fused(m: Module, nxt: Module) -> Callable[[Any], Any] | None:
+    """``m`` and the ``ReLU`` after it as one call, when that changes nothing a user can see.
+
+    A layer whose class defines ``forward_relu`` (Conv1d, Conv2d, Linear) computes
+    relu(layer(x)) as one autograd node: the ReLU taken in the layer's output pass
+    and its gradient in the layer's backward, one pass over memory and one node
+    fewer.  Its values and gradients are exactly the two layers' (tested), and the
+    ReLU backward modes of guided backprop and DeconvNet apply to it.  Only with no
+    forward hook on either module, so summaries, feature capture, ONNX export and
+    BN folding see both layers; and only for the exact classes (a subclass may
+    change ``forward``) and a plain ``ReLU``.
+    """
+    if type(nxt) is not ReLU or nxt._forward_hooks or m._forward_hooks:
+        return None
+    fused = type(m).__dict__.get("forward_relu")
+    return None if fused is None else partial(fused, m)
 
 
 class Sequential(Module):
@@ -23,8 +43,16 @@ class Sequential(Module):
                 self.add_module(str(i), m)
 
     def forward(self, x: Any) -> Any:
-        for m in self._modules.values():
-            x = m(x)
+        mods = tuple(self._modules.values())
+        i = 0
+        while i < len(mods):
+            fused = _relu_fused(mods[i], mods[i + 1]) if i + 1 < len(mods) else None
+            if fused is not None:
+                x = fused(x)
+                i += 2
+            else:
+                x = mods[i](x)
+                i += 1
         return x
 
     def __len__(self) -> int:

@@ -141,7 +141,7 @@ class _ConvNd(Module):
         fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
         _uniform_fan_in(self.bias, fan_in=fan_in)
 
-    def _conv_forward(self, x: Tensor) -> Tensor:
+    def _conv_forward(self, x: Tensor, relu: bool = False) -> Tensor:
         padding = self.padding
         with errors_naming(self):      # e.g. a map smaller than the kernel: say which layer
             if self.padding_mode != "zeros":    # pad first, then convolve without padding
@@ -152,7 +152,7 @@ class _ConvNd(Module):
                           mode=self.padding_mode)
                 padding = (0,) * nd
             return _conv(x, self.weight, self.bias, self.stride, padding, self.dilation,
-                         self.groups, f"conv{len(self.kernel_size)}d")
+                         self.groups, f"conv{len(self.kernel_size)}d", relu=relu)
 
     def extra_repr(self) -> str:
         zeros, ones = (0,) * len(self.kernel_size), (1,) * len(self.kernel_size)
@@ -185,6 +185,10 @@ class Conv1d(_ConvNd):
     def forward(self, x: Tensor) -> Tensor:
         return self._conv_forward(_checked_input(self, x, 1))
 
+    def forward_relu(self, x: Tensor) -> Tensor:
+        """relu(self.forward(x)) as one node (see ``Sequential``)."""
+        return self._conv_forward(_checked_input(self, x, 1), relu=True)
+
 
 class Conv2d(_ConvNd):
     """2-D convolution over (N, C_in, H, W), PyTorch's signature and layout.
@@ -213,10 +217,17 @@ class Conv2d(_ConvNd):
         self.strict = bool(strict)
 
     def forward(self, x: Tensor) -> Tensor:
+        return self._conv_forward(self._checked(x))
+
+    def forward_relu(self, x: Tensor) -> Tensor:
+        """relu(self.forward(x)) as one node (see ``Sequential``)."""
+        return self._conv_forward(self._checked(x), relu=True)
+
+    def _checked(self, x: Tensor) -> Tensor:
         x = _checked_input(self, x, 2)
         if self.strict:
             self.check_setting(x.shape[-2:])
-        return self._conv_forward(x)
+        return x
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (", strict=True" if self.strict else "")

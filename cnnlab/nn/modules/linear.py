@@ -10,6 +10,7 @@ from cnnlab.autograd.tensor import DEFAULT_DTYPE, Tensor
 from cnnlab.nn import functional as F
 from cnnlab.nn import init
 from cnnlab.nn._args import check_cpu
+from cnnlab.nn.functional_conv import _linear_relu
 from cnnlab.nn.module import Module
 from cnnlab.nn.parameter import Parameter
 
@@ -36,9 +37,16 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
+        return F.linear(self._checked(x), self.weight, self.bias)
+
+    def forward_relu(self, x: Tensor) -> Tensor:
+        """relu(self.forward(x)) as one node (see ``Sequential``)."""
+        return _linear_relu(self._checked(x), self.weight, self.bias)
+
+    def _checked(self, x: Tensor) -> Tensor:
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self!r} expects input (N, {self.in_features}), got {x.shape}")
-        return F.linear(x, self.weight, self.bias)
+        return x
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
