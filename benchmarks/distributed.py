@@ -122,9 +122,9 @@ def worker(args: argparse.Namespace) -> None:
 def launch(args: argparse.Namespace, ranks: int) -> list[dict]:
     threads = str(max(1, (os.cpu_count() or 2) // ranks))
     path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = {**harness.child_env(args.unset_openblas_env), "PYTHONPATH": path,
-           "CNNLAB_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads,
-           "MKL_NUM_THREADS": threads}
+    env = {**harness.child_env(args.unset_openblas_env, without_avx512=args.without_avx512),
+           "PYTHONPATH": path, "CNNLAB_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
+           "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     cmd = [sys.executable, __file__, "--lenet-steps", str(args.lenet_steps),
            "--resnet-steps", str(args.resnet_steps)]
     if ranks == 1:
@@ -225,7 +225,8 @@ def main() -> None:
     if min(args.lenet_steps, args.resnet_steps, args.node_batch) < 1 or args.node_speedup <= 0:
         ap.error("--lenet-steps, --resnet-steps and --node-batch are at least 1, --node-speedup > 0")
 
-    info = harness.describe(__file__, harness.child_env(args.unset_openblas_env))
+    info = harness.describe(__file__, harness.child_env(args.unset_openblas_env,
+                                                        without_avx512=args.without_avx512))
     rows = launch(args, 1) + launch(args, 2)
     print("Data-parallel training on MPI: 1 process x 2 threads against 2 ranks x 1 thread\n")
     print(harness.header(info, args.unset_openblas_env,

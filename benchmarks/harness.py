@@ -43,18 +43,55 @@ from typing import Callable
 import numpy as np
 
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+# --without-avx512: each library's own switch that keeps it to AVX2 kernels, so that one
+# AVX-512 machine also shows how both frameworks fare without AVX-512 (an emulation on
+# this CPU, said so in the header; caches and clock speeds stay this CPU's)
+AVX2_ONLY = {
+    "OPENBLAS_CORETYPE": "Haswell",      # OpenBLAS's AVX2 kernels
+    "ATEN_CPU_CAPABILITY": "avx2",       # torch's vectorised ATen kernels
+    "ONEDNN_MAX_CPU_ISA": "AVX2",        # torch's oneDNN convolutions
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",   # MKL, where torch uses it
+    "NUMBA_CPU_NAME": "haswell",         # the LLVM target numba compiles cnnlab's loops for
+}
+
+
+def numpy_avx512_targets() -> list[str]:
+    """NumPy's dispatch targets that use AVX-512 (for NPY_DISABLE_CPU_FEATURES)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__ as targets
+    except ImportError:
+        return []
+    return [t for t in targets if t.startswith("AVX512") or t == "X86_V4"]
 AVX512_FLAGS_SHOWN = 6   # the header names this many AVX-512 extensions, then "+N more"
 
 
 # ------------------------------------------------------------------ environment
-def child_env(unset_openblas: bool, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+def child_env(unset_openblas: bool, environ: Mapping[str, str] = os.environ,
+              without_avx512: bool = False) -> dict[str, str]:
     """The environment of every child process: a copy of the parent's (``environ``),
-    without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE if ``unset_openblas``."""
+    without OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE if ``unset_openblas``; with
+    ``without_avx512``, every library kept to AVX2 (:data:`AVX2_ONLY`, and NumPy's
+    AVX-512 targets disabled)."""
     env = dict(environ)
     if unset_openblas:
         for name in OPENBLAS_VARS:
             env.pop(name, None)
+    if without_avx512:
+        env.update(AVX2_ONLY)
+        targets = numpy_avx512_targets()
+        if targets:
+            env["NPY_DISABLE_CPU_FEATURES"] = " ".join(targets)
     return env
+
+
+def masked_line(environ: Mapping[str, str]) -> str | None:
+    """The header's line for --without-avx512 (None when the children run unmasked)."""
+    if any(environ.get(k) != v for k, v in AVX2_ONLY.items()):
+        return None
+    names = [*AVX2_ONLY, "NPY_DISABLE_CPU_FEATURES"]
+    shown = ", ".join(f"{n}={environ[n]}" for n in names if n in environ)
+    return ("AVX-512 masked in the child processes (--without-avx512): " + shown
+            + ". An AVX2 machine emulated on this CPU, not measured on one")
 
 
 def openblas_env_line(unset_openblas: bool, environ: Mapping[str, str] = os.environ) -> str:
@@ -75,6 +112,10 @@ def add_options(ap) -> None:
     ap.add_argument("--unset-openblas-env", action="store_true",
                     help="remove OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE from the environment "
                          "of the child processes (never set, never removed otherwise)")
+    ap.add_argument("--without-avx512", action="store_true",
+                    help="keep OpenBLAS, torch (ATen, oneDNN, MKL), NumPy and numba to AVX2 "
+                         "in the child processes: a machine without AVX-512, emulated on "
+                         "this one (the header says so)")
     ap.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
 
 
@@ -120,11 +161,12 @@ def probe() -> dict:
     try:
         import llvmlite.binding as llvm
 
-        info["llvm_cpu"] = llvm.get_host_cpu_name()
+        info["llvm_cpu"] = os.environ.get("NUMBA_CPU_NAME") or llvm.get_host_cpu_name()
     except Exception:   # numba absent or unusable: cnnlab runs its NumPy twins
         info["llvm_cpu"] = None
     info["cores"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
         else os.cpu_count()
+    info["masked"] = masked_line(os.environ)
     info["python"] = platform.python_version()
     info["numpy"] = np.__version__
 
@@ -206,7 +248,7 @@ def header(info: dict, unset_openblas: bool, method: str) -> str:
         + (f" at commit {info['commit']}" if info["commit"] else "")
         + f"; numpy {info['numpy']}; Python {info['python']}",
         _blas_line(info["threadpools"]),
-        openblas_env_line(unset_openblas),
+        openblas_env_line(unset_openblas) if not info.get("masked") else info["masked"],
         f"{info['date']}; load average {_load():.2f} at the start",
         method,
     ]

@@ -114,7 +114,7 @@ def main() -> None:
     if min(args.steps, args.batch_size, args.repeats) < 1 or args.warmup < 0:
         ap.error("--steps, --batch-size and --repeats are at least 1, --warmup at least 0")
 
-    env = harness.child_env(args.unset_openblas_env)
+    env = harness.child_env(args.unset_openblas_env, without_avx512=args.without_avx512)
     info = harness.describe(__file__, env)
 
     def run(name: str) -> dict:

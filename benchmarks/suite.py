@@ -322,7 +322,7 @@ def main() -> None:
         ap.error(f"sections are {','.join(TARGETS)} (got {args.sections}); --processes, "
                  f"--repeats and --lenet-steps are at least 1")
 
-    env = harness.child_env(args.unset_openblas_env)
+    env = harness.child_env(args.unset_openblas_env, without_avx512=args.without_avx512)
     info = harness.describe(__file__, env)
     print(f"cnnlab vs PyTorch {info['torch']} on the CPU\n")
     print(harness.header(info, args.unset_openblas_env,

@@ -64,3 +64,18 @@ def test_the_header_says_whether_avx512_is_present(avx, shown):
             "threadpools": None}
     text = harness.header(info, False, "method")
     assert shown in text and "threadpoolctl not installed" in text
+
+
+def test_without_avx512_keeps_every_library_to_avx2_in_the_children_and_the_header_says_so():
+    parent = {"PATH": "/bin"}
+    env = harness.child_env(False, parent, without_avx512=True)
+    assert parent == {"PATH": "/bin"}
+    assert {k: env[k] for k in harness.AVX2_ONLY} == harness.AVX2_ONLY
+    assert env["OPENBLAS_CORETYPE"] == "Haswell" and env["ATEN_CPU_CAPABILITY"] == "avx2"
+    targets = harness.numpy_avx512_targets()
+    assert env.get("NPY_DISABLE_CPU_FEATURES", "") == " ".join(targets)
+    line = harness.masked_line(env)
+    assert line.startswith("AVX-512 masked") and "emulated" in line and "ONEDNN_MAX_CPU_ISA=AVX2" in line
+    assert harness.masked_line(parent) is None
+    assert "NUMBA_CPU_NAME" not in harness.child_env(False, parent)
+
