@@ -1,6 +1,6 @@
 """A layer and the ReLU after it in a Sequential run as one node (Conv2dReLU,
-LinearReLU): exactly the two layers' values and gradients, checked against the
-unfused layers, against torch in float64 and by finite differences."""
+LinearReLU, BatchNormReLU): exactly the two layers' values and gradients, checked
+against the unfused layers, against torch in float64 and by finite differences."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,6 +14,7 @@ from cnnlab.gradcheck import gradcheck
 from cnnlab.kernels import _threads
 from cnnlab.kernels import conv as conv_k
 from cnnlab.nn.functional_conv import _conv, _linear_relu
+from cnnlab.nn.functional_norm import _batch_norm
 from tests.helpers import _torch, module_parity
 
 
@@ -27,7 +28,9 @@ def _net(dtype=np.float64) -> nn.Sequential:
         nn.Conv2d(16, 64, 1), nn.ReLU(),
         nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
         nn.Conv2d(64, 64, 3, groups=64), nn.ReLU(),
-        nn.Flatten(), nn.Linear(64 * 4 * 4, 20), nn.ReLU(), nn.Linear(20, 5))
+        nn.Conv2d(64, 32, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.Flatten(), nn.Linear(32 * 4 * 4, 20), nn.ReLU(),
+        nn.Linear(20, 12, bias=False), nn.BatchNorm1d(12), nn.ReLU(), nn.Linear(12, 5))
     return net.double() if dtype == np.float64 else net
 
 
@@ -60,21 +63,26 @@ def _node_names(t: cnnlab.Tensor) -> set[str]:
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("batch", [1, 70])      # 70 samples: several batch chunks
-def test_fused_equals_unfused_bit_for_bit(dtype, batch):
-    net = _net(dtype)
+@pytest.mark.parametrize("batch", [2, 70])      # 70 samples: several batch chunks
+@pytest.mark.parametrize("training", [True, False])
+def test_fused_equals_unfused_bit_for_bit(dtype, batch, training):
+    net, twin = _net(dtype), _net(dtype)
+    net.train(training)
+    twin.train(training)
     x = np.random.default_rng(0).standard_normal((batch, 3, 13, 13)).astype(dtype)
-    fused, plain = _run(net, x, True), _run(net, x, False)
+    fused, plain = _run(net, x, True), _run(twin, x, False)
     for i, (a, b) in enumerate(zip(fused, plain)):
         assert a.dtype == b.dtype == dtype
         np.testing.assert_array_equal(a, b, err_msg=f"array {i}")
+    for (name, a), b in zip(net.named_buffers(), twin.buffers()):   # running statistics
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
 
 
 def test_the_fused_nodes_are_used_and_hooks_turn_them_off():
     net = _net()
     x = cnnlab.tensor(np.random.default_rng(0).standard_normal((2, 3, 13, 13)), requires_grad=True)
     names = _node_names(net(x))
-    assert {"Conv2dReLU", "LinearReLU"} <= names and "ReLU" not in names
+    assert {"Conv2dReLU", "LinearReLU", "BatchNormReLU"} <= names and "ReLU" not in names
     h = net[1].register_forward_hook(lambda *a: None)       # a hook on the ReLU only
     names = _node_names(net(x))
     h.remove()
@@ -139,17 +147,29 @@ def test_results_do_not_depend_on_the_thread_count():
         np.testing.assert_array_equal(a, b)
 
 
-def test_fused_layers_match_torch_in_float64():
+@pytest.mark.parametrize("training", [True, False])
+def test_fused_layers_match_torch_in_float64(training):
     t = _torch()
-    ours = nn.Sequential(nn.Conv2d(3, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(6, 16, 3, stride=2), nn.ReLU(), nn.Flatten(),
-                         nn.Linear(16 * 3 * 3, 12), nn.ReLU(), nn.Linear(12, 4))
-    theirs = t.nn.Sequential(t.nn.Conv2d(3, 6, 5, padding=2), t.nn.ReLU(), t.nn.MaxPool2d(2),
-                             t.nn.Conv2d(6, 16, 3, stride=2), t.nn.ReLU(), t.nn.Flatten(),
-                             t.nn.Linear(16 * 3 * 3, 12), t.nn.ReLU(), t.nn.Linear(12, 4))
+
+    def layers(m):
+        return m.Sequential(m.Conv2d(3, 6, 5, padding=2), m.ReLU(), m.MaxPool2d(2),
+                            m.Conv2d(6, 16, 3, stride=2), m.BatchNorm2d(16), m.ReLU(), m.Flatten(),
+                            m.Linear(16 * 3 * 3, 12), m.ReLU(), m.Linear(12, 8),
+                            m.BatchNorm1d(8), m.ReLU(), m.Linear(8, 4))
+    ours, theirs = layers(nn), layers(t.nn)
+    ours.train(training)
+    theirs.train(training)
+    if not training:            # running statistics that are not the initial ones
+        for name, b in theirs.named_buffers():
+            if "running" in name:
+                b.copy_(t.rand(b.shape) + 0.5)
     x = np.random.default_rng(0).standard_normal((5, 3, 14, 14))
     module_parity(ours, theirs, x)
-    assert {"Conv2dReLU", "LinearReLU"} <= _node_names(ours(cnnlab.tensor(x, requires_grad=True)))
+    buffers = dict(ours.named_buffers())
+    for name, b in theirs.named_buffers():
+        np.testing.assert_allclose(np.asarray(buffers[name]), b.numpy(), rtol=0, atol=1e-12)
+    names = _node_names(ours(cnnlab.tensor(x, requires_grad=True)))
+    assert {"Conv2dReLU", "LinearReLU", "BatchNormReLU"} <= names
 
 
 def test_conv1d_relu_is_fused_and_matches_torch():
@@ -171,6 +191,12 @@ def test_fused_nodes_pass_a_finite_difference_gradcheck():
     xs, ws, bs = (cnnlab.tensor(a, requires_grad=True) for a in
                   (rng.standard_normal((5, 6)), rng.standard_normal((3, 6)), rng.standard_normal(3)))
     gradcheck(_linear_relu, [xs, ws, bs])
+    xb, g, b = (cnnlab.tensor(a, requires_grad=True) for a in
+                (rng.standard_normal((4, 3, 5, 5)), rng.standard_normal(3) + 1.5,
+                 rng.standard_normal(3)))
+    for training in (True, False):
+        gradcheck(lambda x, g, b, training=training: _batch_norm(
+            x, np.zeros(3), np.ones(3), g, b, training, 0.0, 1e-5, relu=True), [xb, g, b])
 
 
 def test_the_kernel_relu_flag_equals_relu_of_the_plain_kernel():

@@ -134,9 +134,11 @@ def test_depthwise_loops_equal_their_numpy_twins(monkeypatch, case, dtype):
 @pytest.mark.parametrize("shape", [(6, 4, 5, 3), (4, 3), (5, 7, 9), (1, 2, 3, 3)])
 @pytest.mark.parametrize("layout", ["nchw", "channel_major", "strided"])
 @pytest.mark.parametrize("affine", [True, False])
-def test_batch_norm_fused_kernel_equals_numpy(monkeypatch, shape, layout, affine):
+@pytest.mark.parametrize("relu", [False, True])
+def test_batch_norm_fused_kernel_equals_numpy(monkeypatch, shape, layout, affine, relu):
     """The fused BN kernel: same y, x_hat, running stats, dx, dgamma, dbeta, in training
-    and eval, whatever the input's memory layout; and y keeps x's layout."""
+    and eval, whatever the input's memory layout; and y keeps x's layout.  With a
+    ReLU fused in (``relu``), both are max(BN(x), 0) and take dy through it."""
     from cnnlab.kernels import norm as norm_k
 
     rng = np.random.default_rng(2)
@@ -153,15 +155,19 @@ def test_batch_norm_fused_kernel_equals_numpy(monkeypatch, shape, layout, affine
         out = []
         for training in (True, False):
             rm, rv = np.full(C, 0.5), np.full(C, 2.0)
-            y, cache = norm_k.batch_norm_forward(x, rm, rv, gamma, beta, training, 0.1, 1e-5)
+            y, cache = norm_k.batch_norm_forward(x, rm, rv, gamma, beta, training, 0.1, 1e-5,
+                                                 relu=relu)
             keeps_layout = layout == "strided" or y.strides == x.strides
-            out += [y, keeps_layout, rm, rv, *norm_k.batch_norm_backward(dy, cache)]
+            out += [y, keeps_layout, rm, rv,
+                    *norm_k.batch_norm_backward(dy, cache, relu_y=y if relu else None)]
         return out
 
     fast, slow = both(monkeypatch, run)
     for a, b_ in zip(fast, slow):
         np.testing.assert_allclose(a, b_, atol=1e-11, rtol=0)
     assert fast[1] is True and fast[8] is True
+    if relu:
+        assert (fast[0] == 0).any() and (fast[0] >= 0).all()
 
 
 @pytest.mark.parametrize("layout", ["nchw", "channel_major", "mismatched", "sliced"])

@@ -1,6 +1,7 @@
 """Autograd adapters for normalisation layers (kernels in :mod:`cnnlab.kernels.norm`)."""
 from __future__ import annotations
 
+from cnnlab.autograd import relu_modes
 from cnnlab.autograd.tensor import Function
 from cnnlab.kernels import norm as norm_k
 
@@ -13,6 +14,22 @@ class BatchNorm(Function):
 
     def backward(self, g):
         return norm_k.batch_norm_backward(g, self.cache)
+
+
+class BatchNormReLU(Function):
+    """relu(batch_norm(x)) as one node: the ReLU in the normalisation's last pass, its
+    gradient in the backward's passes."""
+
+    def forward(self, x, gamma, beta, running_mean, running_var, training, momentum, eps):
+        self.y, self.cache = norm_k.batch_norm_forward(
+            x, running_mean, running_var, gamma, beta, training, momentum, eps, relu=True)
+        return self.y
+
+    def backward(self, g):
+        if relu_modes.MODE == "normal":
+            return norm_k.batch_norm_backward(g, self.cache, relu_y=self.y)
+        return norm_k.batch_norm_backward(
+            relu_modes.relu_backward_by_mode(g, self.y, relu_modes.MODE), self.cache)
 
 
 class LayerNorm(Function):
@@ -52,4 +69,4 @@ class LocalResponseNorm(Function):
         return (norm_k.local_response_norm_backward(g, self.cache),)
 
 
-__all__ = ["BatchNorm", "GroupNorm", "InstanceNorm", "LayerNorm", "LocalResponseNorm"]
+__all__ = ["BatchNorm", "BatchNormReLU", "GroupNorm", "InstanceNorm", "LayerNorm", "LocalResponseNorm"]

@@ -355,17 +355,19 @@ def _depthwise3x3_dw(xp, dy, per_group, dwt, c0, c1):
             dwt[o, 2, 2] += a22
 
 
-def _bn_forward(x, mean, var, train, gamma, beta, eps, x_hat, y, inv_std, c0, c1):
+def _bn_forward(x, mean, var, train, gamma, beta, eps, x_hat, y, inv_std, c0, c1, relu):
     """Batch norm over channels c0..c1-1 of x (A, C, L), channel axis 1, in one
     kernel per pass (channels are independent, so callers split them over threads).
 
     ``train``: mean and (biased) var are computed here, in float64, and written
     to ``mean``/``var``; otherwise they are the given running statistics.
     Writes x_hat = (x - mean) / sqrt(var + eps), y = gamma x_hat + beta and
-    inv_std (C,).  Three passes over x instead of NumPy's seven."""
+    inv_std (C,).  Three passes over x instead of NumPy's seven.  ``relu``: y is then
+    max(y, 0), as :func:`_relu_fwd` takes it (a ReLU fused into the last pass)."""
     A, C, L = x.shape
     m = A * L
     mu_t = np.empty(1, dtype=x.dtype)     # mean in x's dtype, so the last loop stays in it
+    zero = x.dtype.type(0)
     for c in range(c0, c1):
         if train:
             s = 0.0
@@ -390,22 +392,30 @@ def _bn_forward(x, mean, var, train, gamma, beta, eps, x_hat, y, inv_std, c0, c1
             for l in range(L):
                 h = (x[a, c, l] - mu_c) * inv_c
                 x_hat[a, c, l] = h
-                y[a, c, l] = h * g + b
+                v = h * g + b
+                if relu and v <= zero:
+                    v = zero
+                y[a, c, l] = v
 
 
-def _bn_backward(dy, x_hat, gamma, inv_std, train, dx, dgamma, dbeta, c0, c1):
+def _bn_backward(dy, x_hat, gamma, inv_std, train, dx, dgamma, dbeta, c0, c1, y, relu):
     """Channels c0..c1-1 of dy, x_hat (A, C, L) -> dx, dgamma, dbeta (C,) (written), two passes:
     the sums of dy and dy x_hat per channel, then
-    dx = inv_std g (dy - mean(dy) - x_hat mean(dy x_hat)) (batch statistics) or inv_std g dy."""
+    dx = inv_std g (dy - mean(dy) - x_hat mean(dy x_hat)) (batch statistics) or inv_std g dy.
+    ``relu``: a fused ReLU's output ``y`` (A, C, L) zeroes dy where y <= 0 first, as
+    :func:`_relu_bwd` does (``y`` is not read otherwise)."""
     A, C, L = dy.shape
     m = A * L
     consts = np.empty(3, dtype=dy.dtype)   # per-channel constants in dy's dtype
+    z = dy.dtype.type(0)
     for c in range(c0, c1):
         s = 0.0
         sx = 0.0
         for a in range(A):
             for l in range(L):
                 v = dy[a, c, l]
+                if relu and not y[a, c, l] > z:
+                    v = z
                 s += v
                 sx += v * x_hat[a, c, l]
         dbeta[c] = s
@@ -419,11 +429,17 @@ def _bn_backward(dy, x_hat, gamma, inv_std, train, dx, dgamma, dbeta, c0, c1):
             kgx = consts[2]
             for a in range(A):
                 for l in range(L):
-                    dx[a, c, l] = k * dy[a, c, l] - mg - x_hat[a, c, l] * kgx
+                    v = dy[a, c, l]
+                    if relu and not y[a, c, l] > z:
+                        v = z
+                    dx[a, c, l] = k * v - mg - x_hat[a, c, l] * kgx
         else:
             for a in range(A):
                 for l in range(L):
-                    dx[a, c, l] = k * dy[a, c, l]
+                    v = dy[a, c, l]
+                    if relu and not y[a, c, l] > z:
+                        v = z
+                    dx[a, c, l] = k * v
 
 
 def _relu_fwd(x, y):

@@ -61,10 +61,11 @@ def update_running_stats(running_mean: np.ndarray | None, running_var: np.ndarra
 def batch_norm_forward(x: np.ndarray, running_mean: np.ndarray | None,
                        running_var: np.ndarray | None, gamma: np.ndarray | None,
                        beta: np.ndarray | None, training: bool, momentum: float,
-                       eps: float) -> tuple[np.ndarray, BatchNormCache]:
+                       eps: float, relu: bool = False) -> tuple[np.ndarray, BatchNormCache]:
     """x (N, C, ...) -> y (same shape and memory layout).  Updates running stats in
     place when training.  With numba the three passes run in one compiled kernel
-    (:func:`_batch_norm_forward_fused`); this NumPy code is its specification."""
+    (:func:`_batch_norm_forward_fused`); this NumPy code is its specification.
+    ``relu``: y = max(y, 0), a ReLU fused into the last pass."""
     axes = _reduce_axes(x)
     nd = x.ndim
     if training:
@@ -74,7 +75,7 @@ def batch_norm_forward(x: np.ndarray, running_mean: np.ndarray | None,
                 f"expected more than 1 value per channel when training, got input size {x.shape}")
     if _nb.AVAILABLE and x.ndim >= 2 and x.size:
         return _batch_norm_forward_fused(x, running_mean, running_var, gamma, beta, training,
-                                         momentum, eps)
+                                         momentum, eps, relu)
     if training:
         mean = x.mean(axis=axes)
         xc = x - _bcast(mean, nd)
@@ -90,18 +91,23 @@ def batch_norm_forward(x: np.ndarray, running_mean: np.ndarray | None,
         y = x_hat * _bcast(gamma, nd)
     if beta is not None:
         y = y + _bcast(beta, nd)
+    if relu:
+        y = np.maximum(y, 0)
     return y, BatchNormCache(x_hat, inv_std, gamma, training)
 
 
-def batch_norm_backward(dy: np.ndarray, cache: BatchNormCache):
+def batch_norm_backward(dy: np.ndarray, cache: BatchNormCache, relu_y: np.ndarray | None = None):
     """dy (N, C, ...) -> dx (same), dgamma (C,), dbeta (C,).
 
     With batch statistics the mean and variance depend on x, which gives
     dx = inv_std * (g - mean(g) - x_hat * mean(g * x_hat)),  g = gamma * dy.
-    With running statistics dx is just inv_std * g.
+    With running statistics dx is just inv_std * g.  After a fused ReLU, ``relu_y``
+    is the forward's output and dy is zeroed where it is <= 0 first.
     """
     if _nb.AVAILABLE and dy.ndim >= 2 and dy.size:
-        return _batch_norm_backward_fused(dy, cache)
+        return _batch_norm_backward_fused(dy, cache, relu_y)
+    if relu_y is not None:
+        dy = np.where(relu_y > 0, dy, 0)
     axes = _reduce_axes(dy)
     nd = dy.ndim
     x_hat = cache.x_hat
@@ -143,7 +149,8 @@ def _from_channel_rows(a3: np.ndarray, shape: tuple[int, ...], channel_major: bo
     return a3.reshape(shape)
 
 
-def _batch_norm_forward_fused(x, running_mean, running_var, gamma, beta, training, momentum, eps):
+def _batch_norm_forward_fused(x, running_mean, running_var, gamma, beta, training, momentum, eps,
+                              relu=False):
     C = x.shape[1]
     cm = _channel_major(x)
     x3 = _as_channel_rows(x, cm)
@@ -156,8 +163,8 @@ def _batch_norm_forward_fused(x, running_mean, running_var, gamma, beta, trainin
     x_hat3, y3 = np.empty_like(x3), np.empty_like(x3)
     inv_std = np.empty(C, dtype=x3.dtype)
     _threads.parallel([partial(_nb.bn_forward, x3, mean, var, training, g, b, float(eps), x_hat3,
-                               y3, inv_std, c0, c1) for c0, c1 in _threads.split(C, x3.size)],
-                      blas=False)
+                               y3, inv_std, c0, c1, relu)
+                       for c0, c1 in _threads.split(C, x3.size)], blas=False)
     if training:
         n = x.size // C
         if running_mean is not None:
@@ -170,16 +177,17 @@ def _batch_norm_forward_fused(x, running_mean, running_var, gamma, beta, trainin
             BatchNormCache(_from_channel_rows(x_hat3, x.shape, cm), inv_std, gamma, training))
 
 
-def _batch_norm_backward_fused(dy, cache: BatchNormCache):
+def _batch_norm_backward_fused(dy, cache: BatchNormCache, relu_y=None):
     C = dy.shape[1]
     cm = _channel_major(cache.x_hat)
     x_hat3 = _as_channel_rows(cache.x_hat, cm)
     dy3 = _as_channel_rows(dy.astype(x_hat3.dtype, copy=False), cm)
+    y3 = x_hat3 if relu_y is None else _as_channel_rows(relu_y, cm)   # read only with a ReLU
     g = np.ones(C, x_hat3.dtype) if cache.gamma is None else cache.gamma
     dx3 = np.empty_like(x_hat3)
     dgamma, dbeta = np.empty(C, x_hat3.dtype), np.empty(C, x_hat3.dtype)
     _threads.parallel([partial(_nb.bn_backward, dy3, x_hat3, g, cache.inv_std, cache.training,
-                               dx3, dgamma, dbeta, c0, c1)
+                               dx3, dgamma, dbeta, c0, c1, y3, relu_y is not None)
                        for c0, c1 in _threads.split(C, dy3.size)], blas=False)
     return _from_channel_rows(dx3, dy.shape, cm), dgamma, dbeta
 

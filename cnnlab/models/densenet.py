@@ -21,6 +21,7 @@ from cnnlab.nn import (
     Sequential,
 )
 from cnnlab.nn import init as nn_init
+from cnnlab.nn.modules.container import relu_after
 
 
 class DenseLayer(Module):
@@ -37,7 +38,8 @@ class DenseLayer(Module):
 
     def forward(self, features: list[Tensor]) -> Tensor:
         x = cat(features, 1)
-        return self.conv2(self.relu2(self.norm2(self.conv1(self.relu1(self.norm1(x))))))
+        return self.conv2(relu_after(self.norm2, self.relu2,
+                                      self.conv1(relu_after(self.norm1, self.relu1, x))))
 
 
 class DenseBlock(Module):

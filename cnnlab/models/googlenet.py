@@ -28,6 +28,7 @@ from cnnlab.nn import (
     Sequential,
 )
 from cnnlab.nn import functional as F
+from cnnlab.nn.modules.container import relu_after
 
 
 class BasicConv2d(Module):
@@ -40,7 +41,7 @@ class BasicConv2d(Module):
         self.relu = ReLU()
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.relu(self.bn(self.conv(x)))
+        return relu_after(self.bn, self.relu, self.conv(x))
 
 
 class Inception(Module):

@@ -23,6 +23,14 @@ def batch_norm(input: Tensor, running_mean: np.ndarray | None, running_var: np.n
     ``running_mean``/``running_var`` are arrays (or Tensors) updated in place
     when ``training``; in eval they normalise the input.
     """
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def _batch_norm(input: Tensor, running_mean: np.ndarray | None, running_var: np.ndarray | None,
+                weight: Tensor | None, bias: Tensor | None, training: bool, momentum: float,
+                eps: float, relu: bool = False) -> Tensor:
+    """:func:`batch_norm`; with ``relu``, relu(batch_norm(...)) as one node
+    (:class:`~cnnlab.autograd.norm_ops.BatchNormReLU`, for ``Sequential``'s fusion)."""
     x = as_tensor(input)
     if x.ndim < 2:
         raise ValueError(f"batch_norm: expected input (N, C, ...), got shape {x.shape}")
@@ -31,8 +39,9 @@ def batch_norm(input: Tensor, running_mean: np.ndarray | None, running_var: np.n
     if not training and (rm is None or rv is None):
         raise ValueError("batch_norm: eval mode needs running_mean and running_var")
     check_same_dtype("batch_norm", x, weight, bias)
-    return ops.BatchNorm.apply(x, weight, bias, running_mean=rm, running_var=rv,
-                               training=training, momentum=momentum, eps=eps)
+    fn = ops.BatchNormReLU if relu else ops.BatchNorm
+    return fn.apply(x, weight, bias, running_mean=rm, running_var=rv, training=training,
+                    momentum=momentum, eps=eps)
 
 
 def _raw(a) -> np.ndarray | None:

@@ -9,6 +9,7 @@ import numpy as np
 from cnnlab.autograd.tensor import DEFAULT_DTYPE, Tensor
 from cnnlab.nn import functional as F
 from cnnlab.nn._args import check_cpu
+from cnnlab.nn.functional_norm import _batch_norm
 from cnnlab.nn.module import Module
 from cnnlab.nn.parameter import Parameter
 
@@ -48,6 +49,9 @@ class _BatchNorm(Module):
             self.register_buffer("num_batches_tracked", None)
 
     def forward(self, x: Tensor) -> Tensor:
+        return self._forward(x, relu=False)
+
+    def _forward(self, x: Tensor, relu: bool) -> Tensor:
         if x.ndim not in self._expected_ndim or x.shape[1] != self.num_features:
             raise ValueError(
                 f"{self!r} expects input {self._shape_text.format(C=self.num_features)}, "
@@ -57,8 +61,8 @@ class _BatchNorm(Module):
         momentum = self.momentum
         if updating and momentum is None:   # cumulative moving average, as in PyTorch
             momentum = 1.0 / (int(self.num_batches_tracked) + 1)
-        y = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                         training=use_batch_stats, momentum=momentum or 0.0, eps=self.eps)
+        y = _batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                        use_batch_stats, momentum or 0.0, self.eps, relu)
         if updating:
             self.num_batches_tracked[...] += 1
         return y
@@ -74,11 +78,19 @@ class BatchNorm1d(_BatchNorm):
     _expected_ndim = (2, 3)
     _shape_text = "(N, {C}) or (N, {C}, L)"
 
+    def forward_relu(self, x: Tensor) -> Tensor:
+        """relu(self.forward(x)) as one node (see ``Sequential``)."""
+        return self._forward(x, relu=True)
+
 
 class BatchNorm2d(_BatchNorm):
     """Batch norm per channel over (N, C, H, W)."""
     _expected_ndim = (4,)
     _shape_text = "(N, {C}, H, W)"
+
+    def forward_relu(self, x: Tensor) -> Tensor:
+        """relu(self.forward(x)) as one node (see ``Sequential``)."""
+        return self._forward(x, relu=True)
 
 
 class InstanceNorm2d(_BatchNorm):

@@ -27,6 +27,13 @@ def _relu_fused(m: Module, nxt: Module) -> Callable[[Any], Any] | None:
     return None if fused is None else partial(fused, m)
 
 
+def relu_after(m: Module, relu: Module, x: Any) -> Any:
+    """``relu(m(x))``, computed as one node where ``Sequential`` would fuse the pair
+    (see :func:`_relu_fused`); for models that call their layers one by one."""
+    fused = _relu_fused(m, relu)
+    return fused(x) if fused is not None else relu(m(x))
+
+
 class Sequential(Module):
     """Apply modules in order.  Children are named '0', '1', ... unless an
     ``OrderedDict`` of names is given, as in PyTorch."""
