@@ -19,6 +19,7 @@ network ones, thin adapters over :mod:`cnnlab.kernels`, in one file per family
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 from typing import Any, Iterator, Sequence
 
@@ -301,8 +302,12 @@ class Tensor(ShapeMethods, ReductionMethods, ConversionMethods):
             if fn is None:
                 if g is not None and node.requires_grad:
                     # a fresh array: ops may hand the same gradient array to several
-                    # inputs, and the caller's ``grad`` must not become a leaf's .grad
-                    node.grad = g.copy() if node.grad is None else node.grad + g
+                    # inputs, and the caller's ``grad`` must not become a leaf's .grad;
+                    # an array nothing else refers to is taken as it is (as PyTorch does)
+                    if node.grad is not None:
+                        node.grad = node.grad + g
+                    else:
+                        node.grad = g if _sole_owner(g) else g.copy()
                 continue
             if fn.released:
                 raise RuntimeError(
@@ -323,6 +328,7 @@ class Tensor(ShapeMethods, ReductionMethods, ConversionMethods):
                     )
                 prev = grads.get(id(t))
                 grads[id(t)] = tg if prev is None else prev + tg
+            in_grads = tg = prev = None      # the gradients now live in ``grads`` alone
             if not retain_graph:
                 fn.release()
 
@@ -439,6 +445,23 @@ def _lift(x: Any, like: Tensor) -> Tensor:
     ):
         arr = arr.astype(like.dtype)
     return Tensor(arr)
+
+
+def _local_refcount() -> int:
+    a = np.empty(1)
+    return sys.getrefcount(a)
+
+
+# sys.getrefcount of an array held by one local variable only, as _sole_owner sees it
+# (measured rather than assumed: interpreters count borrowed references differently)
+_SOLE_REFCOUNT = _local_refcount()
+
+
+def _sole_owner(g: np.ndarray) -> bool:
+    """Whether the gradient array ``g`` (held by the caller's one local variable) owns its
+    memory and nothing else refers to it: no other gradient, no view of it, no caller.
+    Such an array can become a leaf's ``.grad`` without a copy."""
+    return g.base is None and g.flags.writeable and sys.getrefcount(g) <= _SOLE_REFCOUNT + 1
 
 
 def _topological_order(root: Tensor) -> list[Tensor]:
