@@ -217,3 +217,28 @@ def test_the_kernel_relu_flag_equals_relu_of_the_plain_kernel():
         for a, b_ in zip(got, want):
             np.testing.assert_allclose(a, b_, rtol=0, atol=0)
     assert conv_ops.Conv2dReLU.__name__ == "Conv2dReLU"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_compiled_chunk_gradient_equals_its_numpy_specification(monkeypatch, dtype):
+    """relu_delta_cols (a compiled loop over one chunk's columns) against relu_delta
+    (np.where), with exact zeros in y and inf / NaN in the gradient, with and without numba."""
+    from cnnlab.kernels import _numba as nb
+    from cnnlab.kernels import conv_gemm
+
+    rng = np.random.default_rng(5)
+    y = np.maximum(rng.standard_normal((2, 3, 40)).round(1), 0).astype(dtype)
+    d = rng.standard_normal(y.shape).astype(dtype)
+    d[0, 0, :4] = [np.inf, -np.inf, np.nan, np.nan]
+    y[0, 0, :4] = [0, 1, 0, 1]
+    for c0, c1 in ((0, 40), (8, 27), (39, 40)):
+        want = conv_gemm.relu_delta(d[:, :, c0:c1], y[:, :, c0:c1])
+        fast = conv_gemm.relu_delta_cols(d, y, c0, c1)
+        monkeypatch.setattr(nb, "AVAILABLE", False)
+        slow = conv_gemm.relu_delta_cols(d, y, c0, c1)
+        monkeypatch.setattr(nb, "AVAILABLE", True)
+        for got in (fast, slow):
+            assert got.dtype == dtype and got.shape == want.shape
+            np.testing.assert_array_equal(got, want)
+    head = conv_gemm.relu_delta_cols(d, y, 0, 4)[0, 0]       # y = 0, 1, 0, 1
+    assert head[0] == 0 and head[1] == -np.inf and head[2] == 0 and np.isnan(head[3])

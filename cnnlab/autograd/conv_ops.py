@@ -8,6 +8,7 @@ import numpy as np
 
 from cnnlab.autograd import relu_modes
 from cnnlab.autograd.tensor import Function
+from cnnlab.kernels import activation as act
 from cnnlab.kernels import combination as comb_k
 from cnnlab.kernels import conv as conv_k
 from cnnlab.kernels import conv_transpose as convt_k
@@ -26,13 +27,12 @@ class Conv2d(Function):
         return dx, dw, db
 
 
-def _relu_grad(y):
-    """How a fused ReLU's gradient is taken under the current backward mode
-    (:mod:`cnnlab.autograd.relu_modes`: guided backprop and DeconvNet change it)."""
+def _relu_grad():
+    """A fused ReLU's gradient rule under the current backward mode
+    (:mod:`cnnlab.autograd.relu_modes`): None for the plain ReLU's, which the
+    kernels apply themselves; guided backprop's and DeconvNet's otherwise."""
     mode = relu_modes.MODE
-    if mode == "normal":
-        return conv_k.relu_delta
-    return partial(relu_modes.relu_backward_by_mode, mode=mode)
+    return None if mode == "normal" else partial(relu_modes.relu_backward_by_mode, mode=mode)
 
 
 class Conv2dReLU(Function):
@@ -48,7 +48,7 @@ class Conv2dReLU(Function):
     def backward(self, g):
         return conv_k.conv2d_backward(
             g, self.cache, need_dx=self.needs_input_grad[0], need_dw=self.needs_input_grad[1],
-            relu_y=self.y, relu_grad=_relu_grad(self.y))
+            relu_y=self.y, relu_grad=_relu_grad())
 
 
 class Linear(Function):
@@ -73,7 +73,8 @@ class LinearReLU(Function):
 
     def backward(self, g):
         return linear_k.linear_backward(
-            _relu_grad(self.y)(g, self.y), self.x, self.w, need_dx=self.needs_input_grad[0],
+            (_relu_grad() or act.relu_backward)(g, self.y), self.x, self.w,
+            need_dx=self.needs_input_grad[0],
             need_dw=self.needs_input_grad[1], has_bias=self.has_bias)
 
 

@@ -462,6 +462,20 @@ def _relu_bwd(dy, y, dx):
         dx[i] = dy[i] if y[i] > z else z
 
 
+def _relu_bwd_cols(dy, y, dx, c0, c1):
+    """:func:`_relu_bwd` on columns c0..c1-1 of 2-D arrays (R, T) -> dx (R, c1 - c0):
+    one batch chunk of a channel-major gradient.  Rows sliced here stay contiguous
+    to numba, so the select is vectorised (a row-by-row loop over NumPy's strided
+    views of the chunk is not)."""
+    z = dy.dtype.type(0)
+    for r in range(dy.shape[0]):
+        a = dy[r, c0:c1]
+        b = y[r, c0:c1]
+        o = dx[r]
+        for i in range(a.size):
+            o[i] = a[i] if b[i] > z else z
+
+
 def _winograd_in(xp, tH, tW):
     """F(2x2, 3x3) input transform: xp (C, n, 2 tH + 2, 2 tW + 2) -> V (16, C, n tH tW),
     V[4a + b] = (B^T d B)[a, b] for every 4x4 tile d (stride 2), in one pass."""
@@ -543,6 +557,7 @@ _compiled("relu_fwd")
 _compiled("winograd_in")
 _compiled("winograd_out")
 _compiled("relu_bwd")
+_compiled("relu_bwd_cols")
 
 
 def outer_order(a: np.ndarray) -> tuple[int, int, int, int]:

@@ -27,6 +27,7 @@ import numpy as np
 
 from cnnlab.kernels import _numba as _nb
 from cnnlab.kernels import winograd as _winograd
+from cnnlab.kernels.activation import relu_backward
 from cnnlab.kernels.conv_common import (
     ConvSpec,
     Padding4,
@@ -45,7 +46,6 @@ from cnnlab.kernels.conv_gemm import (
     gemm_backward,
     gemm_forward,
     im2col_cols,
-    relu_delta,
 )
 from cnnlab.kernels.winograd import WinogradCache, winograd_backward, winograd_forward
 
@@ -141,14 +141,15 @@ _BACKWARD = {GemmCache: gemm_backward, DepthwiseCache: depthwise_backward,
 
 def conv2d_backward(dy: np.ndarray, cache: ConvCache, need_dx: bool = True,
                     need_dw: bool = True, relu_y: np.ndarray | None = None,
-                    relu_grad: ReluGrad = relu_delta) -> tuple[np.ndarray | None,
-                                                               np.ndarray | None,
-                                                               np.ndarray | None]:
+                    relu_grad: ReluGrad | None = None) -> tuple[np.ndarray | None,
+                                                                np.ndarray | None,
+                                                                np.ndarray | None]:
     """Gradients of :func:`conv2d_forward`, by the algorithm that made ``cache``.
 
     dy (N, O, OH, OW) -> dx (N, C, H, W), dw (O, C // G, KH, KW), db (O,) or None.
     After a fused ReLU, ``relu_y`` is the forward's output and dy is first taken
-    through the ReLU by ``relu_grad(dy, y)`` (per batch chunk for "cols").
+    through the ReLU (per batch chunk for "cols"): dy where y > 0, else 0, or
+    ``relu_grad(dy, y)`` if given (guided backprop's rule, say).
     """
     spec = cache.spec
     if spec.x_shape[0] == 0:                    # an empty batch: zero gradients
@@ -158,10 +159,10 @@ def conv2d_backward(dy: np.ndarray, cache: ConvCache, need_dx: bool = True,
     if isinstance(cache, GemmCache):
         return gemm_backward(dy, cache, need_dx, need_dw, relu_y, relu_grad)
     if relu_y is not None:
-        dy = relu_grad(dy, relu_y)
+        dy = (relu_grad or relu_backward)(dy, relu_y)
     return _BACKWARD[type(cache)](dy, cache, need_dx, need_dw)
 
 
 __all__ = ["ConvCache", "ConvSpec", "DepthwiseCache", "GemmCache", "WINOGRAD_MIN_CHANNELS", "WinogradCache",
            "choose_layout", "col2im_cols", "conv2d_backward", "conv2d_forward", "conv_output_size",
-           "im2col_cols", "out_size", "pad_channel_major", "pad_cnhw", "relu_delta", "zeros_like_layout"]
+           "im2col_cols", "out_size", "pad_channel_major", "pad_cnhw", "zeros_like_layout"]

@@ -214,7 +214,7 @@ def gemm_forward_chunk(x: np.ndarray, w_rows: np.ndarray, b: np.ndarray | None, 
     b : ndarray (O,) or None
     kernel, stride, dilation, out_hw : (int, int); padding : (top, bottom, left, right)
     out : ndarray (O, n*OH*OW), written: the chunk's columns of the channel-major output
-    relu : bool, a ReLU fused into the output pass (see :func:`relu_delta`)
+    relu : bool, a ReLU fused into the output pass (its gradient: :func:`relu_delta`)
 
     Returns
     -------
@@ -231,16 +231,24 @@ def gemm_forward_chunk(x: np.ndarray, w_rows: np.ndarray, b: np.ndarray | None, 
 
 
 def relu_delta(delta: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The gradient through a fused ReLU for one chunk: dL/dy where y > 0, else 0
-    (also where dL/dy is inf or NaN), as :func:`cnnlab.kernels.activation.relu_backward`
-    gives on the whole output.  A product with the mask, which is 10x faster than
-    ``np.where`` on these strided chunks; ``np.where`` again only if the product met
-    an inf or NaN (inf * 0 is NaN)."""
-    mask = y > 0
-    out = np.multiply(delta, mask)
-    if not np.isfinite(out).all():
-        out = np.where(mask, delta, 0)
-    return out
+    """The gradient through a fused ReLU: dL/dy where y > 0, else 0 (also where dL/dy
+    is inf or NaN), as :func:`cnnlab.kernels.activation.relu_backward` gives it.  The
+    specification of :func:`relu_delta_cols`."""
+    return np.where(y > 0, delta, 0)
+
+
+def relu_delta_cols(delta: np.ndarray, y: np.ndarray, c0: int, c1: int) -> np.ndarray:
+    """``relu_delta(delta[:, :, c0:c1], y[:, :, c0:c1])`` for (G, Og, T) arrays: one
+    batch chunk's columns, by a compiled loop over the rows when both arrays are
+    contiguous (NumPy's ``where`` on the chunk's strided view takes 7x as long)."""
+    if (_nb.AVAILABLE and delta.dtype == y.dtype and delta.dtype in (np.float32, np.float64)
+            and delta.flags.c_contiguous and y.flags.c_contiguous):
+        G, Og, T = delta.shape
+        out = np.empty((G, Og, c1 - c0), dtype=delta.dtype)
+        _nb.relu_bwd_cols(delta.reshape(G * Og, T), y.reshape(G * Og, T),
+                          out.reshape(G * Og, c1 - c0), c0, c1)
+        return out
+    return relu_delta(delta[:, :, c0:c1], y[:, :, c0:c1])
 
 
 def gemm_backward_chunk(delta: np.ndarray, cols: np.ndarray | None, w_rows: np.ndarray,
@@ -303,14 +311,15 @@ def gemm_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, spec: ConvS
 
 def gemm_backward(dy: np.ndarray, cache: GemmCache, need_dx: bool = True,
                   need_dw: bool = True, relu_y: np.ndarray | None = None,
-                  relu_grad: ReluGrad = relu_delta) -> tuple[np.ndarray | None, np.ndarray | None,
-                                                             np.ndarray | None]:
+                  relu_grad: ReluGrad | None = None) -> tuple[np.ndarray | None,
+                                                              np.ndarray | None,
+                                                              np.ndarray | None]:
     """Gradients of :func:`gemm_forward`: dy (N, O, OH, OW) -> dx (N, C, H, W),
     dw (O, C // G, KH, KW), db (O,) or None.
 
     With a fused ReLU, ``relu_y`` is the forward's output y and each chunk's dL/dy is
-    first taken through the ReLU by ``relu_grad(delta_chunk, y_chunk)`` (default
-    :func:`relu_delta`), while in cache.
+    first taken through the ReLU, while in cache: by :func:`relu_delta_cols`, or by
+    ``relu_grad(delta_chunk, y_chunk)`` if given (guided backprop's rule, say).
 
     The batch chunks of the forward pass are the pieces again: each writes its
     samples of dx and returns its share of dW and db, summed in chunk order.  X_col
@@ -332,9 +341,13 @@ def gemm_backward(dy: np.ndarray, cache: GemmCache, need_dx: bool = True,
         elif need_dw:
             cols = im2col(cache.x[n0:n1], spec.padding, (KH, KW), spec.stride, spec.dilation,
                           spec.out_hw, G)
-        d = delta[:, :, n0 * pixels:n1 * pixels]
-        if y_cm is not None:
-            d = relu_grad(d, y_cm[:, :, n0 * pixels:n1 * pixels])
+        c0, c1 = n0 * pixels, n1 * pixels
+        if y_cm is None:
+            d = delta[:, :, c0:c1]
+        elif relu_grad is None:
+            d = relu_delta_cols(delta, y_cm, c0, c1)
+        else:
+            d = relu_grad(delta[:, :, c0:c1], y_cm[:, :, c0:c1])
         dx_chunk, dw, db = gemm_backward_chunk(
             d, cols, cache.w_rows, (n1 - n0, C, H, W),
             (KH, KW), spec.stride, spec.padding, spec.dilation, spec.out_hw, need_dx,
@@ -352,4 +365,4 @@ def gemm_backward(dy: np.ndarray, cache: GemmCache, need_dx: bool = True,
 __all__ = ["CHUNK_BYTES", "DW_SWAP_MAX", "KEEP_BYTES", "SPLIT_BYTES", "GemmCache", "batch_chunk",
            "col2im_cols", "column_blocks", "gemm_backward", "gemm_backward_chunk", "gemm_forward",
            "gemm_forward_chunk", "im2col", "im2col_cols", "matmul_columns", "matmul_nt_blocks",
-           "matmul_per_group", "relu_delta"]
+           "matmul_per_group", "relu_delta", "relu_delta_cols"]
