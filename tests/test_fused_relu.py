@@ -242,3 +242,22 @@ def test_the_compiled_chunk_gradient_equals_its_numpy_specification(monkeypatch,
             np.testing.assert_array_equal(got, want)
     head = conv_gemm.relu_delta_cols(d, y, 0, 4)[0, 0]       # y = 0, 1, 0, 1
     assert head[0] == 0 and head[1] == -np.inf and head[2] == 0 and np.isnan(head[3])
+
+
+def test_zoo_blocks_fuse_bn_relu_and_after_folding_conv_relu():
+    """ResNet's blocks call conv_bn_relu: the ReLU joins the batch norm while training,
+    and the convolution once fold_batchnorm has replaced the batch norm by an Identity."""
+    from cnnlab.models import get_model
+    from cnnlab.nn.utils import fold_batchnorm
+
+    cnnlab.manual_seed(0)
+    model = get_model("resnet18", num_classes=4)
+    x = cnnlab.tensor(np.random.default_rng(0).standard_normal((2, 3, 40, 40)).astype(np.float32),
+                      requires_grad=True)
+    assert "BatchNormReLU" in _node_names(model(x))
+    model.eval()
+    folded = fold_batchnorm(model, x.detach())
+    names = _node_names(folded(x))
+    assert "Conv2dReLU" in names and "BatchNormReLU" not in names and "BatchNorm" not in names
+    with cnnlab.no_grad():
+        np.testing.assert_allclose(folded(x).numpy(), model(x).numpy(), rtol=1e-4, atol=1e-4)

@@ -28,7 +28,7 @@ from cnnlab.nn import (
     Sequential,
 )
 from cnnlab.nn import functional as F
-from cnnlab.nn.modules.container import relu_after
+from cnnlab.nn.modules.container import conv_bn_relu
 
 
 class BasicConv2d(Module):
@@ -41,7 +41,7 @@ class BasicConv2d(Module):
         self.relu = ReLU()
 
     def forward(self, x: Tensor) -> Tensor:
-        return relu_after(self.bn, self.relu, self.conv(x))
+        return conv_bn_relu(self.conv, self.bn, self.relu, x)
 
 
 class Inception(Module):

@@ -21,7 +21,7 @@ from cnnlab.nn import (
     Sequential,
 )
 from cnnlab.nn import init as nn_init
-from cnnlab.nn.modules.container import relu_after
+from cnnlab.nn.modules.container import conv_bn_relu
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> Conv2d:
@@ -49,7 +49,7 @@ class BasicBlock(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = relu_after(self.bn1, self.relu, self.conv1(x))
+        out = conv_bn_relu(self.conv1, self.bn1, self.relu, x)
         out = self.bn2(self.conv2(out))
         return self.relu(out + identity)
 
@@ -73,8 +73,8 @@ class Bottleneck(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = relu_after(self.bn1, self.relu, self.conv1(x))
-        out = relu_after(self.bn2, self.relu, self.conv2(out))
+        out = conv_bn_relu(self.conv1, self.bn1, self.relu, x)
+        out = conv_bn_relu(self.conv2, self.bn2, self.relu, out)
         out = self.bn3(self.conv3(out))
         return self.relu(out + identity)
 
@@ -131,7 +131,7 @@ class ResNet(Module):
         return Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = relu_after(self.bn1, self.relu, self.conv1(x))
+        x = conv_bn_relu(self.conv1, self.bn1, self.relu, x)
         if self.maxpool is not None:
             x = self.maxpool(x)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
@@ -170,7 +170,7 @@ class CifarResNet(Module):
         return Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = relu_after(self.bn1, self.relu, self.conv1(x))
+        x = conv_bn_relu(self.conv1, self.bn1, self.relu, x)
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.fc(self.flatten(self.avgpool(x)))
 

@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from cnnlab.nn.module import Module
 from cnnlab.nn.modules.activation import ReLU
+from cnnlab.nn.modules.linear import Identity
 
 
 def _relu_fused(m: Module, nxt: Module) -> Callable[[Any], Any] | None:
@@ -32,6 +33,14 @@ def relu_after(m: Module, relu: Module, x: Any) -> Any:
     (see :func:`_relu_fused`); for models that call their layers one by one."""
     fused = _relu_fused(m, relu)
     return fused(x) if fused is not None else relu(m(x))
+
+
+def conv_bn_relu(conv: Module, bn: Module, relu: Module, x: Any) -> Any:
+    """``relu(bn(conv(x)))`` with the ReLU fused into the batch norm, or into the
+    convolution once ``fold_batchnorm`` has replaced the batch norm by an ``Identity``."""
+    if type(bn) is Identity and not bn._forward_hooks:
+        return relu_after(conv, relu, x)
+    return relu_after(bn, relu, conv(x))
 
 
 class Sequential(Module):
