@@ -12,6 +12,7 @@ from cnnlab.autograd import conv_ops
 from cnnlab.autograd.relu_modes import relu_backward_mode
 from cnnlab.gradcheck import gradcheck
 from cnnlab.kernels import _threads
+from cnnlab.kernels import activation as act
 from cnnlab.kernels import conv as conv_k
 from cnnlab.nn.functional_conv import _conv, _linear_relu
 from cnnlab.nn.functional_norm import _batch_norm
@@ -261,3 +262,41 @@ def test_zoo_blocks_fuse_bn_relu_and_after_folding_conv_relu():
     assert "Conv2dReLU" in names and "BatchNormReLU" not in names and "BatchNorm" not in names
     with cnnlab.no_grad():
         np.testing.assert_allclose(folded(x).numpy(), model(x).numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_residual_blocks_fused_equal_unfused_bit_for_bit(dtype):
+    """A ResNet with every fusion (BN+ReLU, sum+ReLU) against the same ResNet with hooks
+    on every module (no fusion): outputs, input and parameter gradients, running stats."""
+    from cnnlab.models import get_model
+
+    nets = []
+    for _ in range(2):
+        cnnlab.manual_seed(0)
+        net = get_model("resnet20")
+        nets.append(net.double() if dtype == np.float64 else net)
+    x = np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(dtype)
+    fused, plain = _run(nets[0], x, True), _run(nets[1], x, False)
+    for i, (a, b) in enumerate(zip(fused, plain)):
+        np.testing.assert_array_equal(a, b, err_msg=f"array {i}")
+    for a, b in zip(nets[0].buffers(), nets[1].buffers()):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    xt = cnnlab.tensor(x, requires_grad=True)
+    assert {"AddReLU", "BatchNormReLU"} <= _node_names(nets[0](xt))
+
+
+def test_the_sum_and_relu_node_passes_gradcheck_and_matches_its_specification(monkeypatch):
+    from cnnlab.autograd.activation_ops import AddReLU
+    from cnnlab.kernels import _numba as nb
+
+    rng = np.random.default_rng(6)
+    a, b = (cnnlab.tensor(rng.standard_normal((2, 3, 4, 5)), requires_grad=True) for _ in range(2))
+    gradcheck(lambda a, b: AddReLU.apply(a, b), [a, b])
+    x, y = rng.standard_normal((2, 3, 4, 5)).round(1), rng.standard_normal((2, 3, 4, 5)).round(1)
+    x[0, 0, 0, :2], y[0, 0, 0, :2] = [np.nan, 1.0], [1.0, -1.0]       # NaN stays; 1 - 1 is 0
+    fast = act.add_relu_forward(x, y)
+    monkeypatch.setattr(nb, "AVAILABLE", False)
+    slow = act.add_relu_forward(x, y)
+    np.testing.assert_array_equal(fast, slow)
+    np.testing.assert_array_equal(fast, np.maximum(x + y, 0))
+    assert np.isnan(fast[0, 0, 0, 0]) and fast[0, 0, 0, 1] == 0

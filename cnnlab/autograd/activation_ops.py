@@ -18,6 +18,21 @@ class ReLU(Function):
         return (relu_modes.relu_backward_by_mode(g, self.y, relu_modes.MODE),)
 
 
+class AddReLU(Function):
+    """relu(a + b) as one node, for a and b of one shape (a residual block's output)."""
+
+    def forward(self, a, b):
+        self.y = act.add_relu_forward(a, b)
+        return self.y
+
+    def backward(self, g):
+        if relu_modes.MODE == "normal":
+            d = act.relu_backward(g, self.y)
+        else:
+            d = relu_modes.relu_backward_by_mode(g, self.y, relu_modes.MODE)
+        return d, d
+
+
 class Sigmoid(Function):
     def forward(self, x):
         self.y = act.sigmoid_forward(x)
@@ -95,5 +110,5 @@ class Dropout(Function):
     def backward(self, g):
         return (g * self.mask,)
 
-__all__ = ["ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Dropout", "LeakyReLU", "ELU",
+__all__ = ["AddReLU", "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "Dropout", "LeakyReLU", "ELU",
            "ScaledTanh"]

@@ -450,6 +450,15 @@ def _relu_fwd(x, y):
         y[i] = z if v <= z else v
 
 
+def _add_relu_fwd(a, b, y):
+    """y = max(a + b, 0) in one pass (a residual sum and the ReLU after it), taken as
+    :func:`_relu_fwd` takes it; flat arrays in the same memory order."""
+    z = a.dtype.type(0)
+    for i in range(a.size):
+        v = a[i] + b[i]
+        y[i] = z if v <= z else v
+
+
 def _relu_bwd(dy, y, dx):
     """dx = dy where y > 0, else 0; flat arrays in the same memory order (one pass,
     where NumPy's ``dy * (y > 0)`` makes two and a mask).
@@ -557,6 +566,7 @@ _compiled("relu_fwd")
 _compiled("winograd_in")
 _compiled("winograd_out")
 _compiled("relu_bwd")
+_compiled("add_relu_fwd")
 _compiled("relu_bwd_cols")
 
 

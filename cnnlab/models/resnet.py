@@ -21,7 +21,7 @@ from cnnlab.nn import (
     Sequential,
 )
 from cnnlab.nn import init as nn_init
-from cnnlab.nn.modules.container import conv_bn_relu
+from cnnlab.nn.modules.container import conv_bn_relu, relu_of_sum
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> Conv2d:
@@ -51,7 +51,7 @@ class BasicBlock(Module):
         identity = x if self.downsample is None else self.downsample(x)
         out = conv_bn_relu(self.conv1, self.bn1, self.relu, x)
         out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        return relu_of_sum(self.relu, out, identity)
 
 
 class Bottleneck(Module):
@@ -76,7 +76,7 @@ class Bottleneck(Module):
         out = conv_bn_relu(self.conv1, self.bn1, self.relu, x)
         out = conv_bn_relu(self.conv2, self.bn2, self.relu, out)
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        return relu_of_sum(self.relu, out, identity)
 
 
 def _init_resnet(model: Module) -> None:

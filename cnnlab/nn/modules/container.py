@@ -5,6 +5,8 @@ from collections import OrderedDict
 from functools import partial
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
+from cnnlab.autograd.activation_ops import AddReLU
+from cnnlab.autograd.tensor import Tensor
 from cnnlab.nn.module import Module
 from cnnlab.nn.modules.activation import ReLU
 from cnnlab.nn.modules.linear import Identity
@@ -41,6 +43,16 @@ def conv_bn_relu(conv: Module, bn: Module, relu: Module, x: Any) -> Any:
     if type(bn) is Identity and not bn._forward_hooks:
         return relu_after(conv, relu, x)
     return relu_after(bn, relu, conv(x))
+
+
+def relu_of_sum(relu: Module, a: Any, b: Any) -> Any:
+    """``relu(a + b)``, as one node (:class:`~cnnlab.autograd.activation_ops.AddReLU`)
+    when ``relu`` is a plain hook-free ``ReLU`` and a, b are tensors of one shape
+    and dtype: a residual block's sum and the ReLU after it."""
+    if (type(relu) is ReLU and not relu._forward_hooks and isinstance(a, Tensor)
+            and isinstance(b, Tensor) and a.shape == b.shape and a.dtype == b.dtype):
+        return AddReLU.apply(a, b)
+    return relu(a + b)
 
 
 class Sequential(Module):
