@@ -21,7 +21,7 @@ from cnnlab.nn import (
     Sequential,
 )
 from cnnlab.nn import init as nn_init
-from cnnlab.nn.modules.container import relu_after
+from cnnlab.nn.modules.fused import relu_after
 
 
 class DenseLayer(Module):

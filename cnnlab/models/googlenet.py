@@ -28,7 +28,7 @@ from cnnlab.nn import (
     Sequential,
 )
 from cnnlab.nn import functional as F
-from cnnlab.nn.modules.container import conv_bn_relu
+from cnnlab.nn.modules.fused import conv_bn_relu
 
 
 class BasicConv2d(Module):

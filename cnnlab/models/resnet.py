@@ -21,7 +21,7 @@ from cnnlab.nn import (
     Sequential,
 )
 from cnnlab.nn import init as nn_init
-from cnnlab.nn.modules.container import conv_bn_relu, relu_of_sum
+from cnnlab.nn.modules.fused import conv_bn_relu, relu_of_sum
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> Conv2d:
