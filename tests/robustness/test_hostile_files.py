@@ -9,6 +9,7 @@ import io
 import json
 import os
 import pickle
+import shlex
 import signal
 import struct
 import tracemalloc
@@ -170,8 +171,13 @@ def npy_bytes(a) -> bytes:
 
 
 class Boom:
+    """An object whose unpickling would create the file ``marker`` (a test's tmp_path)."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
     def __reduce__(self):
-        return (os.system, ("touch /tmp/cnnlab-pwned",))
+        return (os.system, (f"touch {shlex.quote(self.marker)}",))
 
 
 def header(arrays):
@@ -182,15 +188,19 @@ def header(arrays):
 
 
 def test_a_pickle_in_a_checkpoint_never_runs(tmp_path):
-    evil = np.array([Boom()], dtype=object)
+    marker = tmp_path / "pwned"
+    evil = np.array([Boom(marker)], dtype=object)
     path = npz_with(tmp_path, {"w.npy": npy_bytes(evil)}, header({"w": b""}))
     with bounded(), pytest.raises(CheckpointError, match="Python objects"):
         load_arrays(path)
     raw = tmp_path / "raw.npz"
-    raw.write_bytes(pickle.dumps({"w": Boom()}))
+    raw.write_bytes(pickle.dumps({"w": Boom(marker)}))
     with pytest.raises(CheckpointError):
         load_arrays(raw)
-    assert not os.path.exists("/tmp/cnnlab-pwned")
+    assert not marker.exists()
+    control = tmp_path / "control"                    # the payload does run when unpickled
+    pickle.loads(pickle.dumps(Boom(control)))
+    assert control.exists()
 
 
 def test_a_huge_declared_shape_is_refused_before_allocating(tmp_path):
