@@ -152,3 +152,19 @@ def test_evaluating_on_a_mismatched_dataset_warns(tmp_path, capsys):
     write_tree(tmp_path / "rgb", colour=True)
     assert main(["evaluate", str(digits), "--dataset", f"folder:{tmp_path / 'rgb'}"]) == 2
     assert "takes 1-channel images" in capsys.readouterr().err
+
+
+def test_pixel_stats_sums_in_blocks_without_a_float64_copy():
+    import tracemalloc
+
+    from cnnlab.data.user_data import pixel_stats
+
+    x = (np.random.default_rng(0).random((6000, 3, 32, 32)) * 255).astype(np.uint8)   # 18 MB
+    want = (float(x.astype(np.float64).mean()), float(x.astype(np.float64).std()))
+    tracemalloc.start()
+    got = pixel_stats(x)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert peak < 32 << 20          # a float64 copy would be 147 MB
+    assert all(np.isnan(pixel_stats(np.zeros((0, 3, 4, 4), np.uint8))))      # no images
