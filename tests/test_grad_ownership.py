@@ -6,8 +6,10 @@ from __future__ import annotations
 import weakref
 
 import numpy as np
+import pytest
 
 import cnnlab
+from cnnlab.kernels import _threads
 from cnnlab.kernels import activation as act
 
 
@@ -15,7 +17,8 @@ def _leaf(shape, seed=0):
     return cnnlab.tensor(np.random.default_rng(seed).standard_normal(shape), requires_grad=True)
 
 
-def test_a_fresh_gradient_becomes_the_leafs_grad_without_a_copy(monkeypatch):
+@pytest.mark.parametrize("shape", [(4, 3, 5, 5), (2, 3, 1 << 19)])   # the second: split over threads
+def test_a_fresh_gradient_becomes_the_leafs_grad_without_a_copy(monkeypatch, shape):
     made = []                   # weak references: a strong one would itself force a copy
     plain = act.relu_backward
 
@@ -25,9 +28,12 @@ def test_a_fresh_gradient_becomes_the_leafs_grad_without_a_copy(monkeypatch):
         return out
 
     monkeypatch.setattr(act, "relu_backward", recording)
-    x = _leaf((4, 3, 5, 5))
+    threads = _threads.get_num_threads()
+    _threads.set_num_threads(2)         # an idle kernel thread must not keep the pieces alive
+    x = _leaf(shape)
     up = np.ones(x.shape)
     cnnlab.nn.functional.relu(x).backward(up)
+    _threads.set_num_threads(threads)
     assert x.grad is made[0]()                          # adopted, not copied
     np.testing.assert_array_equal(x.grad, (np.asarray(x.data) > 0).astype(float))
     assert not np.shares_memory(x.grad, up)

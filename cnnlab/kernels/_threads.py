@@ -184,12 +184,15 @@ class _Worker:
         _local.inside = True
         while True:
             self._go.acquire()
-            task = self._task
+            task, self._task = self._task, None
             if task is None:
                 return
             try:
                 task()
             finally:
+                # drop the task before reporting: an idle worker must not keep the last
+                # call's pieces (and the arrays they hold) alive
+                task = None
                 self._done.release()
 
     def start(self, task: Callable[[], None]) -> None:
