@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from functools import partial
 
-import numpy as np
-
 from cnnlab.autograd import relu_modes
 from cnnlab.autograd.tensor import Function
 from cnnlab.kernels import activation as act
@@ -67,9 +65,8 @@ class LinearReLU(Function):
 
     def forward(self, x, w, b):
         self.x, self.w, self.has_bias = x, w, b is not None
-        y = linear_k.linear_forward(x, w, b)
-        self.y = np.maximum(y, 0, out=y)
-        return y
+        self.y = act.relu_inplace(linear_k.linear_forward(x, w, b))
+        return self.y
 
     def backward(self, g):
         return linear_k.linear_backward(

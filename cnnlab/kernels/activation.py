@@ -25,6 +25,14 @@ def relu_forward(x: np.ndarray) -> np.ndarray:
     return _flat_parallel(_nb.relu_fwd, y, x)
 
 
+def relu_inplace(y: np.ndarray) -> np.ndarray:
+    """y = max(y, 0) written over y (a layer's fresh output, for a fused ReLU), split
+    over the threads as :func:`relu_forward` is; returns y."""
+    if _nb.AVAILABLE and _dense(y) and y.dtype in _COMPILED:
+        return _flat_parallel(_nb.relu_fwd, y, y)
+    return np.maximum(y, 0, out=y)
+
+
 def relu_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
     """dy where the output is positive, else 0.  At exactly x = 0 the
     (sub)gradient is taken as 0, as in PyTorch."""

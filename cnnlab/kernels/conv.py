@@ -27,7 +27,7 @@ import numpy as np
 
 from cnnlab.kernels import _numba as _nb
 from cnnlab.kernels import winograd as _winograd
-from cnnlab.kernels.activation import relu_backward
+from cnnlab.kernels.activation import relu_backward, relu_inplace
 from cnnlab.kernels.conv_common import (
     ConvSpec,
     Padding4,
@@ -87,8 +87,8 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: P
                    padding: Padding4 = (0, 0, 0, 0), dilation: Pair = (1, 1), groups: int = 1,
                    layout: Layout | None = None, relu: bool = False) -> tuple[np.ndarray, ConvCache]:
     """Convolution (cross-correlation, as every library implements it), with ``relu``
-    followed by max(y, 0) (a ReLU fused into the output pass for "cols", in place
-    after the others).
+    followed by max(y, 0) (a ReLU fused into the output pass for "cols", in place and
+    over the threads after the others).
 
     Parameters
     ----------
@@ -131,7 +131,7 @@ def conv2d_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: P
     else:
         y, cache = depthwise_forward(x, w, b, spec)
     if relu:
-        np.maximum(y, 0, out=y)
+        relu_inplace(y)
     return y, cache
 
 
