@@ -158,3 +158,27 @@ def test_infinities_never_go_through_the_transforms(monkeypatch):
     dx, _, _ = conv_k.conv2d_backward(dy, cache)
     np.testing.assert_allclose(dx, xt.grad.numpy(), atol=1e-12, rtol=0)   # inf where torch has inf
     assert not np.isnan(dx).any()
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_the_dispatcher_sends_winograds_backward_to_winograd(monkeypatch, relu):
+    """conv2d_backward on a Winograd cache takes dX by the Winograd convolution of dY
+    (WinogradCache extends GemmCache: a type test must not send it to im2col's col2im)."""
+    from cnnlab.kernels import conv as conv_k
+    from cnnlab.kernels import winograd as wino
+
+    calls = []
+    plain = wino.conv3x3_backward_data
+
+    def counting(*a, **k):
+        calls.append(1)
+        return plain(*a, **k)
+
+    monkeypatch.setattr(wino, "conv3x3_backward_data", counting)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 64, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    y, cache = conv_k.conv2d_forward(x, w, None, (1, 1), (1, 1, 1, 1), relu=relu)
+    assert isinstance(cache, wino.WinogradCache)
+    conv_k.conv2d_backward(np.ones_like(y), cache, relu_y=y if relu else None)
+    assert calls == [1]

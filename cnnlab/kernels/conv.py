@@ -156,7 +156,7 @@ def conv2d_backward(dy: np.ndarray, cache: ConvCache, need_dx: bool = True,
         return (np.zeros(spec.x_shape, dy.dtype) if need_dx else None,
                 np.zeros(spec.w_shape, dy.dtype) if need_dw else None,
                 np.zeros(spec.w_shape[0], dy.dtype) if spec.has_bias else None)
-    if isinstance(cache, GemmCache):
+    if type(cache) is GemmCache:       # (not a WinogradCache, which extends it)
         return gemm_backward(dy, cache, need_dx, need_dw, relu_y, relu_grad)
     if relu_y is not None:
         dy = (relu_grad or relu_backward)(dy, relu_y)
