@@ -298,6 +298,7 @@ def test_pooling_keeps_the_memory_layout_and_values(order):
 def test_blocked_products_equal_plain_products(monkeypatch, m, k, groups):
     # the GEMMs cut into column blocks (OpenBLAS's small-matrix sizes) are the plain
     # products: force narrow, uneven blocks; the weight gradient takes both orders (k >= m, k < m)
+    monkeypatch.setattr(conv_gemm, "_small_gemm", True)     # as with OpenBLAS's AVX-512 kernels
     monkeypatch.setattr(conv_gemm, "SMALL_GEMM_MACS", m * k * 7)
     monkeypatch.setattr(conv_gemm, "MIN_BLOCK_OUT", 1)
     monkeypatch.setattr(conv_gemm, "MIN_BLOCK_SUM", 1)
@@ -313,11 +314,14 @@ def test_blocked_products_equal_plain_products(monkeypatch, m, k, groups):
         monkeypatch.setattr(conv_gemm, "DW_SWAP_MAX", swap_max)
         np.testing.assert_allclose(conv_gemm.matmul_nt_blocks(d, c), d @ c.transpose(0, 2, 1),
                                    atol=1e-12, rtol=0)
+    monkeypatch.setattr(conv_gemm, "_small_gemm", False)    # another kernel: whole products
+    assert conv_gemm.column_blocks(n, m * k, 1) == [(0, n)]
 
 
 @pytest.mark.parametrize("case", CONV_CASES[:6])
 def test_conv_in_column_blocks_matches_torch(monkeypatch, case):
     # every GEMM of forward and backward cut into blocks of a few columns
+    monkeypatch.setattr(conv_gemm, "_small_gemm", True)
     monkeypatch.setattr(conv_gemm, "SMALL_GEMM_MACS", 1)
     monkeypatch.setattr(conv_gemm, "MIN_BLOCK_OUT", 1)
     monkeypatch.setattr(conv_gemm, "MIN_BLOCK_SUM", 1)

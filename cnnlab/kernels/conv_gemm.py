@@ -157,10 +157,36 @@ def matmul_per_group(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None
     return np.matmul(a, b, out=out)
 
 
+# OpenBLAS kernels with the small-matrix path that SMALL_GEMM_MACS and DW_SWAP_MAX were
+# measured on (its AVX-512 x86 kernels); with any other kernel the products run whole
+SMALL_GEMM_KERNELS = ("SKYLAKEX", "COOPERLAKE", "SAPPHIRERAPIDS")
+_small_gemm: bool | None = None
+
+
+def small_gemm_kernel() -> bool:
+    """Whether the loaded OpenBLAS runs the small-matrix kernels (found once, from
+    threadpoolctl's report of its architecture: a property of the machine, not of
+    the thread count)."""
+    global _small_gemm
+    if _small_gemm is None:
+        try:
+            from threadpoolctl import threadpool_info
+
+            archs = [str(p.get("architecture") or "").upper() for p in threadpool_info()
+                     if p.get("internal_api") == "openblas"]
+        except Exception:    # threadpoolctl absent or failing: assume the plain products
+            archs = []
+        _small_gemm = any(a in SMALL_GEMM_KERNELS for a in archs)
+    return _small_gemm
+
+
 def column_blocks(n: int, macs_per_column: int, min_width: int) -> list[tuple[int, int]]:
     """Spans of range(n) of near-equal width, each a product of at most SMALL_GEMM_MACS
-    multiply-adds, or one span when such blocks would be narrower than ``min_width``.
-    From the shapes alone, so results do not depend on the thread count."""
+    multiply-adds, or one span when such blocks would be narrower than ``min_width``
+    or OpenBLAS has no small-matrix kernel here.  From the shapes and the machine
+    alone, so results do not depend on the thread count."""
+    if not small_gemm_kernel():
+        return [(0, n)]
     width = SMALL_GEMM_MACS // max(1, macs_per_column)
     if width >= n or width < min_width:
         return [(0, n)]
@@ -186,7 +212,7 @@ def matmul_nt_blocks(d: np.ndarray, c: np.ndarray) -> np.ndarray:
     which OpenBLAS runs up to twice as fast as the other order (LeNet's conv2,
     (16 x 6400) by (150 x 6400): 0.38 ms as d @ c^T, 0.22 ms as (c @ d^T)^T)."""
     m, k = d.shape[1], c.shape[1]
-    swap = k >= m and m * k <= DW_SWAP_MAX
+    swap = k >= m and m * k <= DW_SWAP_MAX and small_gemm_kernel()
     total = None
     for c0, c1 in column_blocks(d.shape[2], m * k, MIN_BLOCK_SUM):
         db, cb = d[:, :, c0:c1], c[:, :, c0:c1]
