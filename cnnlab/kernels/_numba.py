@@ -388,14 +388,19 @@ def _bn_forward(x, mean, var, train, gamma, beta, eps, x_hat, y, inv_std, c0, c1
         inv_c = inv_std[c]
         g = gamma[c]
         b = beta[c]
-        for a in range(A):
-            for l in range(L):
-                h = (x[a, c, l] - mu_c) * inv_c
-                x_hat[a, c, l] = h
-                v = h * g + b
-                if relu and v <= zero:
-                    v = zero
-                y[a, c, l] = v
+        if relu:        # separate loops: a test inside one loop kept LLVM from vectorising it
+            for a in range(A):
+                for l in range(L):
+                    h = (x[a, c, l] - mu_c) * inv_c
+                    x_hat[a, c, l] = h
+                    v = h * g + b
+                    y[a, c, l] = zero if v <= zero else v
+        else:
+            for a in range(A):
+                for l in range(L):
+                    h = (x[a, c, l] - mu_c) * inv_c
+                    x_hat[a, c, l] = h
+                    y[a, c, l] = h * g + b
 
 
 def _bn_backward(dy, x_hat, gamma, inv_std, train, dx, dgamma, dbeta, c0, c1, y, relu):
@@ -411,35 +416,46 @@ def _bn_backward(dy, x_hat, gamma, inv_std, train, dx, dgamma, dbeta, c0, c1, y,
     for c in range(c0, c1):
         s = 0.0
         sx = 0.0
-        for a in range(A):
-            for l in range(L):
-                v = dy[a, c, l]
-                if relu and not y[a, c, l] > z:
-                    v = z
-                s += v
-                sx += v * x_hat[a, c, l]
+        if relu:        # separate loops, as in _bn_forward
+            for a in range(A):
+                for l in range(L):
+                    v = dy[a, c, l] if y[a, c, l] > z else z
+                    s += v
+                    sx += v * x_hat[a, c, l]
+        else:
+            for a in range(A):
+                for l in range(L):
+                    v = dy[a, c, l]
+                    s += v
+                    sx += v * x_hat[a, c, l]
         dbeta[c] = s
         dgamma[c] = sx
         consts[0] = gamma[c] * inv_std[c]
         consts[1] = s / m
         consts[2] = gamma[c] * inv_std[c] * sx / m
         k = consts[0]
-        if train:
+        if train and relu:
             mg = k * consts[1]
             kgx = consts[2]
             for a in range(A):
                 for l in range(L):
-                    v = dy[a, c, l]
-                    if relu and not y[a, c, l] > z:
-                        v = z
+                    v = dy[a, c, l] if y[a, c, l] > z else z
                     dx[a, c, l] = k * v - mg - x_hat[a, c, l] * kgx
+        elif train:
+            mg = k * consts[1]
+            kgx = consts[2]
+            for a in range(A):
+                for l in range(L):
+                    dx[a, c, l] = k * dy[a, c, l] - mg - x_hat[a, c, l] * kgx
+        elif relu:
+            for a in range(A):
+                for l in range(L):
+                    v = dy[a, c, l] if y[a, c, l] > z else z
+                    dx[a, c, l] = k * v
         else:
             for a in range(A):
                 for l in range(L):
-                    v = dy[a, c, l]
-                    if relu and not y[a, c, l] > z:
-                        v = z
-                    dx[a, c, l] = k * v
+                    dx[a, c, l] = k * dy[a, c, l]
 
 
 def _relu_fwd(x, y):
