@@ -30,10 +30,12 @@ def test_a_fresh_gradient_becomes_the_leafs_grad_without_a_copy(monkeypatch, sha
     monkeypatch.setattr(act, "relu_backward", recording)
     threads = _threads.get_num_threads()
     _threads.set_num_threads(2)         # an idle kernel thread must not keep the pieces alive
-    x = _leaf(shape)
-    up = np.ones(x.shape)
-    cnnlab.nn.functional.relu(x).backward(up)
-    _threads.set_num_threads(threads)
+    try:
+        x = _leaf(shape)
+        up = np.ones(x.shape)
+        cnnlab.nn.functional.relu(x).backward(up)
+    finally:
+        _threads.set_num_threads(threads)
     assert x.grad is made[0]()                          # adopted, not copied
     np.testing.assert_array_equal(x.grad, (np.asarray(x.data) > 0).astype(float))
     assert not np.shares_memory(x.grad, up)

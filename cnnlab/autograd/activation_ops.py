@@ -13,9 +13,7 @@ class ReLU(Function):
         return self.y
 
     def backward(self, g):
-        if relu_modes.MODE == "normal":     # see cnnlab.autograd.relu_modes (guided, deconvnet)
-            return (act.relu_backward(g, self.y),)
-        return (relu_modes.relu_backward_by_mode(g, self.y, relu_modes.MODE),)
+        return (relu_modes.relu_grad(g, self.y),)   # the mode: guided backprop, DeconvNet
 
 
 class AddReLU(Function):
@@ -26,10 +24,7 @@ class AddReLU(Function):
         return self.y
 
     def backward(self, g):
-        if relu_modes.MODE == "normal":
-            d = act.relu_backward(g, self.y)
-        else:
-            d = relu_modes.relu_backward_by_mode(g, self.y, relu_modes.MODE)
+        d = relu_modes.relu_grad(g, self.y)
         return d, d
 
 

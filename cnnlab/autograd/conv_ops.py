@@ -2,8 +2,6 @@
 :mod:`cnnlab.kernels.conv` and :mod:`cnnlab.kernels.linear`)."""
 from __future__ import annotations
 
-from functools import partial
-
 from cnnlab.autograd import relu_modes
 from cnnlab.autograd.tensor import Function
 from cnnlab.kernels import activation as act
@@ -25,14 +23,6 @@ class Conv2d(Function):
         return dx, dw, db
 
 
-def _relu_grad():
-    """A fused ReLU's gradient rule under the current backward mode
-    (:mod:`cnnlab.autograd.relu_modes`): None for the plain ReLU's, which the
-    kernels apply themselves; guided backprop's and DeconvNet's otherwise."""
-    mode = relu_modes.MODE
-    return None if mode == "normal" else partial(relu_modes.relu_backward_by_mode, mode=mode)
-
-
 class Conv2dReLU(Function):
     """relu(conv2d(x, w, b)) as one node: the ReLU is taken in the convolution's
     output pass and its gradient in the backward's, batch chunk by chunk."""
@@ -46,7 +36,7 @@ class Conv2dReLU(Function):
     def backward(self, g):
         return conv_k.conv2d_backward(
             g, self.cache, need_dx=self.needs_input_grad[0], need_dw=self.needs_input_grad[1],
-            relu_y=self.y, relu_grad=_relu_grad())
+            relu_y=self.y, relu_grad=relu_modes.mode_rule())
 
 
 class Linear(Function):
@@ -70,7 +60,7 @@ class LinearReLU(Function):
 
     def backward(self, g):
         return linear_k.linear_backward(
-            (_relu_grad() or act.relu_backward)(g, self.y), self.x, self.w,
+            relu_modes.relu_grad(g, self.y), self.x, self.w,
             need_dx=self.needs_input_grad[0],
             need_dw=self.needs_input_grad[1], has_bias=self.has_bias)
 

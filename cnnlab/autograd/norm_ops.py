@@ -26,10 +26,10 @@ class BatchNormReLU(Function):
         return self.y
 
     def backward(self, g):
-        if relu_modes.MODE == "normal":
+        rule = relu_modes.mode_rule()
+        if rule is None:
             return norm_k.batch_norm_backward(g, self.cache, relu_y=self.y)
-        return norm_k.batch_norm_backward(
-            relu_modes.relu_backward_by_mode(g, self.y, relu_modes.MODE), self.cache)
+        return norm_k.batch_norm_backward(rule(g, self.y), self.cache)
 
 
 class LayerNorm(Function):

@@ -18,24 +18,28 @@ The mode is one switch of the engine, not a modified copy of each model::
         score = model(x)[:, target].sum()
         score.backward()
 
-Every ReLU in cnnlab (``nn.ReLU``, ``F.relu``, ``Tensor.relu``) goes through
-:class:`cnnlab.autograd.activation_ops.ReLU`, whose backward reads the mode
-**when the backward runs**.  In normal mode that is one comparison of a
-module-level string.  The switch is process-wide (not per thread).
+Every ReLU in cnnlab (``nn.ReLU``, ``F.relu``, ``Tensor.relu``, and the fused nodes
+that take a ReLU inside a convolution, FC layer, batch norm or residual sum) reads
+the mode **when the backward runs**, through :func:`relu_grad` or :func:`mode_rule`.
+In normal mode that is one comparison of a module-level string.  The switch is
+process-wide (not per thread).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 
 import numpy as np
+
+from cnnlab.kernels import activation as act
 
 __all__ = ["RELU_BACKWARD_MODES", "get_relu_backward_mode", "relu_backward_mode",
            "relu_backward_by_mode"]
 
 RELU_BACKWARD_MODES = ("normal", "guided", "deconvnet")
 
-# Read by activation_ops.ReLU.backward; change it only through relu_backward_mode().
+# Read by every ReLU backward (relu_grad, mode_rule); change it only through relu_backward_mode().
 MODE = "normal"
 
 
@@ -87,3 +91,16 @@ def relu_backward_by_mode(g: np.ndarray, y: np.ndarray, mode: str) -> np.ndarray
     if mode == "guided":
         return g * ((y > 0) & (g > 0))
     raise ValueError(f"relu_backward_by_mode: mode must be one of {RELU_BACKWARD_MODES}, got {mode!r}")
+
+
+def mode_rule() -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+    """The current mode's rule ``(g, y) -> gradient``, or None in normal mode, where a
+    fused kernel takes the plain ReLU gradient itself."""
+    return None if MODE == "normal" else partial(relu_backward_by_mode, mode=MODE)
+
+
+def relu_grad(g: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The gradient through a ReLU whose output was ``y``, under the current mode
+    (the compiled one-pass kernel in normal mode)."""
+    rule = mode_rule()
+    return act.relu_backward(g, y) if rule is None else rule(g, y)
