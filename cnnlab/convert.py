@@ -52,6 +52,7 @@ from cnnlab.nn import (
     Tanh,
 )
 from cnnlab.nn._args import pair
+from cnnlab.nn.capture import forward_hooks, leaf_modules
 from cnnlab.random import get_rng_state, set_rng_state
 
 # Layers that act on each feature independently: after a Flatten they are kept
@@ -94,7 +95,6 @@ def _trace_chain(model: Module, input_size: tuple[int, int, int]
     model's output is the last leaf's output."""
     names = {id(m): n for n, m in model.named_modules()}
     calls: list[_Call] = []
-    handles = []
 
     def hook(module: Module, args: tuple, out: Any) -> None:
         if len(args) != 1:
@@ -103,17 +103,10 @@ def _trace_chain(model: Module, input_size: tuple[int, int, int]
                              f"of one-input layers can be converted")
         calls.append(_Call(names[id(module)], module, args[0], out))
 
-    for _, m in model.named_modules():
-        if not any(True for _ in m.children()):
-            handles.append(m.register_forward_hook(hook))
     x = Tensor(np.random.default_rng(0).standard_normal((1, *input_size))
                .astype(_model_dtype(model)))
-    try:
-        with no_grad():
-            out = model(x)
-    finally:
-        for h in handles:
-            h.remove()
+    with forward_hooks(leaf_modules(model), hook), no_grad():
+        out = model(x)
 
     what = (f"{type(model).__name__} is not a plain chain of layers, so it cannot be "
             f"converted layer by layer")

@@ -35,6 +35,7 @@ import numpy as np
 
 from cnnlab.autograd.tensor import Tensor, no_grad
 from cnnlab.nn._args import pair
+from cnnlab.nn.capture import forward_hooks
 from cnnlab.nn.module import Module
 
 INPLACE_TYPES = ("ReLU", "LeakyReLU", "ELU", "Dropout", "Dropout2d", "Flatten", "Identity")
@@ -233,15 +234,12 @@ def summary(model: Module, input_size: tuple[int, ...], batch_size: int = 1,
                              values * itemsize, weights, biases, _macs(m, inp, out),
                              tname not in INPLACE_TYPES and not identity, rf))
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()]
     was_training = model.training
     model.eval()
     try:
-        with no_grad():
+        with forward_hooks(model.modules(), hook), no_grad():
             model(x)
     finally:
-        for h in handles:
-            h.remove()
         model.train(was_training)
 
     params = list(model.parameters())

@@ -10,20 +10,41 @@ and by transfer learning (``extract_features``), so "the output of layer
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
 from cnnlab.autograd.tensor import Tensor
 from cnnlab.nn.module import Module
 
-__all__ = ["capture_outputs", "layer_names"]
+__all__ = ["capture_outputs", "forward_hooks", "layer_names", "leaf_modules"]
 
 
 def layer_names(model: Module) -> list[str]:
     """Dotted names of every submodule, in registration order (the model itself excluded)."""
     return [name for name, _ in model.named_modules() if name]
+
+
+def leaf_modules(model: Module) -> list[Module]:
+    """The modules of ``model`` (itself included) that have no submodules: its layers."""
+    return [m for m in model.modules() if not any(True for _ in m.children())]
+
+
+@contextmanager
+def forward_hooks(modules: Iterable[Module], hook: Callable[[Module, tuple, Any], Any]
+                  ) -> Iterator[None]:
+    """``hook`` registered as a forward hook on each of ``modules`` for the block, and
+    removed after it, also when the block raises."""
+    handles = []
+    try:
+        for m in modules:
+            handles.append(m.register_forward_hook(hook))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 @contextmanager

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.autograd.tensor import Tensor, enable_grad, no_grad
+from cnnlab.nn.capture import forward_hooks, leaf_modules
 from cnnlab.nn.module import Module
 from cnnlab.nn.modules.batchnorm import BatchNorm1d, BatchNorm2d
 from cnnlab.nn.modules.conv import _ConvNd
@@ -212,14 +213,9 @@ def _trace(net: Module, x: Tensor) -> _Trace:
         if isinstance(out, Tensor):
             producer.setdefault(id(out), id(module))   # the first layer to return it made it
 
-    leaves = {id(m): m for m in net.modules() if not any(True for _ in m.children())}
-    handles = [m.register_forward_hook(hook) for m in leaves.values()]
-    try:
-        with enable_grad():
-            output = net(x)
-    finally:
-        for h in handles:
-            h.remove()
+    leaves = {id(m): m for m in leaf_modules(net)}
+    with forward_hooks(leaves.values(), hook), enable_grad():
+        output = net(x)
     readers: Counter = Counter()
     outputs = _tensors_in(output)
     for t in outputs:

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from cnnlab.autograd.tensor import Function, Tensor
+from cnnlab.nn.capture import forward_hooks
 from cnnlab.nn.module import Module
 from cnnlab.onnx.graph import ExportError, GraphBuilder
 
@@ -58,7 +59,6 @@ def trace(model: Module, example: Tensor) -> tuple[Tensor, dict[int, LayerCall]]
     """Run ``model(example)`` recording every converted layer's call; returns the
     output and {id(output tensor): LayerCall}."""
     calls: dict[int, LayerCall] = {}
-    handles = []
     names = {id(m): n for n, m in model.named_modules()}
 
     def hook(module: Module, args: tuple, out: Any) -> None:
@@ -72,14 +72,8 @@ def trace(model: Module, example: Tensor) -> tuple[Tensor, dict[int, LayerCall]]
             return
         calls[id(out)] = LayerCall(names[id(module)], module, inputs)
 
-    for m in model.modules():
-        if layer_converter(m) is not None:
-            handles.append(m.register_forward_hook(hook))
-    try:
+    with forward_hooks((m for m in model.modules() if layer_converter(m) is not None), hook):
         out = model(example)
-    finally:
-        for h in handles:
-            h.remove()
     if not isinstance(out, Tensor):
         raise ExportError(f"{type(model).__name__} returns {type(out).__name__} in eval mode; "
                           "only a model returning one tensor can be exported")
